@@ -1,0 +1,74 @@
+// Starts and stops real Signalboard servers for the browser tests: the binary that `cargo leptos build`
+// made, run from the repository root (so it finds Leptos.toml and target/site), on a free port, over a
+// SQLite file in a fresh temporary directory.
+import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+
+const root = path.resolve(__dirname, "..", "..");
+const binary = process.env.SIGNALBOARD_BIN ?? path.join(root, "target", "debug", "signalboard");
+
+export function tempDatabase(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "signalboard-e2e-"));
+  return `sqlite://${path.join(dir, "e2e.db")}`;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export class Server {
+  constructor(
+    readonly process: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(database: string, port: number): Promise<Server> {
+    const child = spawn(binary, ["serve", "--addr", `127.0.0.1:${port}`, "--database-url", database], {
+      cwd: root,
+      env: { ...process.env, RUST_LOG: "warn" },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    const server = new Server(child, `http://127.0.0.1:${port}`);
+    for (let i = 0; i < 200; i++) {
+      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+      try {
+        if ((await fetch(`${server.url}/healthz`)).ok) return server;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill("SIGKILL");
+    throw new Error("server did not become healthy");
+  }
+
+  /** POSTs samples to the ingest API and checks they were committed. */
+  async post(samples: object): Promise<void> {
+    const response = await fetch(`${this.url}/api/telemetry`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(samples),
+    });
+    if (response.status !== 200) {
+      throw new Error(`POST answered ${response.status}: ${await response.text()}`);
+    }
+  }
+
+  /** Stops the server: SIGTERM shuts down gracefully, SIGKILL is a crash. */
+  async stop(signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    const exited = new Promise((r) => this.process.once("exit", r));
+    this.process.kill(signal);
+    await exited;
+  }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what building (and, with --test, testing) Signalboard needs, skipping whatever is already
+# there, so it is cheap to run before every build. Versions and sources are the ones that work here:
+# see ../shared/TOOLCHAIN.md. Usage: scripts/setup.sh [--release] [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PWD/target/tools/node_modules/.bin:$PATH"
+
+CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 needs a newer rustc than 1.95
+BINARYEN_VERSION=132.0.0      # npm's wasm-opt; Debian's (108) silently breaks hydration
+release=false test=false
+for arg in "$@"; do
+  case "$arg" in
+    --release) release=true ;;
+    --test) test=true ;;
+    *) echo "usage: $0 [--release] [--test]" >&2; exit 2 ;;
+  esac
+done
+
+step() { echo "==> $*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
+  step "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 20 minutes, once)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+fi
+
+# The CLI must match the wasm-bindgen crate in Cargo.lock exactly. Without --locked: its lock file wants a
+# webpki-roots version the registry no longer serves.
+wasm_bindgen_version=$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
+if ! wasm-bindgen --version 2>/dev/null | grep -q "$wasm_bindgen_version"; then
+  step "installing wasm-bindgen-cli $wasm_bindgen_version (a few minutes, once)"
+  cargo install wasm-bindgen-cli --version "$wasm_bindgen_version"
+fi
+
+if $release && ! wasm-opt --version 2>/dev/null | grep -q "version ${BINARYEN_VERSION%%.*}"; then
+  step "installing wasm-opt from npm's binaryen $BINARYEN_VERSION"
+  npm install --silent --no-save --no-package-lock --prefix target/tools "binaryen@$BINARYEN_VERSION"
+fi
+
+if $test; then
+  if ! command -v chromium >/dev/null; then
+    step "installing Debian's chromium for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  fi
+  if [ ! -d end2end/node_modules/@playwright/test ]; then
+    step "installing Playwright (no browser download: the tests use /usr/bin/chromium)"
+    (cd end2end && npm ci --silent)
+  fi
+fi

@@ -1,0 +1,232 @@
+//! Settings, from weakest to strongest: built-in defaults ← `Leptos.toml` ← environment ← command line.
+//!
+//! `Leptos.toml` holds two sections: `[package.metadata.leptos]`, the Leptos options the server needs at
+//! run time (where the site's files are, the address), and `[signalboard]`, this server's own settings.
+//! Environment variables and flags are declared together on the clap arguments, so `--help` lists all.
+
+use crate::server::store::Durability;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use leptos::config::LeptosOptions;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/signalboard.db";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "signalboard",
+    version,
+    about = "Real-time telemetry: ingest, store, and watch live signals."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// With no subcommand, `signalboard` serves.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server: ingest API, live feed and dashboard (the default).
+    Serve(ServeArgs),
+    /// Run the simulated producer against a server.
+    Produce(ProduceArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: site-addr of Leptos.toml, else 127.0.0.1:3000].
+    #[arg(long, env = "LEPTOS_SITE_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// Database to store points in [default: database-url of Leptos.toml, else sqlite://data/signalboard.db].
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// normal: a commit survives a server crash; fsync: it also survives power loss (slower)
+    /// [default: durability of Leptos.toml, else normal].
+    #[arg(long, env = "SIGNALBOARD_DURABILITY")]
+    pub durability: Option<Durability>,
+    /// Also run the simulated producer in-process, feeding this server.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub producer: SimulationArgs,
+    /// The settings file.
+    #[arg(long, env = "SIGNALBOARD_CONFIG", default_value = "Leptos.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProduceArgs {
+    /// The server's ingest endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:3000/api/telemetry")]
+    pub url: String,
+    #[command(flatten)]
+    pub simulation: SimulationArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulationArgs {
+    /// Number of simulated signals.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub signals: u32,
+    /// Samples per second, each carrying every signal.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+}
+
+impl Default for SimulationArgs {
+    fn default() -> Self {
+        SimulationArgs {
+            signals: 5,
+            rate: 1.0,
+        }
+    }
+}
+
+/// Limits that protect the server from oversized or too many requests.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest accepted request body; larger gets 413.
+    pub max_body_bytes: usize,
+    /// Requests that may wait for a commit; more get 503 + Retry-After.
+    pub write_queue: usize,
+    /// Most raw points one history read may return; more gets 400.
+    pub max_raw_points: usize,
+    /// Committed groups a live subscriber may lag behind before it is disconnected.
+    pub live_backlog: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 8 * 1024 * 1024,
+            write_queue: 1024,
+            max_raw_points: 1_000_000,
+            live_backlog: 256,
+        }
+    }
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: String,
+    pub durability: Durability,
+    pub limits: Limits,
+    /// `Some` runs the simulated producer in-process.
+    pub demo: Option<SimulationArgs>,
+    /// Includes `site_addr`, the address to listen on.
+    pub leptos: LeptosOptions,
+}
+
+/// The `[signalboard]` section of `Leptos.toml`.
+#[derive(Deserialize, Default, Debug)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<String>,
+    durability: Option<Durability>,
+    max_body_bytes: Option<usize>,
+    write_queue: Option<usize>,
+    max_raw_points: Option<usize>,
+    live_backlog: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+struct SettingsFile {
+    #[serde(default)]
+    signalboard: FileSettings,
+}
+
+impl Settings {
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Settings> {
+        let file = read_file_settings(&args.config)?;
+        let mut leptos = leptos_options(&args.config)?;
+        if let Some(addr) = args.addr {
+            leptos.site_addr = addr;
+        }
+        let defaults = Limits::default();
+        Ok(Settings {
+            database_url: args
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            durability: args.durability.or(file.durability).unwrap_or_default(),
+            limits: Limits {
+                max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+                write_queue: file.write_queue.unwrap_or(defaults.write_queue),
+                max_raw_points: file.max_raw_points.unwrap_or(defaults.max_raw_points),
+                live_backlog: file.live_backlog.unwrap_or(defaults.live_backlog),
+            },
+            demo: args.demo.then(|| args.producer.clone()),
+            leptos,
+        })
+    }
+}
+
+/// The Leptos options from the settings file, with `LEPTOS_*` environment variables applied (cargo-leptos
+/// sets those when it runs the server). Without a file, Leptos' own defaults.
+fn leptos_options(path: &Path) -> anyhow::Result<LeptosOptions> {
+    let path = path.exists().then(|| path.to_string_lossy().into_owned());
+    let conf = leptos::config::get_configuration(path.as_deref())
+        .with_context(|| format!("reading the Leptos options of {path:?}"))?;
+    Ok(conf.leptos_options)
+}
+
+fn read_file_settings(path: &Path) -> anyhow::Result<FileSettings> {
+    if !path.exists() {
+        return Ok(FileSettings::default());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: SettingsFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(file.signalboard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Leptos.toml");
+        std::fs::write(
+            &path,
+            "[package.metadata.leptos]\noutput-name = \"signalboard\"\nsite-addr = \"127.0.0.1:4000\"\n\
+             [signalboard]\ndatabase-url = \"sqlite://file.db\"\ndurability = \"fsync\"\nwrite-queue = 7\n",
+        )
+        .unwrap();
+        let mut args = ServeArgs {
+            config: path,
+            ..ServeArgs::default()
+        };
+        let from_file = Settings::load(&args).unwrap();
+        assert_eq!(from_file.database_url, "sqlite://file.db");
+        assert_eq!(from_file.durability, Durability::Fsync);
+        assert_eq!(from_file.limits.write_queue, 7);
+        assert_eq!(from_file.limits.max_body_bytes, 8 * 1024 * 1024);
+        args.database_url = Some("sqlite://flag.db".into());
+        args.addr = Some("127.0.0.1:5000".parse().unwrap());
+        let from_flags = Settings::load(&args).unwrap();
+        assert_eq!(from_flags.database_url, "sqlite://flag.db");
+        assert_eq!(from_flags.leptos.site_addr.port(), 5000);
+    }
+
+    #[test]
+    fn unknown_settings_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Leptos.toml");
+        std::fs::write(&path, "[signalboard]\ndatabse-url = \"typo\"\n").unwrap();
+        let args = ServeArgs {
+            config: path,
+            ..ServeArgs::default()
+        };
+        assert!(format!("{:#}", Settings::load(&args).unwrap_err()).contains("databse-url"));
+    }
+}

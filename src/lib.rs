@@ -1,0 +1,24 @@
+//! Signalboard: producers push samples, the server stores them, a browser dashboard draws them live.
+//!
+//! One crate, two builds: `ssr` is the server (axum, sqlx, the Leptos renderer), `hydrate` is the
+//! dashboard's WebAssembly. `model`, `api` and `app` compile into both; `server` only into the first.
+//! A point's journey: `server::ingest` → `server::writer` → `server::store` and `server::live` →
+//! `api` / `server::query` → `ui`.
+
+pub mod api;
+pub mod app;
+pub mod model;
+pub mod ui;
+
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod server;
+
+/// The WebAssembly entry point: takes over the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,49 @@
+//! The `signalboard` binary: `serve` (the default) or `produce`. See `signalboard --help`.
+
+#[cfg(feature = "ssr")]
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    use anyhow::Context;
+    use clap::Parser;
+    use signalboard::config::{Cli, Command, Settings};
+    use signalboard::server;
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => {
+            let settings = Settings::load(&args)?;
+            let addr = settings.leptos.site_addr;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?;
+            server::serve(listener, settings, shutdown_signal()).await
+        }
+        Command::Produce(args) => {
+            server::producer::run(args.url, args.simulation).await;
+            Ok(())
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish what is queued, exit.
+#[cfg(feature = "ssr")]
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(not(feature = "ssr"))]
+fn main() {
+    // The browser's entry point is `hydrate` in lib.rs.
+}

@@ -1,0 +1,69 @@
+//! Wire types: everything that crosses HTTP or the WebSocket, defined once and compiled into both the
+//! server and the WebAssembly dashboard, so the two can never disagree on a field name.
+//!
+//! Timestamps on the wire are milliseconds since the Unix epoch (UTC), values are `f64`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One sample in the canonical form a producer sends to `POST /api/telemetry`. (The server also accepts
+/// an RFC 3339 `timestamp`, or none at all, meaning "now".)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub timestamp: i64,
+    pub signals: BTreeMap<String, f64>,
+}
+
+/// One stored point, as pushed to live subscribers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub signal: String,
+    pub timestamp: i64,
+    pub value: f64,
+}
+
+/// What `/api/live` sends for every committed write.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LiveMessage {
+    pub points: Vec<Point>,
+}
+
+/// One signal's points over a range, in ascending time. Column-wise: half the JSON of an array of objects.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub signal: String,
+    pub timestamps: Vec<i64>,
+    pub values: Vec<f64>,
+}
+
+/// The answer of `GET /api/telemetry` and of the `history` server function.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub from: i64,
+    pub to: i64,
+    pub series: Vec<Series>,
+}
+
+/// One row of `GET /api/signals`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalInfo {
+    pub signal: String,
+    pub points: u64,
+    pub last_timestamp: i64,
+    pub last_value: f64,
+}
+
+/// The body of every error response: `{"error": "what is wrong and where"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// The answer to an accepted `POST /api/telemetry`: how many points were committed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub accepted: usize,
+}
+
+/// How far back the dashboard's charts look, and so how much history it fetches on load.
+pub const DASHBOARD_WINDOW_MS: i64 = 60 * 60 * 1000;

@@ -1,0 +1,65 @@
+//! The one error type of the HTTP layer. Every handler returns `Result<_, ApiError>`, and this file alone
+//! decides which status and which `{"error": …}` body each failure becomes.
+
+use crate::model::ErrorBody;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or invalid; the message says what and where.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported content type {found:?}: expected {expected}")]
+    UnsupportedMediaType {
+        found: String,
+        expected: &'static str,
+    },
+    /// The write queue is full: the client should retry after a short pause.
+    #[error("server is busy: the write queue is full, retry shortly")]
+    Overloaded,
+    /// The database failed. Nothing of the request was stored; retrying is safe.
+    #[error("storage unavailable: {0}")]
+    Store(#[from] crate::server::store::StoreError),
+    #[error("server is shutting down")]
+    ShuttingDown,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Overloaded | ApiError::Store(_) | ApiError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "request failed");
+        }
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 here is transient: tell well-behaved clients when to come back.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

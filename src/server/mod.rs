@@ -1,0 +1,112 @@
+//! The server: state shared by the handlers, the router, and the one place where background tasks start
+//! and stop. Read `serve` first; each route's handler lives in the file named for its concern.
+
+pub mod domain;
+pub mod error;
+pub mod ingest;
+pub mod live;
+pub mod producer;
+pub mod query;
+pub mod store;
+pub mod writer;
+
+use crate::app::{shell, App};
+use crate::config::{Limits, Settings};
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::routing::get;
+use axum::Router;
+use error::ApiError;
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use live::LiveFeed;
+use std::future::Future;
+use std::sync::Arc;
+use store::Store;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use writer::Writer;
+
+/// What every handler and server function can reach. Cheap to clone: handles all the way down.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub writer: Writer,
+    pub live: LiveFeed,
+    pub limits: Arc<Limits>,
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+/// Serves on `listener` until `shutdown` resolves, then lets the writer commit what is queued.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let store = Store::open(&settings.database_url, settings.durability)
+        .await
+        .with_context(|| format!("opening the database {}", settings.database_url))?;
+    let live = LiveFeed::new(settings.limits.live_backlog);
+    let (writer, writer_task) =
+        Writer::spawn(store.clone(), live.clone(), settings.limits.write_queue);
+    let state = AppState {
+        store,
+        writer,
+        live,
+        limits: Arc::new(settings.limits.clone()),
+        leptos: settings.leptos.clone(),
+    };
+    let demo = settings.demo.clone().map(|simulation| {
+        let url = format!("http://{addr}/api/telemetry");
+        tracing::info!(
+            signals = simulation.signals,
+            rate = simulation.rate,
+            "demo producer feeding {url}"
+        );
+        tokio::spawn(producer::run(url, simulation))
+    });
+    tracing::info!("listening on http://{addr} with {}", settings.database_url);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    if let Some(demo) = demo {
+        demo.abort();
+    }
+    // The router, and with it every `Writer`, is gone: the writer drains its queue and ends.
+    writer_task.await?;
+    Ok(())
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let api = Router::new()
+        .route(
+            "/api/telemetry",
+            get(query::get_telemetry).post(ingest::post_telemetry),
+        )
+        .route("/api/signals", get(query::get_signals))
+        .route("/api/live", get(live::live_socket))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
+    // leptos_routes also serves the server functions, and provides `state` to them as context.
+    api.leptos_routes(&state, routes, {
+        let options = state.leptos.clone();
+        move || shell(options.clone())
+    })
+    .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
+}
+
+/// 200 when the database answers, 503 when it does not.
+async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.store.ping().await?;
+    Ok("ok")
+}

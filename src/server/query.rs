@@ -1,0 +1,189 @@
+//! History: `GET /api/telemetry`, `GET /api/signals`, and the same reads for the dashboard's server
+//! functions. Parameters are validated here; the store only ever sees a valid `Range`.
+
+use crate::model::{History, SignalInfo, DASHBOARD_WINDOW_MS};
+use crate::server::domain::{SignalName, Timestamp};
+use crate::server::error::ApiError;
+use crate::server::live::parse_signal_list;
+use crate::server::store::{Range, Store};
+use crate::server::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+
+/// The raw query string of `GET /api/telemetry`. Everything arrives as text so that every mistake gets
+/// our own message, not a generic deserialisation error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    hours: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    signals: Option<String>,
+}
+
+pub async fn get_telemetry(
+    State(state): State<AppState>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Json<History>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let range = parse_range(&params, Timestamp::now())?;
+    Ok(Json(
+        history(&state.store, range, state.limits.max_raw_points).await?,
+    ))
+}
+
+pub async fn get_signals(State(state): State<AppState>) -> Result<Json<Vec<SignalInfo>>, ApiError> {
+    Ok(Json(state.store.signals().await?))
+}
+
+/// Turns query parameters into a range: `hours=H` means the last H hours; otherwise `from` (default: an
+/// hour before `to`) and `to` (default: now), each RFC 3339 or epoch milliseconds.
+pub fn parse_range(params: &HistoryParams, now: Timestamp) -> Result<Range, ApiError> {
+    let bad = |what: String| ApiError::BadRequest(what);
+    let signals = params
+        .signals
+        .as_deref()
+        .map(parse_signal_list)
+        .transpose()?;
+    let (from, to) = match &params.hours {
+        Some(_) if params.from.is_some() || params.to.is_some() => {
+            return Err(bad("give either hours or from/to, not both".into()))
+        }
+        Some(hours) => {
+            let h: f64 = hours
+                .parse()
+                .map_err(|_| bad(format!("hours: {hours:?} is not a number")))?;
+            if !(h.is_finite() && h > 0.0) {
+                return Err(bad(format!(
+                    "hours: must be a positive number, got {hours}"
+                )));
+            }
+            (now.saturating_add(-((h * 3_600_000.0) as i64)), now)
+        }
+        None => {
+            let parse = |name: &str, text: &Option<String>| {
+                text.as_deref()
+                    .map(|t| Timestamp::parse(t).map_err(|e| bad(format!("{name}: {e}"))))
+                    .transpose()
+            };
+            let to = parse("to", &params.to)?.unwrap_or(now);
+            let from = parse("from", &params.from)?
+                .unwrap_or_else(|| to.saturating_add(-DASHBOARD_WINDOW_MS));
+            (from, to)
+        }
+    };
+    if from > to {
+        return Err(bad(format!(
+            "from ({}) is after to ({})",
+            from.millis(),
+            to.millis()
+        )));
+    }
+    Ok(Range { from, to, signals })
+}
+
+/// Reads a range, refusing (400) one that holds more than `max_points` raw points.
+pub async fn history(store: &Store, range: Range, max_points: usize) -> Result<History, ApiError> {
+    let series = store.read(&range, max_points).await?;
+    let total: usize = series.iter().map(|s| s.timestamps.len()).sum();
+    if total > max_points {
+        return Err(ApiError::BadRequest(format!(
+            "the range holds more than {max_points} points; narrow the range or the signals"
+        )));
+    }
+    Ok(History {
+        from: range.from.millis(),
+        to: range.to.millis(),
+        series,
+    })
+}
+
+/// The dashboard's form of a range: epoch milliseconds from the browser, validated like the REST API's.
+pub fn range_from_millis(
+    from: i64,
+    to: i64,
+    signals: Option<Vec<String>>,
+) -> Result<Range, ApiError> {
+    let stamp = |name: &str, ms: i64| {
+        Timestamp::from_millis(ms).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
+    };
+    let signals = signals
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| {
+                    SignalName::parse(n).map_err(|e| ApiError::BadRequest(format!("signals: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let (from, to) = (stamp("from", from)?, stamp("to", to)?);
+    if from > to {
+        return Err(ApiError::BadRequest("from is after to".into()));
+    }
+    Ok(Range { from, to, signals })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_687_200_000;
+
+    fn range(query: &str) -> Result<Range, ApiError> {
+        let Query(params) = Query::<HistoryParams>::try_from_uri(
+            &format!("/api/telemetry?{query}").parse().unwrap(),
+        )
+        .unwrap();
+        parse_range(&params, Timestamp::from_millis(NOW).unwrap())
+    }
+
+    #[test]
+    fn defaults_to_the_last_hour() {
+        let r = range("").unwrap();
+        assert_eq!((r.from.millis(), r.to.millis()), (NOW - 3_600_000, NOW));
+        assert!(r.signals.is_none());
+    }
+
+    #[test]
+    fn hours_and_signals() {
+        let r = range("hours=0.5&signals=a,b.c").unwrap();
+        assert_eq!((r.from.millis(), r.to.millis()), (NOW - 1_800_000, NOW));
+        let names: Vec<&str> = r
+            .signals
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b.c"]);
+    }
+
+    #[test]
+    fn from_and_to_in_either_format() {
+        let r = range("from=2026-11-26T09:00:00Z&to=1795687200000").unwrap();
+        assert_eq!((r.from.millis(), r.to.millis()), (NOW - 3_600_000, NOW));
+    }
+
+    #[test]
+    fn bad_parameters() {
+        for (query, needle) in [
+            ("hours=abc", "not a number"),
+            ("hours=-1", "positive"),
+            ("hours=NaN", "positive"),
+            ("hours=1&from=5", "either"),
+            ("from=yesterday", "from:"),
+            ("to=2026-13-01T00:00:00Z", "to:"),
+            ("from=1795687200000&to=1795687100000", "after"),
+            ("signals=a,,b", "empty"),
+        ] {
+            let message = range(query)
+                .err()
+                .unwrap_or_else(|| panic!("{query} accepted"))
+                .to_string();
+            assert!(message.contains(needle), "{query}: {message}");
+        }
+    }
+}

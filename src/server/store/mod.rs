@@ -1,0 +1,110 @@
+//! The storage seam. Everything above this module (writer, query, handlers) talks to `Store` in whole
+//! batches and ranges and never sees SQL; everything a particular database needs lives in its own file
+//! below. Adding PostgreSQL means one more variant here and one more file, nothing above.
+
+mod sqlite;
+
+use crate::model::{Series, SignalInfo};
+use crate::server::domain::{DataPoint, SignalName, Timestamp};
+use std::sync::Arc;
+
+/// A database failure. Cloneable because one failed group commit fails every request in the group.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError(Arc::new(e))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError(Arc::new(e))
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError(Arc::new(e))
+    }
+}
+
+/// How hard a commit works to survive failures, traded against ingest speed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// A commit survives a crash of the server process (WAL, `synchronous=NORMAL`).
+    #[default]
+    Normal,
+    /// A commit also survives power loss: every commit waits for fsync (`synchronous=FULL`).
+    Fsync,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "normal" => Ok(Durability::Normal),
+            "fsync" => Ok(Durability::Fsync),
+            other => Err(format!(
+                "unknown durability {other:?}: expected normal or fsync"
+            )),
+        }
+    }
+}
+
+/// Which points a range read returns.
+#[derive(Clone, Debug)]
+pub struct Range {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// `None`: every signal.
+    pub signals: Option<Vec<SignalName>>,
+}
+
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `url` and brings its schema up to date.
+    pub async fn open(url: &str, durability: Durability) -> Result<Store, StoreError> {
+        Ok(Store::Sqlite(
+            sqlite::SqliteStore::open(url, durability).await?,
+        ))
+    }
+
+    /// Stores every point in one transaction: all of them or, on error, none.
+    /// A point whose (signal, timestamp) is already stored replaces it.
+    pub async fn write(&self, points: &[&DataPoint]) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.write(points).await,
+        }
+    }
+
+    /// The points of `range`, one `Series` per signal that has any, ascending in time.
+    /// Reads at most `limit + 1` points in all, so a caller can tell "exactly `limit`" from "more".
+    pub async fn read(&self, range: &Range, limit: usize) -> Result<Vec<Series>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.read(range, limit).await,
+        }
+    }
+
+    /// Every signal with its point count and last point, by name.
+    pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.signals().await,
+        }
+    }
+
+    /// Succeeds when the database answers a query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+        }
+    }
+}

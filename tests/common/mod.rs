@@ -1,0 +1,94 @@
+//! A real server for integration tests: the production `serve`, on a free loopback port, over a fresh
+//! SQLite file in its own temporary directory.
+
+use signalboard::config::{ServeArgs, Settings};
+use std::net::SocketAddr;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+    // Dropped last: the database lives until the server is gone.
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// Starts with the repo's `Leptos.toml` settings, changed by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("signalboard.db");
+        let args = ServeArgs {
+            database_url: Some(format!("sqlite://{}", database.display())),
+            config: "Leptos.toml".into(),
+            ..ServeArgs::default()
+        };
+        let mut settings = Settings::load(&args).unwrap();
+        adjust(&mut settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(signalboard::server::serve(listener, settings, async {
+            let _ = stopped.await;
+        }));
+        let server = TestServer {
+            addr,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        };
+        // `serve` binds first and opens the database after: wait until it answers.
+        for _ in 0..200 {
+            if let Ok(r) = server.client.get(server.url("/healthz")).send().await {
+                if r.status().is_success() {
+                    return server;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("test server did not become healthy");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs `body` as JSON to the ingest endpoint; returns the status and the parsed JSON answer.
+    pub async fn post(&self, body: &str) -> (u16, serde_json::Value) {
+        self.post_as("application/json", body).await
+    }
+
+    pub async fn post_as(&self, content_type: &str, body: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url("/api/telemetry"))
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Stops gracefully and waits until the writer has finished.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap().unwrap();
+    }
+}
