@@ -35,6 +35,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the simulated producer against a server.
     Produce(ProduceArgs),
+    /// Measure ingest speed, database size and memory (see the README's performance table).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -90,8 +92,12 @@ impl Default for SimulationArgs {
 /// Limits that protect the server from oversized or too many requests.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Largest accepted request body; larger gets 413.
+    /// Largest accepted request body, after decompression; larger gets 413.
     pub max_body_bytes: usize,
+    /// Most samples (JSON) or lines (line protocol) in one request; more gets 400.
+    pub max_samples: usize,
+    /// Most signals in one sample, or fields in one line; more gets 400.
+    pub max_signals: usize,
     /// Requests that may wait for a commit; more get 503 + Retry-After.
     pub write_queue: usize,
     /// Most raw points one history read may return; more gets 400.
@@ -104,6 +110,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 8 * 1024 * 1024,
+            max_samples: 100_000,
+            max_signals: 1_000,
             write_queue: 1024,
             max_raw_points: 1_000_000,
             live_backlog: 256,
@@ -130,6 +138,8 @@ struct FileSettings {
     database_url: Option<String>,
     durability: Option<Durability>,
     max_body_bytes: Option<usize>,
+    max_samples: Option<usize>,
+    max_signals: Option<usize>,
     write_queue: Option<usize>,
     max_raw_points: Option<usize>,
     live_backlog: Option<usize>,
@@ -158,6 +168,8 @@ impl Settings {
             durability: args.durability.or(file.durability).unwrap_or_default(),
             limits: Limits {
                 max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+                max_samples: file.max_samples.unwrap_or(defaults.max_samples),
+                max_signals: file.max_signals.unwrap_or(defaults.max_signals),
                 write_queue: file.write_queue.unwrap_or(defaults.write_queue),
                 max_raw_points: file.max_raw_points.unwrap_or(defaults.max_raw_points),
                 live_backlog: file.live_backlog.unwrap_or(defaults.live_backlog),

@@ -5,11 +5,15 @@
 //! A point's journey: `server::ingest` → `server::writer` → `server::store` and `server::live` →
 //! `api` / `server::query` → `ui`.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod app;
 pub mod model;
 pub mod ui;
 
+#[cfg(feature = "ssr")]
+pub mod bench;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]

@@ -28,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
             server::producer::run(args.url, args.simulation).await;
             Ok(())
         }
+        Command::Bench(args) => signalboard::bench::run(args).await,
     }
 }
 

@@ -1,15 +1,16 @@
-//! `POST /api/telemetry`: JSON samples in, committed points out.
-//!
-//! A body is one sample `{"timestamp": T, "signals": {name: number, …}}` or an array of them. It is parsed
-//! and validated completely before anything is queued, so a request is stored whole or not at all.
+//! The write endpoints: JSON on `POST /api/telemetry`, Influx line protocol on `POST /api/v2/write` and
+//! `POST /write`. A body is parsed and validated completely before anything is queued, so a request is
+//! stored whole or not at all; the answer comes only after the writer has committed it.
 
+use crate::config::Limits;
 use crate::model::Accepted;
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value, MAX_FUTURE_MS};
 use crate::server::error::ApiError;
+use crate::server::lineproto::{self, Precision};
 use crate::server::AppState;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -17,21 +18,66 @@ use serde::Deserialize;
 use std::cell::Cell;
 use std::fmt;
 
-pub async fn post_telemetry(
+/// `POST /api/telemetry`: one JSON sample or an array of them → `200 {"accepted": points}`.
+pub async fn post_json(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Accepted>, ApiError> {
     require_json(&headers)?;
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
-            limit: state.limits.max_body_bytes,
-        },
-        _ => ApiError::BadRequest(rejection.body_text()),
-    })?;
-    let points = parse_samples(&body, Timestamp::now()).map_err(ApiError::BadRequest)?;
+    let body = read_body(body, &state.limits)?;
+    let points =
+        parse_samples(&body, Timestamp::now(), &state.limits).map_err(ApiError::BadRequest)?;
     let accepted = state.writer.write(points).await?;
     Ok(Json(Accepted { accepted }))
+}
+
+#[derive(Deserialize)]
+pub struct WriteParams {
+    /// Unit of the timestamps: ns (default), us, ms, s. Other InfluxDB parameters (db, bucket, org, rp)
+    /// are accepted and ignored: there is one database.
+    precision: Option<String>,
+}
+
+/// `POST /api/v2/write` and `POST /write`: Influx line protocol → `204`.
+pub async fn post_line_protocol(
+    State(state): State<AppState>,
+    params: Result<Query<WriteParams>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let precision = params
+        .precision
+        .as_deref()
+        .map_or(Ok(Precision::Nanoseconds), Precision::parse)
+        .map_err(ApiError::BadRequest)?;
+    let body = read_body(body, &state.limits)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not UTF-8: {e}")))?;
+    let lines = text.lines().count();
+    if lines > state.limits.max_samples {
+        return Err(ApiError::BadRequest(format!(
+            "{lines} lines, the limit per request is {}",
+            state.limits.max_samples
+        )));
+    }
+    let now = Timestamp::now();
+    let latest = now.saturating_add(MAX_FUTURE_MS);
+    let points = lineproto::parse(text, precision, now, latest, state.limits.max_signals)
+        .map_err(ApiError::BadRequest)?;
+    state.writer.write(points).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body, or the error that says why there is none: over the size limit (counted after gzip
+/// decompression, so a small bomb is caught too), or unreadable.
+fn read_body(body: Result<Bytes, BytesRejection>, limits: &Limits) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit: limits.max_body_bytes,
+        },
+        _ => ApiError::BadRequest(rejection.body_text()),
+    })
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -53,7 +99,11 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Parses and validates a whole body. `now` is the server's receive time: the timestamp of samples that
 /// carry none, and the reference for "too far in the future".
-pub fn parse_samples(body: &[u8], now: Timestamp) -> Result<Vec<DataPoint>, String> {
+pub fn parse_samples(
+    body: &[u8],
+    now: Timestamp,
+    limits: &Limits,
+) -> Result<Vec<DataPoint>, String> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let samples: Vec<RawSample> = match first {
         Some(b'[') => parse_array(body)?,
@@ -65,6 +115,13 @@ pub fn parse_samples(body: &[u8], now: Timestamp) -> Result<Vec<DataPoint>, Stri
     };
     if samples.is_empty() {
         return Err("body is an empty array: expected at least one sample".into());
+    }
+    if samples.len() > limits.max_samples {
+        return Err(format!(
+            "{} samples, the limit per request is {}",
+            samples.len(),
+            limits.max_samples
+        ));
     }
     let latest = now.saturating_add(MAX_FUTURE_MS);
     let batch = samples.len() > 1;
@@ -87,6 +144,13 @@ pub fn parse_samples(body: &[u8], now: Timestamp) -> Result<Vec<DataPoint>, Stri
         }
         if sample.signals.is_empty() {
             return Err(whose("signals must hold at least one signal".into()));
+        }
+        if sample.signals.len() > limits.max_signals {
+            return Err(whose(format!(
+                "{} signals, the limit per sample is {}",
+                sample.signals.len(),
+                limits.max_signals
+            )));
         }
         for (name, value) in sample.signals {
             let signal = SignalName::parse(&name).map_err(whose)?;
@@ -227,7 +291,11 @@ mod tests {
     const NOW: i64 = 1_795_687_200_000; // 2026-11-26T10:00:00Z
 
     fn parse(body: &str) -> Result<Vec<DataPoint>, String> {
-        parse_samples(body.as_bytes(), Timestamp::from_millis(NOW).unwrap())
+        parse_samples(
+            body.as_bytes(),
+            Timestamp::from_millis(NOW).unwrap(),
+            &Limits::default(),
+        )
     }
 
     fn error(body: &str) -> String {
@@ -321,6 +389,22 @@ mod tests {
     }
 
     #[test]
+    fn rejects_too_many_samples_or_signals() {
+        let limits = Limits {
+            max_samples: 2,
+            max_signals: 2,
+            ..Limits::default()
+        };
+        let now = Timestamp::from_millis(NOW).unwrap();
+        let three = r#"[{"signals": {"a": 1}}, {"signals": {"a": 1}}, {"signals": {"a": 1}}]"#;
+        let e = parse_samples(three.as_bytes(), now, &limits).unwrap_err();
+        assert!(e.contains("3 samples, the limit per request is 2"), "{e}");
+        let wide = r#"{"signals": {"a": 1, "b": 2, "c": 3}}"#;
+        let e = parse_samples(wide.as_bytes(), now, &limits).unwrap_err();
+        assert!(e.contains("3 signals, the limit per sample is 2"), "{e}");
+    }
+
+    #[test]
     fn rejects_empty_signals() {
         assert!(error(r#"{"signals": {}}"#).contains("at least one signal"));
     }
@@ -367,5 +451,57 @@ mod tests {
             "application/json; charset=utf-8".parse().unwrap(),
         );
         assert!(require_json(&headers).is_ok());
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// JSON-ish text built from the pieces that matter: structure, keys, edge-case values.
+        fn jsonish() -> impl Strategy<Value = String> {
+            let pieces = prop_oneof![
+                Just("{"),
+                Just("}"),
+                Just("["),
+                Just("]"),
+                Just(":"),
+                Just(","),
+                Just("\"signals\""),
+                Just("\"timestamp\""),
+                Just("\"a\""),
+                Just("\"\""),
+                Just("\"\\u0000\""),
+                Just("1.5"),
+                Just("-0"),
+                Just("1e999"),
+                Just("-1e400"),
+                Just("18446744073709551616"),
+                Just("null"),
+                Just("true"),
+                Just("\"2026-11-26T10:00:00Z\""),
+                Just("\"9999-99-99\""),
+                Just("\"\\ud800\""),
+                Just(" "),
+            ];
+            prop::collection::vec(pieces, 0..40).prop_map(|p| p.concat())
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..256)) {
+                let _ = parse(std::str::from_utf8(&body).unwrap_or("{"));
+                let _ = parse_samples(&body, Timestamp::from_millis(NOW).unwrap(), &Limits::default());
+            }
+
+            #[test]
+            fn near_valid_json_never_panics_and_valid_points_are_valid(body in jsonish()) {
+                if let Ok(points) = parse(&body) {
+                    for p in points {
+                        prop_assert!(p.value.get().is_finite());
+                        prop_assert!(!p.signal.as_str().is_empty());
+                    }
+                }
+            }
+        }
     }
 }

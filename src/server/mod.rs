@@ -4,6 +4,7 @@
 pub mod domain;
 pub mod error;
 pub mod ingest;
+pub mod lineproto;
 pub mod live;
 pub mod producer;
 pub mod query;
@@ -14,7 +15,7 @@ use crate::app::{shell, App};
 use crate::config::{Limits, Settings};
 use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use error::ApiError;
 use leptos::config::LeptosOptions;
@@ -24,6 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 use store::Store;
 use tokio::net::TcpListener;
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
 use writer::Writer;
 
@@ -57,7 +59,7 @@ pub async fn serve(
     let (writer, writer_task) =
         Writer::spawn(store.clone(), live.clone(), settings.limits.write_queue);
     let state = AppState {
-        store,
+        store: store.clone(),
         writer,
         live,
         limits: Arc::new(settings.limits.clone()),
@@ -81,6 +83,8 @@ pub async fn serve(
     }
     // The router, and with it every `Writer`, is gone: the writer drains its queue and ends.
     writer_task.await?;
+    // Closing the last connection checkpoints the WAL into the database file.
+    store.close().await;
     Ok(())
 }
 
@@ -89,12 +93,16 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route(
             "/api/telemetry",
-            get(query::get_telemetry).post(ingest::post_telemetry),
+            get(query::get_telemetry).post(ingest::post_json),
         )
+        .route("/api/v2/write", post(ingest::post_line_protocol))
+        .route("/write", post(ingest::post_line_protocol))
         .route("/api/signals", get(query::get_signals))
         .route("/api/live", get(live::live_socket))
         .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
+        // The limit applies to the decompressed body: a gzip bomb is refused like any large body.
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(RequestDecompressionLayer::new());
     // leptos_routes also serves the server functions, and provides `state` to them as context.
     api.leptos_routes(&state, routes, {
         let options = state.leptos.clone();

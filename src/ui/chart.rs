@@ -62,7 +62,9 @@ mod draw {
     use web_sys::HtmlCanvasElement;
 
     const LINE: RGBColor = RGBColor(37, 99, 235);
-    const GRID: RGBColor = RGBColor(235, 238, 243);
+    const GRID: RGBColor = RGBColor(226, 232, 240);
+    /// Time-axis tick spacing: every 10 minutes of the hour-long window.
+    const TICK_MS: i64 = 10 * 60 * 1000;
 
     /// Draws the last hour up to `now`. The canvas' pixel size follows its CSS size, so the chart is
     /// sharp at any width.
@@ -92,12 +94,15 @@ mod draw {
             .margin(8)
             .x_label_area_size(22)
             .y_label_area_size(56)
-            .build_cartesian_2d(from..now, low..high)?;
+            .build_cartesian_2d(
+                (from..now).with_key_points(time_ticks(from, now)),
+                low..high,
+            )?;
         chart
             .configure_mesh()
-            .x_labels(7)
             .y_labels(5)
-            .light_line_style(GRID)
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
             .x_label_formatter(&|t| clock(*t))
             .y_label_formatter(&|v| format_value(*v))
             .draw()?;
@@ -130,6 +135,15 @@ mod draw {
             low.abs().max(1.0) * 0.1
         };
         (low - pad, high + pad)
+    }
+
+    /// Ticks on round ten minutes (:00, :10, …), not wherever the sliding window happens to start.
+    fn time_ticks(from: i64, to: i64) -> Vec<i64> {
+        let first = from.div_euclid(TICK_MS) * TICK_MS + TICK_MS;
+        (0..)
+            .map(|k| first + k * TICK_MS)
+            .take_while(|&t| t <= to)
+            .collect()
     }
 
     /// `HH:MM` in the browser's time zone.

@@ -1,14 +1,20 @@
 //! A real server for integration tests: the production `serve`, on a free loopback port, over a fresh
 //! SQLite file in its own temporary directory.
 
+// Each test crate uses a different part of this helper.
+#![allow(dead_code)]
+
 use signalboard::config::{ServeArgs, Settings};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub struct TestServer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// The SQLite file, for tests that inspect or lock it from outside.
+    pub database: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
     // Dropped last: the database lives until the server is gone.
@@ -23,7 +29,7 @@ impl TestServer {
     /// Starts with the repo's `Leptos.toml` settings, changed by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let database = dir.path().join("signalboard.db");
+        let mut database = dir.path().join("signalboard.db");
         let args = ServeArgs {
             database_url: Some(format!("sqlite://{}", database.display())),
             config: "Leptos.toml".into(),
@@ -31,6 +37,9 @@ impl TestServer {
         };
         let mut settings = Settings::load(&args).unwrap();
         adjust(&mut settings);
+        if let Some(path) = settings.database_url.strip_prefix("sqlite://") {
+            database = PathBuf::from(path);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -40,6 +49,7 @@ impl TestServer {
         let server = TestServer {
             addr,
             client: reqwest::Client::new(),
+            database,
             stop: Some(stop),
             task,
             _dir: dir,

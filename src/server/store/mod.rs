@@ -101,6 +101,13 @@ impl Store {
         }
     }
 
+    /// Waits for the connections to finish and closes them.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+        }
+    }
+
     /// Succeeds when the database answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

@@ -1,0 +1,362 @@
+//! `signalboard bench`: the ingest benchmark whose figures the README quotes.
+//!
+//! It starts a real server process (this same binary, `serve`) on a fresh database in a temporary
+//! directory, or targets `--url`, and drives it over loopback HTTP from this process:
+//! 1. batch ingest: `--points` points as JSON arrays of 1,000 points per request;
+//! 2. single-sample POSTs at saturation (`--connections` clients, as fast as answered);
+//! 3. single-sample POSTs at a fixed offered rate (`--rate` requests/s, open loop: latency is counted
+//!    from when a request was due, so a stalled server cannot hide its stall);
+//!
+//! then, for its own server, stops it gracefully (SQLite checkpoints the WAL) and reports the database
+//! file's bytes per stored point and the server's peak RSS. Client and server share the machine, as they
+//! do in the figures it is compared with.
+
+use crate::server::store::Durability;
+use anyhow::{bail, Context};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Benchmark a running server at this base URL (e.g. http://127.0.0.1:3000) instead of starting one.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Points to send in the batch phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub points: u64,
+    /// Distinct signals in the batch phase.
+    #[arg(long, default_value_t = 5)]
+    pub signals: u32,
+    /// Seconds each single-sample phase lasts.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent clients in the saturation phase.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Offered rate of the fixed-rate phase, requests per second.
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u32,
+    /// Durability of the server started by the benchmark.
+    #[arg(long, default_value = "normal")]
+    pub durability: Durability,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let own = match &args.url {
+        Some(_) => None,
+        None => Some(OwnServer::start(args.durability).await?),
+    };
+    let base = match (&args.url, &own) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(server)) => server.url.clone(),
+        (None, None) => unreachable!("a server was started above"),
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections.max(8))
+        .build()?;
+    let ingest = format!("{base}/api/telemetry");
+    // Timestamps start a day ago and only grow, so no request overwrites another's points.
+    let clock = Arc::new(AtomicI64::new(
+        chrono::Utc::now().timestamp_millis() - 86_400_000,
+    ));
+
+    println!("| phase | figure |\n|---|---|");
+    let (points, elapsed) = batch_phase(&client, &ingest, &args, &clock).await?;
+    println!(
+        "| JSON batch ingest, {} signals, 1,000 points/request, 4 clients | {:.0} points/s ({points} points in {:.2} s) |",
+        args.signals,
+        points as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+
+    let saturation = single_phase(&client, &ingest, &args, &clock, None).await;
+    println!(
+        "| single-sample POST, {} clients, saturation | {:.0} req/s committed; p50 {} / p95 {} / p99 {}; {} non-2xx |",
+        args.connections,
+        saturation.ok as f64 / saturation.elapsed.as_secs_f64(),
+        ms(saturation.percentile(0.50)),
+        ms(saturation.percentile(0.95)),
+        ms(saturation.percentile(0.99)),
+        saturation.failed
+    );
+
+    let fixed = single_phase(&client, &ingest, &args, &clock, Some(args.rate)).await;
+    println!(
+        "| single-sample POST, {} req/s offered | {:.0} req/s committed; p50 {} / p95 {} / p99 {}; {} non-2xx |",
+        args.rate,
+        fixed.ok as f64 / fixed.elapsed.as_secs_f64(),
+        ms(fixed.percentile(0.50)),
+        ms(fixed.percentile(0.95)),
+        ms(fixed.percentile(0.99)),
+        fixed.failed
+    );
+
+    if let Some(server) = own {
+        let stored: u64 = client
+            .get(format!("{base}/api/signals"))
+            .send()
+            .await?
+            .json::<Vec<crate::model::SignalInfo>>()
+            .await?
+            .iter()
+            .map(|s| s.points)
+            .sum();
+        let peak_rss = server.peak_rss_kib()?;
+        let bytes = server.stop().await?;
+        println!(
+            "| database after checkpoint | {bytes} bytes / {stored} points = {:.1} bytes/point |",
+            bytes as f64 / stored as f64
+        );
+        println!("| server peak RSS | {:.1} MB |", peak_rss as f64 / 1024.0);
+    }
+    Ok(())
+}
+
+/// Sends `args.points` points as 1,000-point JSON arrays from 4 concurrent clients.
+async fn batch_phase(
+    client: &reqwest::Client,
+    url: &str,
+    args: &BenchArgs,
+    clock: &Arc<AtomicI64>,
+) -> anyhow::Result<(u64, Duration)> {
+    let signals: Vec<String> = (0..args.signals)
+        .map(|i| format!("bench.batch.{i}"))
+        .collect();
+    let samples_per_request = (1_000 / signals.len()).max(1);
+    let points_per_request = (samples_per_request * signals.len()) as u64;
+    let requests = args.points.div_ceil(points_per_request);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (client, url, next, clock, signals) = (
+            client.clone(),
+            url.to_owned(),
+            next.clone(),
+            clock.clone(),
+            signals.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < requests {
+                let t0 = clock.fetch_add(samples_per_request as i64, Ordering::Relaxed);
+                let body = batch_body(t0, samples_per_request, &signals);
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    bail!("batch POST answered {}", response.status());
+                }
+            }
+            Ok(())
+        }));
+    }
+    for c in clients {
+        c.await??;
+    }
+    Ok((requests * points_per_request, start.elapsed()))
+}
+
+fn batch_body(t0: i64, samples: usize, signals: &[String]) -> String {
+    let mut body = String::with_capacity(samples * signals.len() * 24);
+    body.push('[');
+    for k in 0..samples {
+        if k > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!("{{\"timestamp\":{},\"signals\":{{", t0 + k as i64));
+        for (i, name) in signals.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&format!("\"{name}\":{}", (k * 7 + i) as f64 * 0.25));
+        }
+        body.push_str("}}");
+    }
+    body.push(']');
+    body
+}
+
+struct Outcome {
+    ok: u64,
+    failed: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Outcome {
+    fn percentile(&self, q: f64) -> Option<Duration> {
+        let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
+        self.latencies.get(i).copied()
+    }
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("–".into(), |d| {
+        format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+    })
+}
+
+/// Single-sample POSTs for `args.seconds`: closed loop from `args.connections` clients when `rate` is
+/// `None`, else open loop at `rate` requests per second.
+async fn single_phase(
+    client: &reqwest::Client,
+    url: &str,
+    args: &BenchArgs,
+    clock: &Arc<AtomicI64>,
+    rate: Option<u32>,
+) -> Outcome {
+    let duration = Duration::from_secs(args.seconds);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let post = {
+        let (client, url, clock) = (client.clone(), url.to_owned(), clock.clone());
+        move |due: Instant| {
+            let (client, url, clock) = (client.clone(), url.clone(), clock.clone());
+            async move {
+                let t = clock.fetch_add(1, Ordering::Relaxed);
+                let body = format!(
+                    "{{\"timestamp\":{t},\"signals\":{{\"bench.single\":{}}}}}",
+                    t % 1000
+                );
+                let ok = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                (ok, due.elapsed())
+            }
+        }
+    };
+    let mut outcome = Outcome {
+        ok: 0,
+        failed: 0,
+        elapsed: duration,
+        latencies: Vec::new(),
+    };
+    let mut record = |(ok, latency): (bool, Duration)| {
+        if ok {
+            outcome.ok += 1;
+            outcome.latencies.push(latency);
+        } else {
+            outcome.failed += 1;
+        }
+    };
+    match rate {
+        None => {
+            for _ in 0..args.connections {
+                let post = post.clone();
+                tasks.spawn(async move {
+                    let mut results = Vec::new();
+                    while start.elapsed() < duration {
+                        results.push(post(Instant::now()).await);
+                    }
+                    results
+                });
+            }
+            while let Some(Ok(results)) = tasks.join_next().await {
+                results.into_iter().for_each(&mut record);
+            }
+        }
+        Some(rate) => {
+            let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+            let total = (duration.as_secs_f64() * f64::from(rate)) as u32;
+            let mut requests = tokio::task::JoinSet::new();
+            for n in 0..total {
+                let due = start + period * n;
+                tokio::time::sleep_until(due.into()).await;
+                requests.spawn(post(due));
+            }
+            while let Some(Ok(result)) = requests.join_next().await {
+                record(result);
+            }
+        }
+    }
+    outcome.elapsed = start.elapsed().max(duration);
+    outcome.latencies.sort();
+    outcome
+}
+
+/// A `signalboard serve` child process on a fresh database.
+struct OwnServer {
+    child: tokio::process::Child,
+    url: String,
+    database: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnServer {
+    async fn start(durability: Durability) -> anyhow::Result<OwnServer> {
+        let dir = tempfile::tempdir()?;
+        let database = dir.path().join("bench.db");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", database.display()))
+            .arg("--durability")
+            .arg(match durability {
+                Durability::Normal => "normal",
+                Durability::Fsync => "fsync",
+            })
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the server")?;
+        let server = OwnServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            database,
+            _dir: dir,
+        };
+        for _ in 0..200 {
+            if let Ok(r) = reqwest::get(format!("{}/healthz", server.url)).await {
+                if r.status().is_success() {
+                    return Ok(server);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("the benchmark's server did not become healthy")
+    }
+
+    fn pid(&self) -> anyhow::Result<u32> {
+        self.child.id().context("the server has exited")
+    }
+
+    /// The server's peak resident set size (VmHWM), in KiB.
+    fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc/PID/status")
+    }
+
+    /// Stops the server with SIGTERM (a graceful shutdown checkpoints the WAL into the database file) and
+    /// returns the bytes the database then occupies.
+    async fn stop(mut self) -> anyhow::Result<u64> {
+        let pid = self.pid()?;
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+        self.child.wait().await?;
+        let mut bytes = 0;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.database.clone().into_os_string();
+            path.push(suffix);
+            bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
+        }
+        Ok(bytes)
+    }
+}

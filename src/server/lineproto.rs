@@ -1,0 +1,391 @@
+//! The Influx line protocol, as Telegraf and the InfluxDB client libraries send it:
+//!
+//! ```text
+//! measurement[,tag=value…] field=value[,field=value…] [timestamp]
+//! ```
+//!
+//! Each field becomes a signal named `measurement.field`, or `measurement.field{k1=v1,k2=v2}` with the tags
+//! sorted by key, so the same series always gets the same name. Floats, integers (`1i`, `1u`) and booleans
+//! are stored as numbers; string fields are refused, since a chart cannot draw them. One bad line refuses
+//! the whole body, naming the line.
+
+use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
+
+/// The unit of the timestamps in a body (`?precision=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    Nanoseconds,
+    Microseconds,
+    Milliseconds,
+    Seconds,
+    Minutes,
+    Hours,
+}
+
+impl Precision {
+    /// Accepts the v2 spellings (`ns`, `us`, `ms`, `s`) and the v1 ones (`n`, `u`, `ms`, `s`, `m`, `h`).
+    pub fn parse(text: &str) -> Result<Precision, String> {
+        Ok(match text {
+            "ns" | "n" => Precision::Nanoseconds,
+            "us" | "u" | "µ" => Precision::Microseconds,
+            "ms" => Precision::Milliseconds,
+            "s" => Precision::Seconds,
+            "m" => Precision::Minutes,
+            "h" => Precision::Hours,
+            other => {
+                return Err(format!(
+                    "precision: unknown unit {other:?}, expected ns, us, ms or s"
+                ))
+            }
+        })
+    }
+
+    fn to_millis(self, t: i64) -> Option<i64> {
+        match self {
+            Precision::Nanoseconds => Some(t.div_euclid(1_000_000)),
+            Precision::Microseconds => Some(t.div_euclid(1_000)),
+            Precision::Milliseconds => Some(t),
+            Precision::Seconds => t.checked_mul(1_000),
+            Precision::Minutes => t.checked_mul(60_000),
+            Precision::Hours => t.checked_mul(3_600_000),
+        }
+    }
+}
+
+/// Parses a whole body. Lines without a timestamp get `now`; see `ingest` for the other rules shared
+/// with JSON (names, future timestamps, limits).
+pub fn parse(
+    body: &str,
+    precision: Precision,
+    now: Timestamp,
+    latest: Timestamp,
+    max_fields: usize,
+) -> Result<Vec<DataPoint>, String> {
+    let mut points = Vec::new();
+    for (index, line) in body.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        parse_line(line, precision, now, latest, max_fields, &mut points)
+            .map_err(|e| format!("line {}: {e}", index + 1))?;
+    }
+    if points.is_empty() {
+        return Err("body holds no lines of line protocol".into());
+    }
+    Ok(points)
+}
+
+fn parse_line(
+    line: &str,
+    precision: Precision,
+    now: Timestamp,
+    latest: Timestamp,
+    max_fields: usize,
+    points: &mut Vec<DataPoint>,
+) -> Result<(), String> {
+    let (series, rest) = split_unescaped(line, b' ', false);
+    let Some(rest) = rest else {
+        return Err("expected fields after the measurement".into());
+    };
+    let (fields, timestamp) = split_unescaped(rest.trim_start_matches(' '), b' ', true);
+
+    let mut parts = split_all(series, b',', false).into_iter();
+    let measurement = unescape(parts.next().unwrap_or_default());
+    if measurement.is_empty() {
+        return Err("the measurement name is empty".into());
+    }
+    let mut tags = parts
+        .map(|tag| key_value(tag, "tag").map(|(k, v)| (unescape(k), unescape(v))))
+        .collect::<Result<Vec<_>, _>>()?;
+    tags.sort();
+    let tag_suffix = if tags.is_empty() {
+        String::new()
+    } else {
+        let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{{{}}}", pairs.join(","))
+    };
+
+    let timestamp = match timestamp.map(str::trim).filter(|t| !t.is_empty()) {
+        None => now,
+        Some(text) => {
+            let raw: i64 = text
+                .parse()
+                .map_err(|_| format!("timestamp {text:?} is not an integer"))?;
+            let ms = precision
+                .to_millis(raw)
+                .ok_or_else(|| format!("timestamp {text} overflows"))?;
+            let t = Timestamp::from_millis(ms)?;
+            if t > latest {
+                return Err(format!(
+                    "timestamp {text} is more than 5 minutes ahead of the server's clock"
+                ));
+            }
+            t
+        }
+    };
+
+    let fields = split_all(fields, b',', true);
+    if fields.len() > max_fields {
+        return Err(format!(
+            "{} fields, the limit per line is {max_fields}",
+            fields.len()
+        ));
+    }
+    for field in fields {
+        let (key, raw) = key_value(field, "field")?;
+        let key = unescape(key);
+        let value = field_value(raw).map_err(|e| format!("field {key:?}: {e}"))?;
+        let signal = SignalName::parse(&format!("{measurement}.{key}{tag_suffix}"))?;
+        points.push(DataPoint {
+            signal,
+            timestamp,
+            value,
+        });
+    }
+    Ok(())
+}
+
+fn key_value<'a>(pair: &'a str, what: &str) -> Result<(&'a str, &'a str), String> {
+    match split_unescaped(pair, b'=', false) {
+        (key, Some(value)) if !key.is_empty() && !value.is_empty() => Ok((key, value)),
+        _ => Err(format!("{what} {pair:?} is not key=value")),
+    }
+}
+
+fn field_value(raw: &str) -> Result<Value, String> {
+    if raw.starts_with('"') {
+        return Err("string fields cannot be stored; send numbers or booleans".into());
+    }
+    let number = match raw {
+        "t" | "T" | "true" | "True" | "TRUE" => 1.0,
+        "f" | "F" | "false" | "False" | "FALSE" => 0.0,
+        _ => {
+            if let Some(int) = raw.strip_suffix('i') {
+                int.parse::<i64>()
+                    .map_err(|_| format!("{raw:?} is not an integer"))? as f64
+            } else if let Some(uint) = raw.strip_suffix('u') {
+                uint.parse::<u64>()
+                    .map_err(|_| format!("{raw:?} is not an unsigned integer"))?
+                    as f64
+            } else {
+                // Rust's float syntax is wider than Influx's (it takes "inf" and "NaN"); the finiteness
+                // check below refuses those.
+                raw.parse::<f64>()
+                    .map_err(|_| format!("{raw:?} is not a number"))?
+            }
+        }
+    };
+    Value::new(number)
+}
+
+/// Splits at the first `delim` that is not backslash-escaped (nor, with `quotes`, inside a "string").
+fn split_unescaped(s: &str, delim: u8, quotes: bool) -> (&str, Option<&str>) {
+    let bytes = s.as_bytes();
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'"' if quotes => in_quotes = !in_quotes,
+            b if b == delim && !in_quotes => return (&s[..i], Some(&s[i + 1..])),
+            _ => {}
+        }
+        i += 1;
+    }
+    (s, None)
+}
+
+fn split_all(mut s: &str, delim: u8, quotes: bool) -> Vec<&str> {
+    let mut parts = Vec::new();
+    loop {
+        match split_unescaped(s, delim, quotes) {
+            (head, Some(rest)) => {
+                parts.push(head);
+                s = rest;
+            }
+            (head, None) => {
+                parts.push(head);
+                return parts;
+            }
+        }
+    }
+}
+
+/// Removes the backslash of `\,`, `\=`, `\ ` and `\\`; any other backslash is kept, as Influx does.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(&next) = chars.peek() {
+                if matches!(next, ',' | '=' | ' ' | '\\') {
+                    out.push(next);
+                    chars.next();
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::domain::MAX_FUTURE_MS;
+
+    const NOW: i64 = 1_795_687_200_000;
+
+    fn parse_ns(body: &str) -> Result<Vec<(String, i64, f64)>, String> {
+        let now = Timestamp::from_millis(NOW).unwrap();
+        parse(
+            body,
+            Precision::Nanoseconds,
+            now,
+            now.saturating_add(MAX_FUTURE_MS),
+            1000,
+        )
+        .map(|points| {
+            points
+                .into_iter()
+                .map(|p| (p.signal.into_string(), p.timestamp.millis(), p.value.get()))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn fields_become_signals_with_sorted_tags() {
+        let points = parse_ns(
+            "cpu,host=a,dc=eu usage=0.5,idle=99i,up=true 1795687200123000000\n\
+             mem free=1u\n",
+        )
+        .unwrap();
+        assert_eq!(
+            points,
+            [
+                ("cpu.usage{dc=eu,host=a}".into(), NOW + 123, 0.5),
+                ("cpu.idle{dc=eu,host=a}".into(), NOW + 123, 99.0),
+                ("cpu.up{dc=eu,host=a}".into(), NOW + 123, 1.0),
+                ("mem.free".into(), NOW, 1.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn escapes_comments_and_blank_lines() {
+        let points =
+            parse_ns("# a comment\n\n my\\ room,place=a\\,b temp\\=x=-1.5e1 1795687200000000000\n")
+                .unwrap();
+        assert_eq!(points, [("my room.temp=x{place=a,b}".into(), NOW, -15.0)]);
+    }
+
+    #[test]
+    fn precisions() {
+        let now = Timestamp::from_millis(NOW).unwrap();
+        let latest = now.saturating_add(MAX_FUTURE_MS);
+        let at = |precision: &str, t: &str| {
+            let p = Precision::parse(precision).unwrap();
+            parse(&format!("m v=1 {t}"), p, now, latest, 10).unwrap()[0]
+                .timestamp
+                .millis()
+        };
+        assert_eq!(at("ns", "1795687200000000000"), NOW);
+        assert_eq!(at("us", "1795687200000000"), NOW);
+        assert_eq!(at("ms", "1795687200000"), NOW);
+        assert_eq!(at("s", "1795687200"), NOW);
+        assert_eq!(at("h", "498802"), 498_802 * 3_600_000);
+        assert!(Precision::parse("fortnights").is_err());
+    }
+
+    #[test]
+    fn bad_lines_name_their_line_number() {
+        for (body, needle) in [
+            ("m v=1\nm v=\"text\"", "line 2: field \"v\": string fields"),
+            ("m", "line 1: expected fields"),
+            ("m v", "line 1: field \"v\" is not key=value"),
+            ("m v=abc", "line 1: field \"v\": \"abc\" is not a number"),
+            ("m v=1.5i", "not an integer"),
+            ("m v=NaN", "not a finite number"),
+            ("m v=inf", "not a finite number"),
+            ("m v=1 soon", "not an integer"),
+            ("m v=1 99999999999999999999", "not an integer"),
+            ("m v=1 9999999999999999999", "not an integer"),
+            ("m v=1 -5000000", "out of range"),
+            (",t=1 v=1", "measurement name is empty"),
+            ("m,t v=1", "tag \"t\" is not key=value"),
+            ("m v=1 1795687600000000000", "5 minutes ahead"),
+            ("", "no lines"),
+            ("# only a comment", "no lines"),
+        ] {
+            let error = parse_ns(body).unwrap_err();
+            assert!(error.contains(needle), "{body:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn field_limit_per_line() {
+        let now = Timestamp::from_millis(NOW).unwrap();
+        let error = parse("m a=1,b=2,c=3", Precision::Seconds, now, now, 2).unwrap_err();
+        assert!(
+            error.contains("3 fields, the limit per line is 2"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn quoted_strings_may_hold_commas_and_spaces() {
+        let error = parse_ns("m note=\"a, b c\",v=1").unwrap_err();
+        assert!(error.contains("field \"note\": string fields"), "{error}");
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn lineish() -> impl Strategy<Value = String> {
+            let pieces = prop_oneof![
+                Just("m"),
+                Just(","),
+                Just("="),
+                Just(" "),
+                Just("\\"),
+                Just("\""),
+                Just("\n"),
+                Just("#"),
+                Just("v"),
+                Just("1i"),
+                Just("1u"),
+                Just("-1.5e3"),
+                Just("t"),
+                Just("FALSE"),
+                Just("9223372036854775807"),
+                Just("-9223372036854775808"),
+                Just("1795687200000000000"),
+                Just("é"),
+                Just("\t"),
+            ];
+            prop::collection::vec(pieces, 0..40).prop_map(|p| p.concat())
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics(body in lineish(), precision in prop_oneof![Just("ns"), Just("s"), Just("h")]) {
+                let now = Timestamp::from_millis(NOW).unwrap();
+                let precision = Precision::parse(precision).unwrap();
+                if let Ok(points) = parse(&body, precision, now, now.saturating_add(MAX_FUTURE_MS), 1000) {
+                    for p in points {
+                        prop_assert!(p.value.get().is_finite());
+                    }
+                }
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(body in ".{0,200}") {
+                let now = Timestamp::from_millis(NOW).unwrap();
+                let _ = parse(&body, Precision::Milliseconds, now, now, 1000);
+            }
+        }
+    }
+}

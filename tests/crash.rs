@@ -1,0 +1,182 @@
+//! A server killed with SIGKILL mid-stream loses nothing it acknowledged, and a producer's retries after
+//! the restart store nothing twice.
+
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const POINTS_PER_REQUEST: i64 = 100;
+
+struct Process(Child);
+
+impl Process {
+    fn start(database: &str, port: u16) -> Process {
+        let child = Command::new(env!("CARGO_BIN_EXE_signalboard"))
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database,
+            ])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Process(child)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    for _ in 0..400 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("server at {base} did not become healthy");
+}
+
+/// Request `n`: 100 points of signal `crash.{n % 4}` with timestamps unique to it.
+fn request_body(n: i64) -> String {
+    let samples: Vec<_> = (0..POINTS_PER_REQUEST)
+        .map(|k| json!({"timestamp": 1_700_000_000_000 + n * POINTS_PER_REQUEST + k, "signals": {format!("crash.{}", n % 4): k}}))
+        .collect();
+    serde_json::to_string(&samples).unwrap()
+}
+
+async fn post(client: &reqwest::Client, url: &str, n: i64) -> bool {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(request_body(n))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_point_and_retries_duplicate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/api/telemetry");
+    let client = reqwest::Client::new();
+
+    let mut server = Process::start(&database, port);
+    wait_healthy(&client, &base).await;
+
+    // Four producers post as fast as they are answered; the server is killed while they do.
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut producers = tokio::task::JoinSet::new();
+    for p in 0..4i64 {
+        let (client, url) = (client.clone(), url.clone());
+        producers.spawn(async move {
+            let (mut acked, mut unacked) = (Vec::new(), Vec::new());
+            let mut n = p;
+            while Instant::now() < deadline {
+                if post(&client, &url, n).await {
+                    acked.push(n)
+                } else {
+                    unacked.push(n)
+                }
+                n += 4;
+            }
+            (acked, unacked)
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.0.kill().unwrap(); // SIGKILL
+    server.0.wait().unwrap();
+
+    let (mut acked, mut unacked) = (BTreeSet::new(), BTreeSet::new());
+    while let Some(result) = producers.join_next().await {
+        let (a, u) = result.unwrap();
+        acked.extend(a);
+        unacked.extend(u);
+    }
+    assert!(
+        acked.len() > 10,
+        "the producers got going before the kill ({} acked)",
+        acked.len()
+    );
+    assert!(!unacked.is_empty(), "the kill happened mid-stream");
+
+    let _server = Process::start(&database, port);
+    wait_healthy(&client, &base).await;
+    let stored = |body: serde_json::Value| -> BTreeSet<i64> {
+        body["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                s["timestamps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_i64().unwrap())
+            })
+            .collect()
+    };
+    let history = format!("{base}/api/telemetry?from=1700000000000&to=1800000000000");
+    let before_retry = stored(
+        client
+            .get(&history)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    for n in &acked {
+        let first = 1_700_000_000_000 + n * POINTS_PER_REQUEST;
+        for t in first..first + POINTS_PER_REQUEST {
+            assert!(
+                before_retry.contains(&t),
+                "acknowledged request {n} lost point {t}"
+            );
+        }
+    }
+
+    // The producers retry what was not acknowledged, and (as a careless producer would) some of what was.
+    for n in unacked.iter().chain(acked.iter().take(5)) {
+        assert!(post(&client, &url, *n).await, "retry of request {n}");
+    }
+    let signals: serde_json::Value = client
+        .get(format!("{base}/api/signals"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let points: i64 = signals
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["points"].as_i64().unwrap())
+        .sum();
+    let requests = acked.union(&unacked).count() as i64;
+    assert_eq!(
+        points,
+        requests * POINTS_PER_REQUEST,
+        "each point stored exactly once"
+    );
+}

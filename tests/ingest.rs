@@ -1,0 +1,222 @@
+//! Ingest beyond plain JSON: line protocol, compressed bodies, limits, and backpressure.
+
+mod common;
+
+use common::TestServer;
+use serde_json::{json, Value};
+use sqlx::Connection;
+use std::io::Write;
+use std::time::Duration;
+
+const T0_MS: i64 = 1_795_687_200_123;
+
+async fn signal_names(server: &TestServer) -> Vec<String> {
+    let (_, body) = server.get("/api/signals").await;
+    body.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["signal"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn post_line_protocol(server: &TestServer, path: &str, body: &str) -> (u16, String) {
+    let response = server
+        .client
+        .post(server.url(path))
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn line_protocol_v2_and_v1_store_fields_as_signals() {
+    let server = TestServer::start().await;
+    let v2 = format!("cpu,host=b,dc=eu usage=0.5,up=true {T0_MS}\nmem free=7i {T0_MS}\n");
+    assert_eq!(
+        post_line_protocol(&server, "/api/v2/write?precision=ms&org=x&bucket=y", &v2).await,
+        (204, String::new())
+    );
+    let v1 = format!("disk used=3u {}\n", T0_MS / 1000);
+    assert_eq!(
+        post_line_protocol(&server, "/write?db=telegraf&precision=s", &v1)
+            .await
+            .0,
+        204
+    );
+
+    assert_eq!(
+        signal_names(&server).await,
+        [
+            "cpu.up{dc=eu,host=b}",
+            "cpu.usage{dc=eu,host=b}",
+            "disk.used",
+            "mem.free"
+        ]
+    );
+    let (_, body) = server
+        .get(&format!(
+            "/api/telemetry?from={}&to={T0_MS}&signals=disk.used",
+            T0_MS - 1000
+        ))
+        .await;
+    assert_eq!(
+        body["series"][0]["timestamps"],
+        json!([T0_MS / 1000 * 1000])
+    );
+    assert_eq!(body["series"][0]["values"], json!([3.0]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_partly_bad_line_protocol_batch_is_refused_whole() {
+    let server = TestServer::start().await;
+    for (path, body, needle) in [
+        (
+            "/api/v2/write?precision=ms",
+            format!("m v=1 {T0_MS}\nm note=\"hi\" {T0_MS}"),
+            "line 2: field \"note\": string fields",
+        ),
+        (
+            "/api/v2/write?precision=ms",
+            format!("m v=1 {T0_MS}\nm v=oops {T0_MS}"),
+            "line 2",
+        ),
+        (
+            "/api/v2/write?precision=fortnights",
+            "m v=1".to_owned(),
+            "precision",
+        ),
+        ("/write", "m v=1 not-a-time".to_owned(), "line 1: timestamp"),
+    ] {
+        let (status, text) = post_line_protocol(&server, path, &body).await;
+        let error: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            error["error"].as_str().unwrap().contains(needle),
+            "{body}: {error}"
+        );
+    }
+    assert!(signal_names(&server).await.is_empty(), "nothing stored");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_accepted_and_a_gzip_bomb_is_refused() {
+    let server = TestServer::start_with(|s| s.limits.max_body_bytes = 64 * 1024).await;
+    let sample = json!({"timestamp": T0_MS, "signals": {"zipped": 1.5}}).to_string();
+    let response = server
+        .client
+        .post(server.url("/api/telemetry"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gzip(sample.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // 10 MB of spaces compress to ~10 KB: small on the wire, far over the limit once inflated.
+    let mut bomb = br#"{"signals": {"bomb": 1}}"#.to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 10_000_000));
+    let packed = gzip(&bomb);
+    assert!(packed.len() < 64 * 1024);
+    let response = server
+        .client
+        .post(server.url("/api/telemetry"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(packed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("limit"),
+        "{error}"
+    );
+    assert_eq!(signal_names(&server).await, ["zipped"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_write_queue_answers_503_with_retry_after_and_loses_nothing_acknowledged() {
+    let server = TestServer::start_with(|s| s.limits.write_queue = 2).await;
+    // Another connection takes the database's write lock: the writer's next commit has to wait for it,
+    // exactly as it would behind a slow disk.
+    let mut blocker =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", server.database.display()))
+            .await
+            .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..30i64 {
+        let (client, url) = (server.client.clone(), server.url("/api/telemetry"));
+        posts.spawn(async move {
+            let body = json!({"timestamp": T0_MS + i, "signals": {"queued": i}}).to_string();
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (
+                response.status().as_u16(),
+                retry_after,
+                response.text().await.unwrap(),
+            )
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+
+    let (mut accepted, mut refused) = (0, 0);
+    while let Some(result) = posts.join_next().await {
+        let (status, retry_after, body) = result.unwrap();
+        match status {
+            200 => accepted += 1,
+            503 => {
+                refused += 1;
+                assert_eq!(retry_after.as_deref(), Some("1"));
+                assert!(body.contains("queue is full"), "{body}");
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    // One group in the blocked commit, at most two waiting in the queue; the rest are turned away.
+    assert!(refused >= 20, "{refused} refused, {accepted} accepted");
+    let (_, signals) = server.get("/api/signals").await;
+    assert_eq!(
+        signals[0]["points"], accepted,
+        "every acknowledged point is stored, no other"
+    );
+    assert_eq!(
+        server
+            .client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    server.stop().await;
+}
