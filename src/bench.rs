@@ -2,7 +2,8 @@
 //!
 //! It starts a real server process (this same binary, `serve`) on a fresh database in a temporary
 //! directory, or targets `--url`, and drives it over loopback HTTP from this process:
-//! 1. batch ingest: `--points` points as JSON arrays of 1,000 points per request;
+//! 1. batch ingest: `--points` points in requests of 1,000 points, as JSON arrays and as Influx line
+//!    protocol (and, with `--victoria-metrics`, the same line-protocol batches into VictoriaMetrics);
 //! 2. single-sample POSTs at saturation (`--connections` clients, as fast as answered);
 //! 3. single-sample POSTs at a fixed offered rate (`--rate` requests/s, open loop: latency is counted
 //!    from when a request was due, so a stalled server cannot hide its stall);
@@ -42,6 +43,17 @@ pub struct BenchArgs {
     /// Durability of the server started by the benchmark.
     #[arg(long, default_value = "normal")]
     pub durability: Durability,
+    /// Also send the line-protocol batches to VictoriaMetrics (Debian package `victoria-metrics`),
+    /// started on a temporary directory, and print the ratio.
+    #[arg(long)]
+    pub victoria_metrics: bool,
+}
+
+/// The two batch encodings.
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    LineProtocol,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -64,13 +76,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ));
 
     println!("| phase | figure |\n|---|---|");
-    let (points, elapsed) = batch_phase(&client, &ingest, &args, &clock).await?;
+    let json_rate = batch_phase(&client, &ingest, &args, &clock, Format::Json).await?;
     println!(
-        "| JSON batch ingest, {} signals, 1,000 points/request, 4 clients | {:.0} points/s ({points} points in {:.2} s) |",
-        args.signals,
-        points as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64()
+        "| JSON batch ingest, {} signals, 1,000 points/request, 4 clients | {json_rate:.0} points/s |",
+        args.signals
     );
+    let write = format!("{base}/api/v2/write");
+    let lp_rate = batch_phase(&client, &write, &args, &clock, Format::LineProtocol).await?;
+    println!(
+        "| line-protocol batch ingest, {} signals, 1,000 lines/request, 4 clients | {lp_rate:.0} points/s |",
+        args.signals
+    );
+    if args.victoria_metrics {
+        let vm = Victoria::start().await?;
+        let vm_rate = batch_phase(
+            &client,
+            &vm.write_url(),
+            &args,
+            &clock,
+            Format::LineProtocol,
+        )
+        .await?;
+        println!(
+            "| VictoriaMetrics, same line-protocol batches | {vm_rate:.0} points/s (Signalboard/VictoriaMetrics = {:.2}) |",
+            lp_rate / vm_rate
+        );
+    }
 
     let saturation = single_phase(&client, &ingest, &args, &clock, None).await;
     println!(
@@ -115,18 +146,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends `args.points` points as 1,000-point JSON arrays from 4 concurrent clients.
+/// Sends `args.points` points in 1,000-point requests from 4 concurrent clients; returns points/s.
 async fn batch_phase(
     client: &reqwest::Client,
     url: &str,
     args: &BenchArgs,
     clock: &Arc<AtomicI64>,
-) -> anyhow::Result<(u64, Duration)> {
+    format: Format,
+) -> anyhow::Result<f64> {
     let signals: Vec<String> = (0..args.signals)
         .map(|i| format!("bench.batch.{i}"))
         .collect();
-    let samples_per_request = (1_000 / signals.len()).max(1);
-    let points_per_request = (samples_per_request * signals.len()) as u64;
+    // Line protocol carries one point per line: one field per line, 1,000 lines per request.
+    let samples_per_request = match format {
+        Format::Json => (1_000 / signals.len()).max(1),
+        Format::LineProtocol => 1_000,
+    };
+    let points_per_request = match format {
+        Format::Json => (samples_per_request * signals.len()) as u64,
+        Format::LineProtocol => 1_000,
+    };
     let requests = args.points.div_ceil(points_per_request);
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
@@ -142,10 +181,16 @@ async fn batch_phase(
         clients.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < requests {
                 let t0 = clock.fetch_add(samples_per_request as i64, Ordering::Relaxed);
-                let body = batch_body(t0, samples_per_request, &signals);
+                let (body, content_type) = match format {
+                    Format::Json => (
+                        json_batch(t0, samples_per_request, &signals),
+                        "application/json",
+                    ),
+                    Format::LineProtocol => (line_batch(t0, &signals), "text/plain; charset=utf-8"),
+                };
                 let response = client
                     .post(&url)
-                    .header("content-type", "application/json")
+                    .header("content-type", content_type)
                     .body(body)
                     .send()
                     .await?;
@@ -159,10 +204,10 @@ async fn batch_phase(
     for c in clients {
         c.await??;
     }
-    Ok((requests * points_per_request, start.elapsed()))
+    Ok((requests * points_per_request) as f64 / start.elapsed().as_secs_f64())
 }
 
-fn batch_body(t0: i64, samples: usize, signals: &[String]) -> String {
+fn json_batch(t0: i64, samples: usize, signals: &[String]) -> String {
     let mut body = String::with_capacity(samples * signals.len() * 24);
     body.push('[');
     for k in 0..samples {
@@ -179,6 +224,21 @@ fn batch_body(t0: i64, samples: usize, signals: &[String]) -> String {
         body.push_str("}}");
     }
     body.push(']');
+    body
+}
+
+/// 1,000 lines, the signals taking turns, one field each: `bench,signal=bench.batch.3 value=1.25 T`,
+/// with nanosecond timestamps, the default of both servers.
+fn line_batch(t0: i64, signals: &[String]) -> String {
+    let mut body = String::with_capacity(1_000 * 48);
+    for k in 0..1_000usize {
+        let signal = &signals[k % signals.len()];
+        let t = t0 + (k / signals.len()) as i64;
+        body.push_str(&format!(
+            "bench,signal={signal} value={} {t}000000\n",
+            k as f64 * 0.25
+        ));
+    }
     body
 }
 
@@ -282,6 +342,48 @@ async fn single_phase(
     outcome.elapsed = start.elapsed().max(duration);
     outcome.latencies.sort();
     outcome
+}
+
+/// A VictoriaMetrics process on a temporary directory, for the line-protocol comparison.
+struct Victoria {
+    _child: tokio::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Victoria {
+    async fn start() -> anyhow::Result<Victoria> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = tokio::process::Command::new("victoria-metrics")
+            .arg(format!("-storageDataPath={}", dir.path().display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg("-loggerLevel=ERROR")
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting victoria-metrics (apt-get install victoria-metrics)")?;
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..400 {
+            if reqwest::get(format!("{url}/health"))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(Victoria {
+                    _child: child,
+                    url,
+                    _dir: dir,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("victoria-metrics did not become healthy")
+    }
+
+    fn write_url(&self) -> String {
+        format!("{}/write", self.url)
+    }
 }
 
 /// A `signalboard serve` child process on a fresh database.

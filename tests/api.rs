@@ -112,7 +112,7 @@ async fn bad_input_gets_its_status_and_a_clear_error_and_stores_nothing() {
             "application/json",
             r#"{"signals": {"a": "1"}}"#.into(),
             400,
-            "must be a number",
+            "expected a number for signal \"a\"",
         ),
         (
             "application/json",
