@@ -438,7 +438,9 @@ mod tests {
         let third =
             error(r#"[{"signals": {"ok": 1}}, {"signals": {"ok": 1}}, {"signals": {"x": "1"}}]"#);
         assert!(
-            third.starts_with("sample 2: invalid sample: signal \"x\""),
+            third.starts_with(
+                "sample 2: invalid sample: invalid type: string \"1\", expected a number for signal \"x\""
+            ),
             "{third}"
         );
     }
