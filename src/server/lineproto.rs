@@ -10,6 +10,7 @@
 //! the whole body, naming the line.
 
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
+use std::borrow::Cow;
 
 /// The unit of the timestamps in a body (`?precision=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,7 +214,11 @@ fn split_all(mut s: &str, delim: u8, quotes: bool) -> Vec<&str> {
 }
 
 /// Removes the backslash of `\,`, `\=`, `\ ` and `\\`; any other backslash is kept, as Influx does.
-fn unescape(s: &str) -> String {
+/// Borrows when there is nothing to remove, the common case.
+fn unescape(s: &str) -> Cow<'_, str> {
+    if !s.contains('\\') {
+        return Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -228,7 +233,7 @@ fn unescape(s: &str) -> String {
         }
         out.push(c);
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

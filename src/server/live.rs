@@ -33,6 +33,11 @@ impl LiveFeed {
         }
     }
 
+    /// Whether anyone is subscribed: with nobody watching, the writer skips building messages.
+    pub fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     pub fn publish(&self, points: Vec<Point>) {
         let message = LiveMessage { points };
         let json = serde_json::to_string(&message)

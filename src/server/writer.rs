@@ -68,10 +68,10 @@ async fn run(store: Store, live: LiveFeed, mut jobs: mpsc::Receiver<WriteJob>) {
         if let Err(e) = &result {
             tracing::error!(error = %e, points, "group commit failed; nothing of it was stored");
         }
-        let committed = result.is_ok();
+        let publish = result.is_ok() && live.has_subscribers();
         let mut published = Vec::new();
         for job in group {
-            if committed {
+            if publish {
                 published.extend(job.points.into_iter().map(|p| Point {
                     signal: p.signal.into_string(),
                     timestamp: p.timestamp.millis(),
@@ -81,7 +81,7 @@ async fn run(store: Store, live: LiveFeed, mut jobs: mpsc::Receiver<WriteJob>) {
             // A requester that gave up (client disconnected) is no error: its points are stored anyway.
             let _ = job.done.send(result.clone());
         }
-        if committed {
+        if publish {
             live.publish(published);
         }
     }
