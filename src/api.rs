@@ -17,17 +17,21 @@ pub async fn list_signals() -> Result<Vec<SignalInfo>, ServerFnError> {
     state.store.signals().await.map_err(ServerFnError::new)
 }
 
-/// The points between `from` and `to` (epoch ms), for the given signals or all.
+/// The points between `from` and `to` (epoch ms), for the given signals or all; with `max_points`,
+/// decimated to at most that many per signal, each bucket's extremes kept.
 #[server]
 pub async fn read_history(
     from: i64,
     to: i64,
     signals: Option<Vec<String>>,
+    max_points: Option<usize>,
 ) -> Result<History, ServerFnError> {
     use crate::server::query;
     let state = state()?;
     let range = query::range_from_millis(from, to, signals).map_err(ServerFnError::new)?;
-    query::history(&state.store, range, state.limits.max_raw_points)
+    let cap = state.limits.max_raw_points;
+    let max_points = max_points.map(|n| n.clamp(4, cap));
+    query::history(&state.store, range, max_points, cap)
         .await
         .map_err(ServerFnError::new)
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod app;
+pub mod downsample;
 pub mod model;
 pub mod ui;
 

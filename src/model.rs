@@ -34,6 +34,10 @@ pub struct Series {
     pub signal: String,
     pub timestamps: Vec<i64>,
     pub values: Vec<f64>,
+    /// True when the range held more than `max_points` points and these are each bucket's first, last,
+    /// lowest and highest.
+    #[serde(default)]
+    pub downsampled: bool,
 }
 
 /// The answer of `GET /api/telemetry` and of the `history` server function.

@@ -25,6 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 use store::Store;
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
 use writer::Writer;
@@ -109,6 +110,8 @@ pub fn router(state: AppState) -> Router {
         move || shell(options.clone())
     })
     .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+    // Answers (history, the page, the WebAssembly) compressed as the client accepts: gzip or brotli.
+    .layer(CompressionLayer::new())
     .layer(TraceLayer::new_for_http())
     .with_state(state)
 }

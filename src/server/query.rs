@@ -1,16 +1,18 @@
 //! History: `GET /api/telemetry`, `GET /api/signals`, and the same reads for the dashboard's server
 //! functions. Parameters are validated here; the store only ever sees a valid `Range`.
 
-use crate::model::{History, SignalInfo, DASHBOARD_WINDOW_MS};
+use crate::model::{History, DASHBOARD_WINDOW_MS};
 use crate::server::domain::{SignalName, Timestamp};
 use crate::server::error::ApiError;
 use crate::server::live::parse_signal_list;
-use crate::server::store::{Range, Store};
+use crate::server::store::{Range, Shape, Store};
 use crate::server::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The raw query string of `GET /api/telemetry`. Everything arrives as text so that every mistake gets
 /// our own message, not a generic deserialisation error.
@@ -21,21 +23,58 @@ pub struct HistoryParams {
     from: Option<String>,
     to: Option<String>,
     signals: Option<String>,
+    max_points: Option<String>,
 }
+
+/// Fewest points a decimated series may be cut to: one bucket's first, lowest, highest and last.
+const MIN_MAX_POINTS: usize = 4;
 
 pub async fn get_telemetry(
     State(state): State<AppState>,
+    headers: HeaderMap,
     params: Result<Query<HistoryParams>, QueryRejection>,
-) -> Result<Json<History>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let range = parse_range(&params, Timestamp::now())?;
-    Ok(Json(
-        history(&state.store, range, state.limits.max_raw_points).await?,
-    ))
+    let cap = state.limits.max_raw_points;
+    let max_points = parse_max_points(params.max_points.as_deref(), cap)?;
+    let answer = history(&state.store, range, max_points, cap).await?;
+    Ok(negotiate(&headers, &answer))
 }
 
-pub async fn get_signals(State(state): State<AppState>) -> Result<Json<Vec<SignalInfo>>, ApiError> {
-    Ok(Json(state.store.signals().await?))
+pub async fn get_signals(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    Ok(negotiate(&headers, &state.store.signals().await?))
+}
+
+/// JSON, or MessagePack (same field names) for a client that sends `Accept: application/msgpack`.
+fn negotiate<T: Serialize>(headers: &HeaderMap, answer: &T) -> Response {
+    let wants_msgpack = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/msgpack"));
+    if !wants_msgpack {
+        return Json(answer).into_response();
+    }
+    match rmp_serde::to_vec_named(answer) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/msgpack")], bytes).into_response(),
+        // Plain data of strings and numbers always encodes; JSON is the safe answer if not.
+        Err(_) => Json(answer).into_response(),
+    }
+}
+
+/// `max_points=N`: at least 4 (a bucket's first, lowest, highest, last), at most the raw cap.
+fn parse_max_points(text: Option<&str>, cap: usize) -> Result<Option<usize>, ApiError> {
+    let Some(text) = text else { return Ok(None) };
+    match text.parse::<usize>() {
+        Ok(n) if (MIN_MAX_POINTS..=cap).contains(&n) => Ok(Some(n)),
+        _ => Err(ApiError::BadRequest(format!(
+            "max_points: {text:?} is not a whole number between {MIN_MAX_POINTS} and {cap}"
+        ))),
+    }
 }
 
 /// Turns query parameters into a range: `hours=H` means the last H hours; otherwise `from` (default: an
@@ -84,13 +123,24 @@ pub fn parse_range(params: &HistoryParams, now: Timestamp) -> Result<Range, ApiE
     Ok(Range { from, to, signals })
 }
 
-/// Reads a range, refusing (400) one that holds more than `max_points` raw points.
-pub async fn history(store: &Store, range: Range, max_points: usize) -> Result<History, ApiError> {
-    let series = store.read(&range, max_points).await?;
+/// Reads a range: decimated to `max_points` per series when given, else raw, refusing (400) a range
+/// that holds more than `raw_cap` points.
+pub async fn history(
+    store: &Store,
+    range: Range,
+    max_points: Option<usize>,
+    raw_cap: usize,
+) -> Result<History, ApiError> {
+    let shape = match max_points {
+        Some(max_points) => Shape::Decimated { max_points },
+        None => Shape::Raw { limit: raw_cap },
+    };
+    let series = store.read(&range, shape).await?;
     let total: usize = series.iter().map(|s| s.timestamps.len()).sum();
-    if total > max_points {
+    if max_points.is_none() && total > raw_cap {
         return Err(ApiError::BadRequest(format!(
-            "the range holds more than {max_points} points; narrow the range or the signals"
+            "the range holds more than {raw_cap} points; narrow the range or the signals, \
+             or ask for max_points"
         )));
     }
     Ok(History {
@@ -165,6 +215,17 @@ mod tests {
     fn from_and_to_in_either_format() {
         let r = range("from=2026-11-26T09:00:00Z&to=1795687200000").unwrap();
         assert_eq!((r.from.millis(), r.to.millis()), (NOW - 3_600_000, NOW));
+    }
+
+    #[test]
+    fn max_points_bounds() {
+        assert_eq!(parse_max_points(None, 100).unwrap(), None);
+        assert_eq!(parse_max_points(Some("4"), 100).unwrap(), Some(4));
+        assert_eq!(parse_max_points(Some("100"), 100).unwrap(), Some(100));
+        for bad in ["3", "0", "-5", "101", "ten", "1.5", ""] {
+            let e = parse_max_points(Some(bad), 100).unwrap_err().to_string();
+            assert!(e.contains("max_points"), "{bad}: {e}");
+        }
     }
 
     #[test]

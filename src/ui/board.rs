@@ -224,6 +224,7 @@ mod tests {
                     signal: "b".into(),
                     timestamps: vec![1, 2],
                     values: vec![1.0, 2.0],
+                    downsampled: false,
                 }],
             });
             let names: Vec<String> = board

@@ -71,7 +71,7 @@ async fn follow(board: Board) -> String {
         (t - BACKFILL_OVERLAP_MS).max(window_start)
     });
     // The upper bound admits what producers may stamp a little ahead of this browser's clock.
-    match read_history(from, now + 5 * 60_000, None).await {
+    match read_history(from, now + 5 * 60_000, None, None).await {
         Ok(missed) => board.merge_history(missed),
         Err(e) => return format!("history: {e}"),
     }

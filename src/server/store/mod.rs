@@ -4,6 +4,7 @@
 
 mod sqlite;
 
+use crate::downsample::M4;
 use crate::model::{Series, SignalInfo};
 use crate::server::domain::{DataPoint, SignalName, Timestamp};
 use std::sync::Arc;
@@ -56,6 +57,50 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// How a range read returns its points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Every point, up to `limit` in all (one more is read, to tell "exactly the limit" from "more").
+    Raw { limit: usize },
+    /// At most `max_points` per series, keeping each bucket's first, last, lowest and highest point.
+    Decimated { max_points: usize },
+}
+
+/// Collects one series' points in the shape asked for.
+enum Sink {
+    Raw(Vec<i64>, Vec<f64>),
+    Decimated(M4),
+}
+
+impl Sink {
+    fn new(shape: Shape, range: &Range) -> Sink {
+        match shape {
+            Shape::Raw { .. } => Sink::Raw(Vec::new(), Vec::new()),
+            Shape::Decimated { max_points } => {
+                Sink::Decimated(M4::over(range.from.millis(), range.to.millis(), max_points))
+            }
+        }
+    }
+
+    fn push(&mut self, t: i64, v: f64) {
+        match self {
+            Sink::Raw(ts, vs) => {
+                ts.push(t);
+                vs.push(v);
+            }
+            Sink::Decimated(m4) => m4.push(t, v),
+        }
+    }
+
+    /// The points, and whether they were decimated.
+    fn finish(self) -> (Vec<i64>, Vec<f64>, bool) {
+        match self {
+            Sink::Raw(ts, vs) => (ts, vs, false),
+            Sink::Decimated(m4) => m4.finish(),
+        }
+    }
+}
+
 /// Which points a range read returns.
 #[derive(Clone, Debug)]
 pub struct Range {
@@ -87,10 +132,9 @@ impl Store {
     }
 
     /// The points of `range`, one `Series` per signal that has any, ascending in time.
-    /// Reads at most `limit + 1` points in all, so a caller can tell "exactly `limit`" from "more".
-    pub async fn read(&self, range: &Range, limit: usize) -> Result<Vec<Series>, StoreError> {
+    pub async fn read(&self, range: &Range, shape: Shape) -> Result<Vec<Series>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.read(range, limit).await,
+            Store::Sqlite(s) => s.read(range, shape).await,
         }
     }
 

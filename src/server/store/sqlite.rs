@@ -1,8 +1,9 @@
 //! SQLite: the embedded default. One file, WAL mode so reads never wait for the writer.
 
-use super::{Durability, Range, StoreError};
+use super::{Durability, Range, Shape, Sink, StoreError};
 use crate::model::{Series, SignalInfo};
 use crate::server::domain::DataPoint;
+use futures::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -110,35 +111,21 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn read(&self, range: &Range, limit: usize) -> Result<Vec<Series>, StoreError> {
-        let series: Vec<(i64, String)> = match &range.signals {
-            None => {
-                sqlx::query_as("SELECT id, name FROM series ORDER BY name")
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            Some(names) => {
-                let mut found = Vec::with_capacity(names.len());
-                for name in names {
-                    let row = sqlx::query_as("SELECT id, name FROM series WHERE name = ?1")
-                        .bind(name.as_str())
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    found.extend(row);
-                }
-                found.sort_by(|a: &(i64, String), b| a.1.cmp(&b.1));
-                found.dedup();
-                found
-            }
+    pub async fn read(&self, range: &Range, shape: Shape) -> Result<Vec<Series>, StoreError> {
+        let mut out = Vec::new();
+        // Raw reads stop one point past the limit, so the caller can tell "more than the limit".
+        let mut budget = match shape {
+            Shape::Raw { limit } => limit.saturating_add(1),
+            Shape::Decimated { .. } => usize::MAX,
         };
-        let mut out = Vec::with_capacity(series.len());
-        let mut budget = limit.saturating_add(1);
-        for (id, name) in series {
+        for (id, name) in self.series_in(range).await? {
             if budget == 0 {
                 break;
             }
-            // One primary-key range scan per signal.
-            let rows: Vec<(i64, f64)> = sqlx::query_as(
+            let mut sink = Sink::new(shape, range);
+            // One primary-key range scan per signal, streamed: a decimated read of a month holds
+            // a few thousand points in memory, not millions.
+            let mut rows = sqlx::query_as::<_, (i64, f64)>(
                 "SELECT ts, value FROM points \
                  WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts LIMIT ?4",
             )
@@ -146,20 +133,45 @@ impl SqliteStore {
             .bind(range.from.millis())
             .bind(range.to.millis())
             .bind(i64::try_from(budget).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
-            if rows.is_empty() {
+            .fetch(&self.pool);
+            while let Some((t, v)) = rows.try_next().await? {
+                sink.push(t, v);
+            }
+            let (timestamps, values, downsampled) = sink.finish();
+            if timestamps.is_empty() {
                 continue;
             }
-            budget -= rows.len();
-            let (timestamps, values) = rows.into_iter().unzip();
+            if !downsampled {
+                budget = budget.saturating_sub(timestamps.len());
+            }
             out.push(Series {
                 signal: name,
                 timestamps,
                 values,
+                downsampled,
             });
         }
         Ok(out)
+    }
+
+    /// The ids and names of the signals a range asks for (all, or the named ones that exist), by name.
+    async fn series_in(&self, range: &Range) -> Result<Vec<(i64, String)>, StoreError> {
+        let Some(names) = &range.signals else {
+            return Ok(sqlx::query_as("SELECT id, name FROM series ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?);
+        };
+        let mut found = Vec::with_capacity(names.len());
+        for name in names {
+            let row = sqlx::query_as("SELECT id, name FROM series WHERE name = ?1")
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            found.extend(row);
+        }
+        found.sort_by(|a: &(i64, String), b| a.1.cmp(&b.1));
+        found.dedup();
+        Ok(found)
     }
 
     pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
