@@ -4,7 +4,7 @@
 //! run time (where the site's files are, the address), and `[signalboard]`, this server's own settings.
 //! Environment variables and flags are declared together on the clap arguments, so `--help` lists all.
 
-use crate::server::store::Durability;
+use crate::server::store::{Durability, Retention};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use leptos::config::LeptosOptions;
@@ -124,6 +124,7 @@ impl Default for Limits {
 pub struct Settings {
     pub database_url: String,
     pub durability: Durability,
+    pub retention: Retention,
     pub limits: Limits,
     /// `Some` runs the simulated producer in-process.
     pub demo: Option<SimulationArgs>,
@@ -143,6 +144,9 @@ struct FileSettings {
     write_queue: Option<usize>,
     max_raw_points: Option<usize>,
     live_backlog: Option<usize>,
+    raw_retention_days: Option<u32>,
+    minute_rollup_retention_days: Option<u32>,
+    hour_rollup_retention_days: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -166,6 +170,11 @@ impl Settings {
                 .or(file.database_url)
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             durability: args.durability.or(file.durability).unwrap_or_default(),
+            retention: Retention::days(
+                file.raw_retention_days.unwrap_or(7),
+                file.minute_rollup_retention_days.unwrap_or(90),
+                file.hour_rollup_retention_days.unwrap_or(730),
+            ),
             limits: Limits {
                 max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
                 max_samples: file.max_samples.unwrap_or(defaults.max_samples),

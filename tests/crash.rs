@@ -47,10 +47,21 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) {
     panic!("server at {base} did not become healthy");
 }
 
+/// Where the test's timestamps start: an hour ago, inside any raw retention.
+fn first_timestamp() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        now.as_millis() as i64 - 3_600_000
+    })
+}
+
 /// Request `n`: 100 points of signal `crash.{n % 4}` with timestamps unique to it.
 fn request_body(n: i64) -> String {
     let samples: Vec<_> = (0..POINTS_PER_REQUEST)
-        .map(|k| json!({"timestamp": 1_700_000_000_000 + n * POINTS_PER_REQUEST + k, "signals": {format!("crash.{}", n % 4): k}}))
+        .map(|k| json!({"timestamp": first_timestamp() + n * POINTS_PER_REQUEST + k, "signals": {format!("crash.{}", n % 4): k}}))
         .collect();
     serde_json::to_string(&samples).unwrap()
 }
@@ -134,7 +145,11 @@ async fn sigkill_loses_no_acknowledged_point_and_retries_duplicate_nothing() {
             })
             .collect()
     };
-    let history = format!("{base}/api/telemetry?from=1700000000000&to=1800000000000");
+    let history = format!(
+        "{base}/api/telemetry?from={}&to={}",
+        first_timestamp(),
+        first_timestamp() + 3_600_000
+    );
     let before_retry = stored(
         client
             .get(&history)
@@ -146,7 +161,7 @@ async fn sigkill_loses_no_acknowledged_point_and_retries_duplicate_nothing() {
             .unwrap(),
     );
     for n in &acked {
-        let first = 1_700_000_000_000 + n * POINTS_PER_REQUEST;
+        let first = first_timestamp() + n * POINTS_PER_REQUEST;
         for t in first..first + POINTS_PER_REQUEST {
             assert!(
                 before_retry.contains(&t),

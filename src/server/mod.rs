@@ -8,6 +8,7 @@ pub mod lineproto;
 pub mod live;
 pub mod producer;
 pub mod query;
+pub mod retention;
 pub mod store;
 pub mod writer;
 
@@ -53,9 +54,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    let store = Store::open(&settings.database_url, settings.durability)
-        .await
-        .with_context(|| format!("opening the database {}", settings.database_url))?;
+    let store = Store::open(
+        &settings.database_url,
+        settings.durability,
+        settings.retention,
+    )
+    .await
+    .with_context(|| format!("opening the database {}", settings.database_url))?;
     let live = LiveFeed::new(settings.limits.live_backlog);
     let (writer, writer_task) =
         Writer::spawn(store.clone(), live.clone(), settings.limits.write_queue);
@@ -75,6 +80,7 @@ pub async fn serve(
         );
         tokio::spawn(producer::run(url, simulation))
     });
+    let retention = tokio::spawn(retention::run(store.clone()));
     tracing::info!("listening on http://{addr} with {}", settings.database_url);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
@@ -82,6 +88,7 @@ pub async fn serve(
     if let Some(demo) = demo {
         demo.abort();
     }
+    retention.abort();
     // The router, and with it every `Writer`, is gone: the writer drains its queue and ends.
     writer_task.await?;
     // Closing the last connection checkpoints the WAL into the database file.

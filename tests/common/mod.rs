@@ -36,6 +36,8 @@ impl TestServer {
             ..ServeArgs::default()
         };
         let mut settings = Settings::load(&args).unwrap();
+        // Tests write at fixed dates; a century of raw retention keeps them raw whatever today is.
+        settings.retention = signalboard::server::store::Retention::days(36_500, 36_500, 36_500);
         adjust(&mut settings);
         if let Some(path) = settings.database_url.strip_prefix("sqlite://") {
             database = PathBuf::from(path);

@@ -2,6 +2,7 @@
 //! batches and ranges and never sees SQL; everything a particular database needs lives in its own file
 //! below. Adding PostgreSQL means one more variant here and one more file, nothing above.
 
+pub mod rollup;
 mod sqlite;
 
 use crate::downsample::M4;
@@ -57,6 +58,32 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// How long each kind of data is kept. Points older than `raw_ms` are still accepted: they go into the
+/// rollups only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub raw_ms: i64,
+    pub minute_rollups_ms: i64,
+    pub hour_rollups_ms: i64,
+}
+
+impl Retention {
+    pub fn days(raw: u32, minute_rollups: u32, hour_rollups: u32) -> Retention {
+        let ms = |days: u32| i64::from(days) * 86_400_000;
+        Retention {
+            raw_ms: ms(raw),
+            minute_rollups_ms: ms(minute_rollups),
+            hour_rollups_ms: ms(hour_rollups),
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::days(7, 90, 730)
+    }
+}
+
 /// How a range read returns its points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -73,15 +100,6 @@ enum Sink {
 }
 
 impl Sink {
-    fn new(shape: Shape, range: &Range) -> Sink {
-        match shape {
-            Shape::Raw { .. } => Sink::Raw(Vec::new(), Vec::new()),
-            Shape::Decimated { max_points } => {
-                Sink::Decimated(M4::over(range.from.millis(), range.to.millis(), max_points))
-            }
-        }
-    }
-
     fn push(&mut self, t: i64, v: f64) {
         match self {
             Sink::Raw(ts, vs) => {
@@ -117,14 +135,17 @@ pub enum Store {
 
 impl Store {
     /// Opens (creating if missing) the database at `url` and brings its schema up to date.
-    pub async fn open(url: &str, durability: Durability) -> Result<Store, StoreError> {
-        Ok(Store::Sqlite(
-            sqlite::SqliteStore::open(url, durability).await?,
-        ))
+    pub async fn open(
+        url: &str,
+        durability: Durability,
+        retention: Retention,
+    ) -> Result<Store, StoreError> {
+        let store = sqlite::SqliteStore::open(url, durability, retention).await?;
+        Ok(Store::Sqlite(store))
     }
 
-    /// Stores every point in one transaction: all of them or, on error, none.
-    /// A point whose (signal, timestamp) is already stored replaces it.
+    /// Stores every point in one transaction, raw points and rollups together: all of them or, on
+    /// error, none. A point whose (signal, timestamp) is already stored replaces it.
     pub async fn write(&self, points: &[&DataPoint]) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.write(points).await,
@@ -142,6 +163,14 @@ impl Store {
     pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
         match self {
             Store::Sqlite(s) => s.signals().await,
+        }
+    }
+
+    /// Deletes what retention no longer keeps as of `now` (epoch ms), in small transactions.
+    /// Returns the rows deleted.
+    pub async fn expire(&self, now: i64) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.expire(now).await,
         }
     }
 

@@ -1,14 +1,16 @@
 //! SQLite: the embedded default. One file, WAL mode so reads never wait for the writer.
 
-use super::{Durability, Range, Shape, Sink, StoreError};
+use super::rollup::{self, bucket, bucket_points, Changes, Interval, Source};
+use super::{Durability, Range, Retention, Shape, Sink, StoreError};
+use crate::downsample::M4;
 use crate::model::{Series, SignalInfo};
-use crate::server::domain::DataPoint;
+use crate::server::domain::{DataPoint, Timestamp};
 use futures::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +18,10 @@ use std::time::Duration;
 /// Rows per multi-row INSERT: 3 bound parameters each, inside SQLite's 32,766-parameter limit. Each
 /// statement is a round trip to sqlx's SQLite worker thread, so fewer, larger statements win.
 const ROWS_PER_INSERT: usize = 5_000;
+/// Rollup rows per multi-row upsert: 12 parameters each.
+const ROLLUPS_PER_UPSERT: usize = 2_000;
+/// Rows one retention transaction deletes: small, so the writer never waits long for the lock.
+const EXPIRE_BATCH: i64 = 5_000;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -23,10 +29,18 @@ pub struct SqliteStore {
     /// Signal name → `series.id`, so a write looks names up in memory, not in the database.
     /// Only filled after a commit, so it never holds an id that a rolled-back transaction invented.
     ids: Arc<Mutex<HashMap<String, i64>>>,
+    /// Series id → its newest timestamp: a point after it cannot replace a stored one, so only points
+    /// at or before it are looked up.
+    newest: Arc<Mutex<HashMap<i64, i64>>>,
+    retention: Retention,
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str, durability: Durability) -> Result<SqliteStore, StoreError> {
+    pub async fn open(
+        url: &str,
+        durability: Durability,
+        retention: Retention,
+    ) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -52,14 +66,20 @@ impl SqliteStore {
         sqlx::migrate!("src/server/store/migrations")
             .run(&pool)
             .await?;
-        let ids: HashMap<String, i64> = sqlx::query_as("SELECT name, id FROM series")
-            .fetch_all(&pool)
-            .await?
-            .into_iter()
+        let rows: Vec<(String, i64, Option<i64>)> =
+            sqlx::query_as("SELECT name, id, last_ts FROM series")
+                .fetch_all(&pool)
+                .await?;
+        let newest = rows
+            .iter()
+            .filter_map(|(_, id, last)| Some((*id, (*last)?)))
             .collect();
+        let ids = rows.into_iter().map(|(name, id, _)| (name, id)).collect();
         Ok(SqliteStore {
             pool,
             ids: Arc::new(Mutex::new(ids)),
+            newest: Arc::new(Mutex::new(newest)),
+            retention,
         })
     }
 
@@ -93,10 +113,52 @@ impl SqliteStore {
             };
             rows.push((id, point.timestamp.millis(), point.value.get()));
         }
-        // Key order means each b-tree page is visited once per commit. The sort is stable, so of two points
-        // with the same key in one batch the later one is inserted last and wins.
+        // Key order means each b-tree page is visited once per commit. Of two points with the same key
+        // in one batch the later one wins, as it would in two requests.
         rows.sort_by_key(|&(id, ts, _)| (id, ts));
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut unique: Vec<(i64, i64, f64)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            match unique.last_mut() {
+                Some(last) if (last.0, last.1) == (row.0, row.1) => *last = row,
+                _ => unique.push(row),
+            }
+        }
+
+        let raw_cutoff = Timestamp::now().millis() - self.retention.raw_ms;
+        let newest = self
+            .newest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut changes = Changes::default();
+        let mut raw = Vec::with_capacity(unique.len());
+        // Per series: raw points added, and the newest point written.
+        let mut stats: Vec<(i64, i64, (i64, f64))> = Vec::new();
+        for series in unique.chunk_by(|a, b| a.0 == b.0) {
+            let id = series[0].0;
+            let stored = self
+                .stored_among(&mut tx, id, series, raw_cutoff, newest.get(&id).copied())
+                .await?;
+            let mut added = 0;
+            for &(_, t, v) in series {
+                if t < raw_cutoff {
+                    // Older than raw retention: kept in the rollups only (backfill).
+                    changes.added(id, t, v);
+                    continue;
+                }
+                raw.push((id, t, v));
+                if stored.contains(&t) {
+                    changes.replaced(id, t);
+                } else {
+                    changes.added(id, t, v);
+                    added += 1;
+                }
+            }
+            let &(_, t, v) = series.last().expect("chunk_by yields non-empty chunks");
+            stats.push((id, added, (t, v)));
+        }
+
+        for chunk in raw.chunks(ROWS_PER_INSERT) {
             let mut insert =
                 QueryBuilder::<Sqlite>::new("INSERT INTO points (series_id, ts, value) ");
             insert.push_values(chunk, |mut row, &(id, ts, value)| {
@@ -105,50 +167,132 @@ impl SqliteStore {
             insert.push(" ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value");
             insert.build().execute(&mut *tx).await?;
         }
+        for (interval, merges) in changes.merges() {
+            merge_rollups(&mut tx, interval, &merges).await?;
+            let stale = match interval {
+                Interval::Minute => &changes.stale_minutes,
+                Interval::Hour => &changes.stale_hours,
+            };
+            // Minutes first: a stale hour is recomputed from its (by then exact) minutes.
+            for &(id, start) in stale {
+                recompute_rollup(&mut tx, interval, id, start).await?;
+            }
+        }
+        update_series_stats(&mut tx, &stats).await?;
         tx.commit().await?;
+
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
         ids.extend(fresh.into_iter().map(|(name, id)| (name.to_owned(), id)));
+        let mut newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, _, (t, _)) in stats {
+            let entry = newest.entry(id).or_insert(t);
+            *entry = (*entry).max(t);
+        }
         Ok(())
     }
 
+    /// The timestamps among `series` (one signal's points, sorted) that are already stored. Only points
+    /// at or before the signal's newest can be, so an in-order write costs no lookup at all.
+    async fn stored_among(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        id: i64,
+        series: &[(i64, i64, f64)],
+        raw_cutoff: i64,
+        newest: Option<i64>,
+    ) -> Result<HashSet<i64>, StoreError> {
+        let Some(newest) = newest else {
+            return Ok(HashSet::new());
+        };
+        let candidates: Vec<i64> = series
+            .iter()
+            .map(|&(_, t, _)| t)
+            .filter(|&t| t >= raw_cutoff && t <= newest)
+            .collect();
+        let (Some(&first), Some(&last)) = (candidates.first(), candidates.last()) else {
+            return Ok(HashSet::new());
+        };
+        let stored: Vec<(i64,)> =
+            sqlx::query_as("SELECT ts FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3")
+                .bind(id)
+                .bind(first)
+                .bind(last)
+                .fetch_all(&mut *tx)
+                .await?;
+        Ok(stored.into_iter().map(|(t,)| t).collect())
+    }
+
     pub async fn read(&self, range: &Range, shape: Shape) -> Result<Vec<Series>, StoreError> {
-        let mut out = Vec::new();
+        let (from, to) = (range.from.millis(), range.to.millis());
         // Raw reads stop one point past the limit, so the caller can tell "more than the limit".
         let mut budget = match shape {
             Shape::Raw { limit } => limit.saturating_add(1),
             Shape::Decimated { .. } => usize::MAX,
         };
+        let mut out = Vec::new();
         for (id, name) in self.series_in(range).await? {
             if budget == 0 {
                 break;
             }
-            let mut sink = Sink::new(shape, range);
-            // One primary-key range scan per signal, streamed: a decimated read of a month holds
-            // a few thousand points in memory, not millions.
-            let mut rows = sqlx::query_as::<_, (i64, f64)>(
-                "SELECT ts, value FROM points \
-                 WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts LIMIT ?4",
-            )
-            .bind(id)
-            .bind(range.from.millis())
-            .bind(range.to.millis())
-            .bind(i64::try_from(budget).unwrap_or(i64::MAX))
-            .fetch(&self.pool);
-            while let Some((t, v)) = rows.try_next().await? {
-                sink.push(t, v);
+            let (mut sink, stretches) = match shape {
+                Shape::Raw { .. } => (
+                    Sink::Raw(Vec::new(), Vec::new()),
+                    vec![(Source::Raw, from, to)],
+                ),
+                Shape::Decimated { max_points } => decimation(from, to, max_points),
+            };
+            let mut from_rollups = false;
+            for (source, start, end) in stretches {
+                match source {
+                    Source::Raw => {
+                        // A primary-key range scan, streamed: never the whole range in memory.
+                        let mut rows = sqlx::query_as::<_, (i64, f64)>(
+                            "SELECT ts, value FROM points \
+                             WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts LIMIT ?4",
+                        )
+                        .bind(id)
+                        .bind(start)
+                        .bind(end)
+                        .bind(i64::try_from(budget).unwrap_or(i64::MAX))
+                        .fetch(&self.pool);
+                        while let Some((t, v)) = rows.try_next().await? {
+                            sink.push(t, v);
+                        }
+                    }
+                    Source::Rollup(interval) => {
+                        from_rollups = true;
+                        let sql = format!(
+                            "SELECT first_ts, first, low_ts, low, high_ts, high, last_ts, last \
+                             FROM {} WHERE series_id = ?1 AND bucket >= ?2 AND bucket <= ?3 \
+                             ORDER BY bucket",
+                            table(interval)
+                        );
+                        let mut rows = sqlx::query_as::<_, RollupPoints>(&sql)
+                            .bind(id)
+                            .bind(start)
+                            .bind(end)
+                            .fetch(&self.pool);
+                        while let Some(r) = rows.try_next().await? {
+                            let points = [(r.0, r.1), (r.2, r.3), (r.4, r.5), (r.6, r.7)];
+                            for (t, v) in bucket_points(points) {
+                                sink.push(t, v);
+                            }
+                        }
+                    }
+                }
             }
-            let (timestamps, values, downsampled) = sink.finish();
+            let (timestamps, values, decimated) = sink.finish();
             if timestamps.is_empty() {
                 continue;
             }
-            if !downsampled {
+            if let Shape::Raw { .. } = shape {
                 budget = budget.saturating_sub(timestamps.len());
             }
             out.push(Series {
                 signal: name,
                 timestamps,
                 values,
-                downsampled,
+                downsampled: decimated || from_rollups,
             });
         }
         Ok(out)
@@ -176,13 +320,8 @@ impl SqliteStore {
 
     pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
         let rows: Vec<(String, i64, i64, f64)> = sqlx::query_as(
-            "SELECT s.name, \
-                    (SELECT count(*) FROM points c WHERE c.series_id = s.id), \
-                    last.ts, last.value \
-             FROM series s \
-             JOIN points last ON last.series_id = s.id \
-              AND last.ts = (SELECT max(ts) FROM points m WHERE m.series_id = s.id) \
-             ORDER BY s.name",
+            "SELECT name, points, last_ts, last_value FROM series \
+             WHERE last_ts IS NOT NULL ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -197,6 +336,62 @@ impl SqliteStore {
             .collect())
     }
 
+    /// Deletes what retention no longer keeps, a few thousand rows per transaction so that the writer
+    /// never waits long. Returns the rows deleted.
+    pub async fn expire(&self, now: i64) -> Result<u64, StoreError> {
+        let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM series")
+            .fetch_all(&self.pool)
+            .await?;
+        let tables = [
+            ("points", "ts", now - self.retention.raw_ms),
+            (
+                table(Interval::Minute),
+                "bucket",
+                now - self.retention.minute_rollups_ms,
+            ),
+            (
+                table(Interval::Hour),
+                "bucket",
+                now - self.retention.hour_rollups_ms,
+            ),
+        ];
+        let mut deleted = 0;
+        for (id,) in ids {
+            for (table, time, cutoff) in tables {
+                loop {
+                    let mut tx = self.pool.begin().await?;
+                    // The batch's last timestamp; with fewer than a batch left, the cutoff itself.
+                    let sql = format!(
+                        "DELETE FROM {table} WHERE series_id = ?1 AND {time} < ?2 AND {time} <= \
+                         coalesce((SELECT {time} FROM {table} WHERE series_id = ?1 AND {time} < ?2 \
+                                   ORDER BY {time} LIMIT 1 OFFSET ?3), ?2)"
+                    );
+                    let n = sqlx::query(&sql)
+                        .bind(id)
+                        .bind(cutoff)
+                        .bind(EXPIRE_BATCH - 1)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if table == "points" && n > 0 {
+                        sqlx::query("UPDATE series SET points = points - ?2 WHERE id = ?1")
+                            .bind(id)
+                            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    deleted += n;
+                    if n < EXPIRE_BATCH as u64 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -205,4 +400,144 @@ impl SqliteStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// A rollup row's first, lowest, highest and last points as (timestamp, value) pairs.
+type RollupPoints = (i64, f64, i64, f64, i64, f64, i64, f64);
+
+fn table(interval: Interval) -> &'static str {
+    match interval {
+        Interval::Minute => "rollup_1m",
+        Interval::Hour => "rollup_1h",
+    }
+}
+
+/// The decimator and the stretches to read for `max_points` over `from..=to`: rollups wherever their
+/// buckets are narrower than the answer's, with the answer's buckets aligned to theirs, so each rollup
+/// bucket falls wholly inside one answer bucket and its extremes land where they belong.
+fn decimation(from: i64, to: i64, max_points: usize) -> (Sink, Vec<(Source, i64, i64)>) {
+    let buckets = (max_points / 4).max(1) as i64;
+    let span = to - from + 1;
+    let source = Source::for_width(span / buckets);
+    if source == Source::Raw {
+        return (
+            Sink::Decimated(M4::over(from, to, max_points)),
+            vec![(Source::Raw, from, to)],
+        );
+    }
+    let r = source.interval();
+    let origin = bucket(from, r);
+    let per_bucket = (to + 1 - origin + r * buckets - 1) / (r * buckets);
+    let m4 = M4::with_buckets(origin, per_bucket * r, max_points);
+    (Sink::Decimated(m4), rollup::plan(source, from, to))
+}
+
+/// Adds a write's deltas to existing rollup rows (or creates them).
+async fn merge_rollups(
+    tx: &mut sqlx::SqliteConnection,
+    interval: Interval,
+    merges: &[rollup::Merge],
+) -> Result<(), StoreError> {
+    for chunk in merges.chunks(ROLLUPS_PER_UPSERT) {
+        let mut upsert = QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO {} (series_id, bucket, count, sum, low, low_ts, high, high_ts, \
+             first, first_ts, last, last_ts) ",
+            table(interval)
+        ));
+        upsert.push_values(chunk, |mut row, (id, start, a)| {
+            row.push_bind(id)
+                .push_bind(start)
+                .push_bind(a.count)
+                .push_bind(a.sum)
+                .push_bind(a.low.1)
+                .push_bind(a.low.0)
+                .push_bind(a.high.1)
+                .push_bind(a.high.0)
+                .push_bind(a.first.1)
+                .push_bind(a.first.0)
+                .push_bind(a.last.1)
+                .push_bind(a.last.0);
+        });
+        // Every right-hand side reads the row as it was before this update.
+        upsert.push(
+            " ON CONFLICT (series_id, bucket) DO UPDATE SET \
+              count = count + excluded.count, \
+              sum = sum + excluded.sum, \
+              low_ts = CASE WHEN excluded.low < low THEN excluded.low_ts ELSE low_ts END, \
+              low = min(low, excluded.low), \
+              high_ts = CASE WHEN excluded.high > high THEN excluded.high_ts ELSE high_ts END, \
+              high = max(high, excluded.high), \
+              first = CASE WHEN excluded.first_ts < first_ts THEN excluded.first ELSE first END, \
+              first_ts = min(first_ts, excluded.first_ts), \
+              last = CASE WHEN excluded.last_ts > last_ts THEN excluded.last ELSE last END, \
+              last_ts = max(last_ts, excluded.last_ts)",
+        );
+        upsert.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Rebuilds one rollup row from what it summarises: a minute from raw points, an hour from minutes.
+async fn recompute_rollup(
+    tx: &mut sqlx::SqliteConnection,
+    interval: Interval,
+    id: i64,
+    start: i64,
+) -> Result<(), StoreError> {
+    let sql = match interval {
+        Interval::Minute => {
+            "INSERT OR REPLACE INTO rollup_1m \
+             SELECT ?1, ?2, count(*), sum(value), \
+               (SELECT value FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY value, ts LIMIT 1), \
+               (SELECT ts FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY value, ts LIMIT 1), \
+               (SELECT value FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY value DESC, ts LIMIT 1), \
+               (SELECT ts FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY value DESC, ts LIMIT 1), \
+               (SELECT value FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts LIMIT 1), \
+               min(ts), \
+               (SELECT value FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT 1), \
+               max(ts) \
+             FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 HAVING count(*) > 0"
+        }
+        Interval::Hour => {
+            "INSERT OR REPLACE INTO rollup_1h \
+             SELECT ?1, ?2, sum(count), sum(sum), \
+               (SELECT low FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY low, low_ts LIMIT 1), \
+               (SELECT low_ts FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY low, low_ts LIMIT 1), \
+               (SELECT high FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY high DESC, high_ts LIMIT 1), \
+               (SELECT high_ts FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY high DESC, high_ts LIMIT 1), \
+               (SELECT first FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket LIMIT 1), \
+               min(first_ts), \
+               (SELECT last FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket DESC LIMIT 1), \
+               max(last_ts) \
+             FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 HAVING count(*) > 0"
+        }
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .bind(start)
+        .bind(start + interval.millis())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds each series' new raw points to its count and moves its last point forward, in one statement.
+async fn update_series_stats(
+    tx: &mut sqlx::SqliteConnection,
+    stats: &[(i64, i64, (i64, f64))],
+) -> Result<(), StoreError> {
+    for chunk in stats.chunks(ROWS_PER_INSERT / 2) {
+        let mut update = QueryBuilder::<Sqlite>::new(
+            "UPDATE series SET points = points + d.added, \
+               last_value = CASE WHEN last_ts IS NULL OR d.ts >= last_ts THEN d.value ELSE last_value END, \
+               last_ts = CASE WHEN last_ts IS NULL OR d.ts >= last_ts THEN d.ts ELSE last_ts END \
+             FROM (SELECT column1 AS id, column2 AS added, column3 AS ts, column4 AS value FROM (",
+        );
+        update.push_values(chunk, |mut row, &(id, added, (t, v))| {
+            row.push_bind(id).push_bind(added).push_bind(t).push_bind(v);
+        });
+        update.push(")) AS d WHERE series.id = d.id");
+        update.build().execute(&mut *tx).await?;
+    }
+    Ok(())
 }

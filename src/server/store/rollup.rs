@@ -1,0 +1,256 @@
+//! Rollups: per-minute and per-hour aggregates (count, sum, lowest, highest, first, last, each extreme
+//! with its timestamp) kept beside the raw points, so a month is read as 720 hour rows, not millions of
+//! points. This file is the database-independent part: what a write changes, and which table a read
+//! takes each stretch of a range from. The SQL lives with each database.
+//!
+//! Exactness: a write adds its new points to the affected buckets incrementally. A point that replaces a
+//! stored one (a retry with another value, a correction) cannot be subtracted from a minimum, so its
+//! buckets are recomputed from the raw points instead; that is rare and touches one minute and one hour.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const MINUTE: i64 = 60_000;
+pub const HOUR: i64 = 3_600_000;
+
+/// What one bucket holds, or what a write adds to it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Aggregate {
+    pub count: i64,
+    pub sum: f64,
+    pub low: (i64, f64),
+    pub high: (i64, f64),
+    pub first: (i64, f64),
+    pub last: (i64, f64),
+}
+
+impl Aggregate {
+    pub fn of(t: i64, v: f64) -> Aggregate {
+        Aggregate {
+            count: 1,
+            sum: v,
+            low: (t, v),
+            high: (t, v),
+            first: (t, v),
+            last: (t, v),
+        }
+    }
+
+    pub fn add(&mut self, t: i64, v: f64) {
+        self.count += 1;
+        self.sum += v;
+        if v < self.low.1 {
+            self.low = (t, v);
+        }
+        if v > self.high.1 {
+            self.high = (t, v);
+        }
+        if t < self.first.0 {
+            self.first = (t, v);
+        }
+        if t > self.last.0 {
+            self.last = (t, v);
+        }
+    }
+
+    pub fn points(&self) -> impl Iterator<Item = (i64, f64)> {
+        bucket_points([self.first, self.low, self.high, self.last])
+    }
+}
+
+/// A bucket's first, lowest, highest and last points, in time order, each once: what a
+/// min/max-preserving chart needs of it.
+pub fn bucket_points(mut points: [(i64, f64); 4]) -> impl Iterator<Item = (i64, f64)> {
+    points.sort_by_key(|&(t, _)| t);
+    let mut previous = None;
+    points.into_iter().filter(move |&(t, _)| {
+        let fresh = previous != Some(t);
+        previous = Some(t);
+        fresh
+    })
+}
+
+/// The start of the `interval` bucket holding `t`.
+pub fn bucket(t: i64, interval: i64) -> i64 {
+    t - t.rem_euclid(interval)
+}
+
+/// A delta to merge into one rollup row: (series id, bucket start, what the write adds).
+pub type Merge = (i64, i64, Aggregate);
+
+/// What one write does to the rollups: deltas to merge, keyed by (series id, bucket start), and the
+/// buckets to recompute because a point in them was replaced.
+#[derive(Default, Debug)]
+pub struct Changes {
+    pub minutes: BTreeMap<(i64, i64), Aggregate>,
+    pub hours: BTreeMap<(i64, i64), Aggregate>,
+    pub stale_minutes: BTreeSet<(i64, i64)>,
+    pub stale_hours: BTreeSet<(i64, i64)>,
+}
+
+impl Changes {
+    /// A point that was not stored before.
+    pub fn added(&mut self, series: i64, t: i64, v: f64) {
+        for (map, interval) in [(&mut self.minutes, MINUTE), (&mut self.hours, HOUR)] {
+            map.entry((series, bucket(t, interval)))
+                .and_modify(|a| a.add(t, v))
+                .or_insert_with(|| Aggregate::of(t, v));
+        }
+    }
+
+    /// A point that replaced a stored one.
+    pub fn replaced(&mut self, series: i64, t: i64) {
+        self.stale_minutes.insert((series, bucket(t, MINUTE)));
+        self.stale_hours.insert((series, bucket(t, HOUR)));
+    }
+
+    /// The deltas to merge: those of buckets that will be recomputed anyway are left out.
+    pub fn merges(&self) -> [(Interval, Vec<Merge>); 2] {
+        let keep = |map: &BTreeMap<(i64, i64), Aggregate>, stale: &BTreeSet<(i64, i64)>| {
+            map.iter()
+                .filter(|(key, _)| !stale.contains(key))
+                .map(|(&(s, b), a)| (s, b, *a))
+                .collect()
+        };
+        [
+            (Interval::Minute, keep(&self.minutes, &self.stale_minutes)),
+            (Interval::Hour, keep(&self.hours, &self.stale_hours)),
+        ]
+    }
+}
+
+/// A rollup table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interval {
+    Minute,
+    Hour,
+}
+
+impl Interval {
+    pub fn millis(self) -> i64 {
+        match self {
+            Interval::Minute => MINUTE,
+            Interval::Hour => HOUR,
+        }
+    }
+}
+
+/// Where a stretch of a range is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Raw,
+    Rollup(Interval),
+}
+
+impl Source {
+    /// The coarsest source whose buckets are no wider than `width`: rollup buckets must fit inside
+    /// the answer's buckets, or their extremes could not be placed.
+    pub fn for_width(width: i64) -> Source {
+        if width >= HOUR {
+            Source::Rollup(Interval::Hour)
+        } else if width >= MINUTE {
+            Source::Rollup(Interval::Minute)
+        } else {
+            Source::Raw
+        }
+    }
+
+    pub fn interval(self) -> i64 {
+        match self {
+            Source::Raw => 1,
+            Source::Rollup(i) => i.millis(),
+        }
+    }
+
+    fn finer(self) -> Source {
+        match self {
+            Source::Rollup(Interval::Hour) => Source::Rollup(Interval::Minute),
+            _ => Source::Raw,
+        }
+    }
+}
+
+/// Splits `from..=to` into stretches, in time order, each read from `source` where whole buckets of it
+/// fit and from finer sources at the ragged ends.
+pub fn plan(source: Source, from: i64, to: i64) -> Vec<(Source, i64, i64)> {
+    let mut stretches = Vec::new();
+    plan_into(source, from, to, &mut stretches);
+    stretches
+}
+
+fn plan_into(source: Source, from: i64, to: i64, out: &mut Vec<(Source, i64, i64)>) {
+    if from > to {
+        return;
+    }
+    let r = source.interval();
+    if source == Source::Raw {
+        out.push((Source::Raw, from, to));
+        return;
+    }
+    // Whole buckets: [start, end).
+    let start = bucket(from + r - 1, r);
+    let end = bucket(to + 1, r);
+    if start >= end {
+        return plan_into(source.finer(), from, to, out);
+    }
+    plan_into(source.finer(), from, start - 1, out);
+    out.push((source, start, end - 1));
+    plan_into(source.finer(), end, to, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates_keep_extremes_ends_and_totals() {
+        let mut a = Aggregate::of(10, 5.0);
+        for (t, v) in [(30, 1.0), (20, 9.0), (5, 4.0)] {
+            a.add(t, v);
+        }
+        assert_eq!((a.count, a.sum), (4, 19.0));
+        assert_eq!(
+            (a.low, a.high, a.first, a.last),
+            ((30, 1.0), (20, 9.0), (5, 4.0), (30, 1.0))
+        );
+        assert_eq!(
+            a.points().collect::<Vec<_>>(),
+            [(5, 4.0), (20, 9.0), (30, 1.0)]
+        );
+    }
+
+    #[test]
+    fn replaced_points_make_their_buckets_stale_and_drop_their_deltas() {
+        let mut c = Changes::default();
+        c.added(1, 61_000, 1.0);
+        c.added(1, 125_000, 2.0);
+        c.replaced(1, 61_500);
+        let [(_, minutes), (_, hours)] = c.merges();
+        assert_eq!(minutes.iter().map(|m| m.1).collect::<Vec<_>>(), [120_000]);
+        assert!(
+            hours.is_empty(),
+            "the hour holds a replaced point: recomputed, not merged"
+        );
+    }
+
+    #[test]
+    fn plans_use_whole_buckets_and_finer_sources_at_the_ends() {
+        let h = Source::Rollup(Interval::Hour);
+        let m = Source::Rollup(Interval::Minute);
+        let from = HOUR - 90_500; // 22:28:29.500 of the day before, say
+        let to = 3 * HOUR + 30_000;
+        assert_eq!(
+            plan(h, from, to),
+            [
+                (Source::Raw, from, HOUR - 60_001),
+                (m, HOUR - 60_000, HOUR - 1),
+                (h, HOUR, 3 * HOUR - 1),
+                (Source::Raw, 3 * HOUR, to),
+            ]
+        );
+        // A stretch shorter than one bucket is read from the finer source alone.
+        assert_eq!(plan(m, 10, 20), [(Source::Raw, 10, 20)]);
+        assert_eq!(Source::for_width(HOUR), h);
+        assert_eq!(Source::for_width(HOUR - 1), m);
+        assert_eq!(Source::for_width(59_999), Source::Raw);
+    }
+}

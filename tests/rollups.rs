@@ -1,0 +1,206 @@
+//! Rollups and retention, checked against the raw points in a real SQLite file.
+
+use proptest::prelude::*;
+use signalboard::server::domain::{DataPoint, SignalName, Timestamp, Value};
+use signalboard::server::store::{Durability, Range, Retention, Shape, Store};
+use sqlx::Connection;
+use std::collections::BTreeMap;
+
+/// An hour boundary, minus 150 s: random writes around it fill minutes of two hours.
+const BASE: i64 = 1_795_003_200_000 - 150_000;
+const DAY: i64 = 86_400_000;
+
+fn point(signal: &str, t: i64, v: f64) -> DataPoint {
+    DataPoint {
+        signal: SignalName::parse(signal).unwrap(),
+        timestamp: Timestamp::from_millis(t).unwrap(),
+        value: Value::new(v).unwrap(),
+    }
+}
+
+async fn write(store: &Store, points: &[DataPoint]) {
+    store
+        .write(&points.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+}
+
+/// One rollup row as stored: (series name, bucket) → (count, sum, low, high, first, first_ts, last, last_ts).
+type Row = (i64, f64, f64, f64, f64, i64, f64, i64);
+
+async fn rollup_rows(database: &str, table: &str) -> BTreeMap<(String, i64), Row> {
+    let mut db = sqlx::SqliteConnection::connect(database).await.unwrap();
+    let sql = format!(
+        "SELECT s.name, r.bucket, r.count, r.sum, r.low, r.high, r.first, r.first_ts, r.last, r.last_ts \
+         FROM {table} r JOIN series s ON s.id = r.series_id"
+    );
+    let rows: Vec<(String, i64, i64, f64, f64, f64, f64, i64, f64, i64)> =
+        sqlx::query_as(&sql).fetch_all(&mut db).await.unwrap();
+    rows.into_iter()
+        .map(|r| ((r.0, r.1), (r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9)))
+        .collect()
+}
+
+/// What the rollup rows must be, computed from the final raw points.
+fn expected(raw: &BTreeMap<(String, i64), f64>, interval: i64) -> BTreeMap<(String, i64), Row> {
+    let mut out: BTreeMap<(String, i64), Row> = BTreeMap::new();
+    for ((signal, t), &v) in raw {
+        let bucket = t - t.rem_euclid(interval);
+        out.entry((signal.clone(), bucket))
+            .and_modify(|r| {
+                r.0 += 1;
+                r.1 += v;
+                r.2 = r.2.min(v);
+                r.3 = r.3.max(v);
+                // Keys iterate in time order: the last seen is the last.
+                (r.6, r.7) = (v, *t);
+            })
+            .or_insert((1, v, v, v, v, *t, v, *t));
+    }
+    out
+}
+
+fn close(a: &BTreeMap<(String, i64), Row>, b: &BTreeMap<(String, i64), Row>) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((ka, ra), (kb, rb))| {
+            ka == kb
+                && (ra.0, ra.2, ra.3, ra.4, ra.5, ra.6, ra.7)
+                    == (rb.0, rb.2, rb.3, rb.4, rb.5, rb.6, rb.7)
+                && (ra.1 - rb.1).abs() < 1e-6
+        })
+}
+
+fn batches() -> impl Strategy<Value = Vec<Vec<(u8, i64, i32)>>> {
+    // Few signals and seconds, so that batches repeat and reorder keys across and within themselves.
+    let point = (0u8..3, 0i64..300, -1000i32..1000);
+    prop::collection::vec(prop::collection::vec(point, 1..40), 1..8)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rollups_equal_aggregates_of_the_raw_points(batches in batches()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let database = format!("sqlite://{}", dir.path().join("r.db").display());
+            let forever = Retention::days(36_500, 36_500, 36_500);
+            let store = Store::open(&database, Durability::Normal, forever).await.unwrap();
+            let mut raw = BTreeMap::new();
+            for batch in &batches {
+                let points: Vec<DataPoint> = batch
+                    .iter()
+                    .map(|&(s, sec, v)| point(&format!("s{s}"), BASE + sec * 1000, f64::from(v) / 4.0))
+                    .collect();
+                for p in &points {
+                    raw.insert((p.signal.to_string(), p.timestamp.millis()), p.value.get());
+                }
+                write(&store, &points).await;
+            }
+            store.close().await;
+            let minutes = rollup_rows(&database, "rollup_1m").await;
+            let hours = rollup_rows(&database, "rollup_1h").await;
+            prop_assert!(close(&minutes, &expected(&raw, 60_000)), "minutes {minutes:?}\nraw {raw:?}");
+            prop_assert!(close(&hours, &expected(&raw, 3_600_000)), "hours {hours:?}\nraw {raw:?}");
+            Ok(())
+        })?;
+    }
+}
+
+#[tokio::test]
+async fn a_rollup_answer_and_a_raw_answer_agree_on_min_and_max() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("a.db").display());
+    let store = Store::open(
+        &database,
+        Durability::Normal,
+        Retention::days(36_500, 36_500, 36_500),
+    )
+    .await
+    .unwrap();
+    // Two days at one point a minute, with a spike and a dip far from any bucket edge.
+    let points: Vec<DataPoint> = (0..2 * 1440)
+        .map(|i| {
+            let v = match i {
+                1000 => 500.0,
+                2222 => -500.0,
+                _ => (i as f64 / 100.0).sin(),
+            };
+            point("wave", BASE + 7_777 + i * 60_000, v)
+        })
+        .collect();
+    write(&store, &points).await;
+    let range = Range {
+        from: Timestamp::from_millis(BASE).unwrap(),
+        to: Timestamp::from_millis(BASE + 2 * DAY).unwrap(),
+        signals: None,
+    };
+    let raw = &store
+        .read(&range, Shape::Raw { limit: 10_000 })
+        .await
+        .unwrap()[0];
+    let decimated = &store
+        .read(&range, Shape::Decimated { max_points: 100 })
+        .await
+        .unwrap()[0];
+    assert!(decimated.downsampled && decimated.timestamps.len() <= 100);
+    let extremes = |v: &[f64]| {
+        (
+            v.iter().cloned().fold(f64::MAX, f64::min),
+            v.iter().cloned().fold(f64::MIN, f64::max),
+        )
+    };
+    assert_eq!(extremes(&raw.values), extremes(&decimated.values));
+    assert_eq!(extremes(&decimated.values), (-500.0, 500.0));
+    // Each kept point is a real point, at its real time.
+    for (t, v) in decimated.timestamps.iter().zip(&decimated.values) {
+        let i = raw.timestamps.binary_search(t).expect("a stored timestamp");
+        assert_eq!(raw.values[i], *v);
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_what_it_should_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("ret.db").display());
+    let store = Store::open(&database, Durability::Normal, Retention::days(1, 2, 3))
+        .await
+        .unwrap();
+    let now = Timestamp::now().millis();
+    // 12,000 points from 12 h ago (more than one deletion batch), one point an hour ago.
+    let old: Vec<DataPoint> = (0..12_000)
+        .map(|i| point("a", now - DAY / 2 + i, 1.0))
+        .collect();
+    write(&store, &old).await;
+    write(&store, &[point("a", now - 3_600_000, 2.0)]).await;
+    // Older than raw retention already: accepted into the rollups only.
+    write(&store, &[point("a", now - DAY - 3_600_000, 3.0)]).await;
+    assert_eq!(store.signals().await.unwrap()[0].points, 12_001);
+
+    // 13 hours later, the 12,000 are past the 1-day raw retention; the newer point is not.
+    assert_eq!(store.expire(now + 13 * 3_600_000).await.unwrap(), 12_000);
+    let signal = &store.signals().await.unwrap()[0];
+    assert_eq!((signal.points, signal.last_value), (1, 2.0));
+    let minutes = rollup_rows(&database, "rollup_1m").await;
+    assert!(
+        minutes.values().any(|r| r.2 == 3.0),
+        "the backfilled point is in the rollups"
+    );
+    assert_eq!(
+        minutes.values().map(|r| r.0).sum::<i64>(),
+        12_002,
+        "minute rollups outlive raw points"
+    );
+
+    // Three days on, minute rollups (2 days) are gone, hour rollups (3 days) are not yet.
+    store.expire(now + 3 * DAY - 4 * 3_600_000).await.unwrap();
+    assert!(rollup_rows(&database, "rollup_1m")
+        .await
+        .values()
+        .all(|r| r.7 > now - 3_600_000 - 1));
+    assert!(!rollup_rows(&database, "rollup_1h").await.is_empty());
+    store.expire(now + 10 * DAY).await.unwrap();
+    assert!(rollup_rows(&database, "rollup_1h").await.is_empty());
+    store.close().await;
+}
