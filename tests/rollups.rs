@@ -34,11 +34,23 @@ async fn rollup_rows(database: &str, table: &str) -> BTreeMap<(String, i64), Row
         "SELECT s.name, r.bucket, r.count, r.sum, r.low, r.high, r.first, r.first_ts, r.last, r.last_ts \
          FROM {table} r JOIN series s ON s.id = r.series_id"
     );
-    let rows: Vec<(String, i64, i64, f64, f64, f64, f64, i64, f64, i64)> =
-        sqlx::query_as(&sql).fetch_all(&mut db).await.unwrap();
-    rows.into_iter()
-        .map(|r| ((r.0, r.1), (r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9)))
-        .collect()
+    let mut rows = BTreeMap::new();
+    for row in sqlx::query(&sql).fetch_all(&mut db).await.unwrap() {
+        use sqlx::Row as _;
+        let key = (row.get::<String, _>(0), row.get::<i64, _>(1));
+        let value = (
+            row.get(2),
+            row.get(3),
+            row.get(4),
+            row.get(5),
+            row.get(6),
+            row.get(7),
+            row.get(8),
+            row.get(9),
+        );
+        rows.insert(key, value);
+    }
+    rows
 }
 
 /// What the rollup rows must be, computed from the final raw points.
