@@ -8,8 +8,8 @@ pub mod lineproto;
 pub mod live;
 pub mod producer;
 pub mod query;
-pub mod retention;
 pub mod store;
+pub mod upkeep;
 pub mod writer;
 
 use crate::app::{shell, App};
@@ -80,7 +80,7 @@ pub async fn serve(
         );
         tokio::spawn(producer::run(url, simulation))
     });
-    let retention = tokio::spawn(retention::run(store.clone()));
+    let upkeep = tokio::spawn(upkeep::run(store.clone()));
     tracing::info!("listening on http://{addr} with {}", settings.database_url);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
@@ -88,7 +88,7 @@ pub async fn serve(
     if let Some(demo) = demo {
         demo.abort();
     }
-    retention.abort();
+    upkeep.abort();
     // The router, and with it every `Writer`, is gone: the writer drains its queue and ends.
     writer_task.await?;
     // Closing the last connection checkpoints the WAL into the database file.

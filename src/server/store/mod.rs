@@ -174,6 +174,13 @@ impl Store {
         }
     }
 
+    /// Moves committed data from the write-ahead log into the database file, off the commit path.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.checkpoint().await,
+        }
+    }
+
     /// Waits for the connections to finish and closes them.
     pub async fn close(&self) {
         match self {

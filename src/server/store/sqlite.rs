@@ -49,10 +49,12 @@ impl SqliteStore {
                 Durability::Fsync => SqliteSynchronous::Full,
             })
             .busy_timeout(Duration::from_secs(5))
-            // With many signals a commit dirties one leaf page per signal: a 16 MiB page cache (per connection: memory stays bounded) keeps
-            // them hot between commits, and rarer checkpoints write each page back once, not per commit.
+            // With many signals a commit dirties one leaf page per signal: a 16 MiB page cache (per
+            // connection, so memory stays bounded) keeps them hot between commits.
             .pragma("cache_size", "-16384")
-            .pragma("wal_autocheckpoint", "10000");
+            // No checkpoint inside a commit: that would stall whichever request happened to cross the
+            // threshold. `checkpoint` runs them in the background instead.
+            .pragma("wal_autocheckpoint", "0");
         // `sqlite://data/signalboard.db` should work on a fresh clone: create the folder, not only the file.
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
@@ -158,27 +160,30 @@ impl SqliteStore {
             stats.push((id, added, (t, v)));
         }
 
+        // Raw points, rollup deltas and signal figures go to SQLite as one multi-statement batch: one
+        // round trip to sqlx's SQLite thread instead of one per statement.
+        let mut batch = QueryBuilder::<Sqlite>::new("");
         for chunk in raw.chunks(ROWS_PER_INSERT) {
-            let mut insert =
-                QueryBuilder::<Sqlite>::new("INSERT INTO points (series_id, ts, value) ");
-            insert.push_values(chunk, |mut row, &(id, ts, value)| {
-                row.push_bind(id).push_bind(ts).push_bind(value);
-            });
-            insert.push(" ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value");
-            insert.build().execute(&mut *tx).await?;
+            push_raw_insert(&mut batch, chunk);
         }
         for (interval, merges) in changes.merges() {
-            merge_rollups(&mut tx, interval, &merges).await?;
-            let stale = match interval {
-                Interval::Minute => &changes.stale_minutes,
-                Interval::Hour => &changes.stale_hours,
-            };
-            // Minutes first: a stale hour is recomputed from its (by then exact) minutes.
+            for chunk in merges.chunks(ROLLUPS_PER_UPSERT) {
+                push_rollup_merge(&mut batch, interval, chunk);
+            }
+        }
+        for chunk in stats.chunks(ROWS_PER_INSERT / 2) {
+            push_stats_update(&mut batch, chunk);
+        }
+        batch.build().execute(&mut *tx).await?;
+        // Rare: buckets where a point was replaced. Minutes first, since an hour is rebuilt from them.
+        for (interval, stale) in [
+            (Interval::Minute, &changes.stale_minutes),
+            (Interval::Hour, &changes.stale_hours),
+        ] {
             for &(id, start) in stale {
                 recompute_rollup(&mut tx, interval, id, start).await?;
             }
         }
-        update_series_stats(&mut tx, &stats).await?;
         tx.commit().await?;
 
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
@@ -392,6 +397,15 @@ impl SqliteStore {
         Ok(deleted)
     }
 
+    /// Copies committed pages from the WAL into the database file without waiting for anyone
+    /// (PASSIVE), so the WAL stays small and commits never pay for it.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -432,49 +446,54 @@ fn decimation(from: i64, to: i64, max_points: usize) -> (Sink, Vec<(Source, i64,
     (Sink::Decimated(m4), rollup::plan(source, from, to))
 }
 
-/// Adds a write's deltas to existing rollup rows (or creates them).
-async fn merge_rollups(
-    tx: &mut sqlx::SqliteConnection,
+/// Appends the multi-row upsert of raw points (a later value for the same key replaces the earlier).
+fn push_raw_insert(batch: &mut QueryBuilder<'_, Sqlite>, rows: &[(i64, i64, f64)]) {
+    batch.push("INSERT INTO points (series_id, ts, value) ");
+    batch.push_values(rows, |mut row, &(id, ts, value)| {
+        row.push_bind(id).push_bind(ts).push_bind(value);
+    });
+    batch.push(" ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value; ");
+}
+
+/// Appends the statement that adds a write's deltas to rollup rows (or creates them).
+fn push_rollup_merge(
+    batch: &mut QueryBuilder<'_, Sqlite>,
     interval: Interval,
     merges: &[rollup::Merge],
-) -> Result<(), StoreError> {
-    for chunk in merges.chunks(ROLLUPS_PER_UPSERT) {
-        let mut upsert = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT INTO {} (series_id, bucket, count, sum, low, low_ts, high, high_ts, \
-             first, first_ts, last, last_ts) ",
-            table(interval)
-        ));
-        upsert.push_values(chunk, |mut row, (id, start, a)| {
-            row.push_bind(id)
-                .push_bind(start)
-                .push_bind(a.count)
-                .push_bind(a.sum)
-                .push_bind(a.low.1)
-                .push_bind(a.low.0)
-                .push_bind(a.high.1)
-                .push_bind(a.high.0)
-                .push_bind(a.first.1)
-                .push_bind(a.first.0)
-                .push_bind(a.last.1)
-                .push_bind(a.last.0);
-        });
-        // Every right-hand side reads the row as it was before this update.
-        upsert.push(
-            " ON CONFLICT (series_id, bucket) DO UPDATE SET \
-              count = count + excluded.count, \
-              sum = sum + excluded.sum, \
-              low_ts = CASE WHEN excluded.low < low THEN excluded.low_ts ELSE low_ts END, \
-              low = min(low, excluded.low), \
-              high_ts = CASE WHEN excluded.high > high THEN excluded.high_ts ELSE high_ts END, \
-              high = max(high, excluded.high), \
-              first = CASE WHEN excluded.first_ts < first_ts THEN excluded.first ELSE first END, \
-              first_ts = min(first_ts, excluded.first_ts), \
-              last = CASE WHEN excluded.last_ts > last_ts THEN excluded.last ELSE last END, \
-              last_ts = max(last_ts, excluded.last_ts)",
-        );
-        upsert.build().execute(&mut *tx).await?;
-    }
-    Ok(())
+) {
+    batch.push(format!(
+        "INSERT INTO {} (series_id, bucket, count, sum, low, low_ts, high, high_ts, \
+         first, first_ts, last, last_ts) ",
+        table(interval)
+    ));
+    batch.push_values(merges, |mut row, (id, start, a)| {
+        row.push_bind(*id)
+            .push_bind(*start)
+            .push_bind(a.count)
+            .push_bind(a.sum)
+            .push_bind(a.low.1)
+            .push_bind(a.low.0)
+            .push_bind(a.high.1)
+            .push_bind(a.high.0)
+            .push_bind(a.first.1)
+            .push_bind(a.first.0)
+            .push_bind(a.last.1)
+            .push_bind(a.last.0);
+    });
+    // Every right-hand side reads the row as it was before this update.
+    batch.push(
+        " ON CONFLICT (series_id, bucket) DO UPDATE SET \
+          count = count + excluded.count, \
+          sum = sum + excluded.sum, \
+          low_ts = CASE WHEN excluded.low < low THEN excluded.low_ts ELSE low_ts END, \
+          low = min(low, excluded.low), \
+          high_ts = CASE WHEN excluded.high > high THEN excluded.high_ts ELSE high_ts END, \
+          high = max(high, excluded.high), \
+          first = CASE WHEN excluded.first_ts < first_ts THEN excluded.first ELSE first END, \
+          first_ts = min(first_ts, excluded.first_ts), \
+          last = CASE WHEN excluded.last_ts > last_ts THEN excluded.last ELSE last END, \
+          last_ts = max(last_ts, excluded.last_ts); ",
+    );
 }
 
 /// Rebuilds one rollup row from what it summarises: a minute from raw points, an hour from minutes.
@@ -521,23 +540,17 @@ async fn recompute_rollup(
     Ok(())
 }
 
-/// Adds each series' new raw points to its count and moves its last point forward, in one statement.
-async fn update_series_stats(
-    tx: &mut sqlx::SqliteConnection,
-    stats: &[(i64, i64, (i64, f64))],
-) -> Result<(), StoreError> {
-    for chunk in stats.chunks(ROWS_PER_INSERT / 2) {
-        let mut update = QueryBuilder::<Sqlite>::new(
-            "UPDATE series SET points = points + d.added, \
-               last_value = CASE WHEN last_ts IS NULL OR d.ts >= last_ts THEN d.value ELSE last_value END, \
-               last_ts = CASE WHEN last_ts IS NULL OR d.ts >= last_ts THEN d.ts ELSE last_ts END \
-             FROM (SELECT column1 AS id, column2 AS added, column3 AS ts, column4 AS value FROM (",
-        );
-        update.push_values(chunk, |mut row, &(id, added, (t, v))| {
-            row.push_bind(id).push_bind(added).push_bind(t).push_bind(v);
-        });
-        update.push(")) AS d WHERE series.id = d.id");
-        update.build().execute(&mut *tx).await?;
-    }
-    Ok(())
+/// Appends the statement that adds each series' new raw points to its count and moves its last point
+/// forward.
+fn push_stats_update(batch: &mut QueryBuilder<'_, Sqlite>, stats: &[(i64, i64, (i64, f64))]) {
+    batch.push(
+        "UPDATE series SET points = points + d.added, \
+           last_value = CASE WHEN last_ts IS NULL OR d.ts >= last_ts THEN d.value ELSE last_value END, \
+           last_ts = CASE WHEN last_ts IS NULL OR d.ts >= last_ts THEN d.ts ELSE last_ts END \
+         FROM (SELECT column1 AS id, column2 AS added, column3 AS ts, column4 AS value FROM (",
+    );
+    batch.push_values(stats, |mut row, &(id, added, (t, v))| {
+        row.push_bind(id).push_bind(added).push_bind(t).push_bind(v);
+    });
+    batch.push(")) AS d WHERE series.id = d.id; ");
 }
