@@ -43,6 +43,14 @@ pub struct BenchArgs {
     /// Durability of the server started by the benchmark.
     #[arg(long, default_value = "normal")]
     pub durability: Durability,
+    /// Benchmark history reads instead: fill a database with `--days` of `--signals` at 1 Hz (through
+    /// the store, as the writer would), then time the last hour raw and the whole range at
+    /// `max_points=1000`, gzip on, median of 21 runs each.
+    #[arg(long)]
+    pub query: bool,
+    /// Days of history for `--query`.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
     /// Also send the line-protocol batches to VictoriaMetrics (Debian package `victoria-metrics`),
     /// started on a temporary directory, and print the ratio.
     #[arg(long)]
@@ -57,9 +65,16 @@ enum Format {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.query {
+        return query_bench(&args).await;
+    }
     let own = match &args.url {
         Some(_) => None,
-        None => Some(OwnServer::start(args.durability).await?),
+        None => {
+            let dir = tempfile::tempdir()?;
+            let database = dir.path().join("bench.db");
+            Some(OwnServer::start(dir, database, args.durability).await?)
+        }
     };
     let base = match (&args.url, &own) {
         (Some(url), _) => url.trim_end_matches('/').to_owned(),
@@ -344,6 +359,95 @@ async fn single_phase(
     outcome
 }
 
+async fn query_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
+    use crate::server::store::{Retention, Store};
+
+    let dir = tempfile::tempdir()?;
+    let database = dir.path().join("history.db");
+    let url = format!("sqlite://{}", database.display());
+    let now = Timestamp::now().millis();
+    let start = now - i64::from(args.days) * 86_400_000;
+
+    let store = Store::open(&url, args.durability, Retention::default()).await?;
+    let mut simulation = crate::server::producer::Simulation::new(args.signals, 7);
+    let began = Instant::now();
+    let (mut written, mut batch) = (0u64, Vec::with_capacity(50_000));
+    let mut t = start;
+    while t <= now {
+        for (name, value) in simulation.sample(t).signals {
+            batch.push(DataPoint {
+                signal: SignalName::parse(&name).map_err(anyhow::Error::msg)?,
+                timestamp: Timestamp::from_millis(t).map_err(anyhow::Error::msg)?,
+                value: Value::new(value).map_err(anyhow::Error::msg)?,
+            });
+        }
+        if batch.len() >= 50_000 || t + 1000 > now {
+            store.write(&batch.iter().collect::<Vec<_>>()).await?;
+            written += batch.len() as u64;
+            batch.clear();
+        }
+        t += 1000;
+    }
+    let fill = began.elapsed();
+    store.close().await;
+    let bytes = file_bytes(&database);
+
+    println!("| phase | figure |\n|---|---|");
+    println!(
+        "| fill: {} days × {} signals at 1 Hz | {written} points in {:.1} s ({:.0} points/s) |",
+        args.days,
+        args.signals,
+        fill.as_secs_f64(),
+        written as f64 / fill.as_secs_f64()
+    );
+    println!(
+        "| database (7 days raw + minute and hour rollups of all {} days) | {:.1} MB, {:.2} bytes per point written |",
+        args.days,
+        bytes as f64 / 1e6,
+        bytes as f64 / written as f64
+    );
+
+    let server = OwnServer::start(dir, database, args.durability).await?;
+    let client = reqwest::Client::builder().gzip(true).build()?;
+    for (what, query) in [
+        ("last hour, raw".to_owned(), "hours=1".to_owned()),
+        (
+            format!("{} days, max_points=1000", args.days),
+            format!("from={start}&to={now}&max_points=1000"),
+        ),
+    ] {
+        let url = format!("{}/api/telemetry?{query}", server.url);
+        let mut times = Vec::new();
+        let mut points = 0;
+        for _ in 0..21 {
+            let began = Instant::now();
+            let history: crate::model::History = client.get(&url).send().await?.json().await?;
+            times.push(began.elapsed());
+            points = history.series.iter().map(|s| s.timestamps.len()).sum();
+        }
+        times.sort();
+        println!(
+            "| GET {what}, gzip, median of 21 | {} ({points} points) |",
+            ms(Some(times[10]))
+        );
+    }
+    server.stop().await?;
+    Ok(())
+}
+
+/// The bytes a SQLite database occupies: the file and, if any, its WAL and shared-memory files.
+fn file_bytes(database: &std::path::Path) -> u64 {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let mut path = database.as_os_str().to_owned();
+            path.push(suffix);
+            std::fs::metadata(&path).map_or(0, |m| m.len())
+        })
+        .sum()
+}
+
 /// A VictoriaMetrics process on a temporary directory, for the line-protocol comparison.
 struct Victoria {
     _child: tokio::process::Child,
@@ -395,9 +499,12 @@ struct OwnServer {
 }
 
 impl OwnServer {
-    async fn start(durability: Durability) -> anyhow::Result<OwnServer> {
-        let dir = tempfile::tempdir()?;
-        let database = dir.path().join("bench.db");
+    /// Serves `database` (a file in `dir`, which the server owns from now on).
+    async fn start(
+        dir: tempfile::TempDir,
+        database: PathBuf,
+        durability: Durability,
+    ) -> anyhow::Result<OwnServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -453,12 +560,6 @@ impl OwnServer {
             .args(["-TERM", &pid.to_string()])
             .status()?;
         self.child.wait().await?;
-        let mut bytes = 0;
-        for suffix in ["", "-wal", "-shm"] {
-            let mut path = self.database.clone().into_os_string();
-            path.push(suffix);
-            bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
-        }
-        Ok(bytes)
+        Ok(file_bytes(&self.database))
     }
 }

@@ -18,6 +18,8 @@ use std::time::Duration;
 /// Rows per multi-row INSERT: 3 bound parameters each, inside SQLite's 32,766-parameter limit. Each
 /// statement is a round trip to sqlx's SQLite worker thread, so fewer, larger statements win.
 const ROWS_PER_INSERT: usize = 5_000;
+/// Raw points read per query: large enough that queries are few, small enough to bound memory.
+const RAW_PAGE: usize = 100_000;
 /// Rollup rows per multi-row upsert: 12 parameters each.
 const ROLLUPS_PER_UPSERT: usize = 2_000;
 /// Rows one retention transaction deletes: small, so the writer never waits long for the lock.
@@ -250,19 +252,7 @@ impl SqliteStore {
             for (source, start, end) in stretches {
                 match source {
                     Source::Raw => {
-                        // A primary-key range scan, streamed: never the whole range in memory.
-                        let mut rows = sqlx::query_as::<_, (i64, f64)>(
-                            "SELECT ts, value FROM points \
-                             WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts LIMIT ?4",
-                        )
-                        .bind(id)
-                        .bind(start)
-                        .bind(end)
-                        .bind(i64::try_from(budget).unwrap_or(i64::MAX))
-                        .fetch(&self.pool);
-                        while let Some((t, v)) = rows.try_next().await? {
-                            sink.push(t, v);
-                        }
+                        self.raw_points(id, start, end, budget, &mut sink).await?;
                     }
                     Source::Rollup(interval) => {
                         from_rollups = true;
@@ -301,6 +291,51 @@ impl SqliteStore {
             });
         }
         Ok(out)
+    }
+
+    /// Feeds one signal's raw points in `start..=end` (at most `limit`) to `sink`, page by page: a
+    /// primary-key range scan that SQLite hands over as two comma-separated texts per page, far
+    /// cheaper than a row at a time through sqlx. `%!.17g` prints every `f64` exactly.
+    async fn raw_points(
+        &self,
+        id: i64,
+        start: i64,
+        end: i64,
+        limit: usize,
+        sink: &mut Sink,
+    ) -> Result<(), StoreError> {
+        let (mut cursor, mut left) = (start, limit);
+        while left > 0 {
+            let page = left.min(RAW_PAGE);
+            let (times, values, count): (Option<String>, Option<String>, i64) = sqlx::query_as(
+                "SELECT group_concat(ts, ',' ORDER BY ts), \
+                        group_concat(printf('%!.17g', value), ',' ORDER BY ts), count(*) \
+                 FROM (SELECT ts, value FROM points \
+                       WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts LIMIT ?4)",
+            )
+            .bind(id)
+            .bind(cursor)
+            .bind(end)
+            .bind(i64::try_from(page).unwrap_or(i64::MAX))
+            .fetch_one(&self.pool)
+            .await?;
+            let (Some(times), Some(values)) = (times, values) else {
+                return Ok(());
+            };
+            for (t, v) in times.split(',').zip(values.split(',')) {
+                let (Ok(t), Ok(v)) = (t.parse::<i64>(), v.parse::<f64>()) else {
+                    return Err(std::io::Error::other(format!("unreadable point {t}: {v}")).into());
+                };
+                sink.push(t, v);
+                cursor = t + 1;
+            }
+            let count = usize::try_from(count).unwrap_or(0);
+            if count < page {
+                return Ok(());
+            }
+            left -= count;
+        }
+        Ok(())
     }
 
     /// The ids and names of the signals a range asks for (all, or the named ones that exist), by name.
