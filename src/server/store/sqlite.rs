@@ -95,7 +95,10 @@ impl SqliteStore {
                 .map(|p| ids.get(p.signal.as_str()).copied())
                 .collect()
         };
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock up front. A deferred transaction that reads first (the lookup
+        // of replaced points) could not upgrade to a writer after retention's deletes committed in
+        // between: SQLite would refuse at once, not wait.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut fresh: HashMap<&str, i64> = HashMap::new();
         let mut rows = Vec::with_capacity(points.len());
         for (point, cached) in points.iter().zip(cached) {
@@ -403,7 +406,7 @@ impl SqliteStore {
         for (id,) in ids {
             for (table, time, cutoff) in tables {
                 loop {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                     // The batch's last timestamp; with fewer than a batch left, the cutoff itself.
                     let sql = format!(
                         "DELETE FROM {table} WHERE series_id = ?1 AND {time} < ?2 AND {time} <= \
