@@ -120,24 +120,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let saturation = single_phase(&client, &ingest, &args, &clock, None).await;
     println!(
-        "| single-sample POST, {} clients, saturation | {:.0} req/s committed; p50 {} / p95 {} / p99 {}; {} non-2xx |",
+        "| single-sample POST, {} clients, saturation | {} |",
         args.connections,
-        saturation.ok as f64 / saturation.elapsed.as_secs_f64(),
-        ms(saturation.percentile(0.50)),
-        ms(saturation.percentile(0.95)),
-        ms(saturation.percentile(0.99)),
-        saturation.failed
+        saturation.summary()
     );
-
     let fixed = single_phase(&client, &ingest, &args, &clock, Some(args.rate)).await;
     println!(
-        "| single-sample POST, {} req/s offered | {:.0} req/s committed; p50 {} / p95 {} / p99 {}; {} non-2xx |",
+        "| single-sample POST, {} req/s offered | {} |",
         args.rate,
-        fixed.ok as f64 / fixed.elapsed.as_secs_f64(),
-        ms(fixed.percentile(0.50)),
-        ms(fixed.percentile(0.95)),
-        ms(fixed.percentile(0.99)),
-        fixed.failed
+        fixed.summary()
     );
 
     if let Some(server) = own {
@@ -268,6 +259,17 @@ impl Outcome {
     fn percentile(&self, q: f64) -> Option<Duration> {
         let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
         self.latencies.get(i).copied()
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "{:.0} req/s committed; p50 {} / p95 {} / p99 {}; {} non-2xx",
+            self.ok as f64 / self.elapsed.as_secs_f64(),
+            ms(self.percentile(0.50)),
+            ms(self.percentile(0.95)),
+            ms(self.percentile(0.99)),
+            self.failed
+        )
     }
 }
 

@@ -208,15 +208,6 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_loses_nothing_ackno
         signals[0]["points"], accepted,
         "every acknowledged point is stored, no other"
     );
-    assert_eq!(
-        server
-            .client
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert!(server.healthy().await);
     server.stop().await;
 }

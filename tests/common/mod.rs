@@ -96,6 +96,12 @@ impl TestServer {
         (status, response.json().await.unwrap())
     }
 
+    /// Whether `/healthz` answers 200: the server is still up and its database answers.
+    pub async fn healthy(&self) -> bool {
+        let response = self.client.get(self.url("/healthz")).send().await;
+        response.is_ok_and(|r| r.status().is_success())
+    }
+
     /// Stops gracefully and waits until the writer has finished.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
