@@ -211,3 +211,50 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_loses_nothing_ackno
     assert!(server.healthy().await);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_live_client_that_stops_reading_is_dropped_and_never_slows_ingest() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = TestServer::start_with(|s| s.limits.live_backlog = 4).await;
+    let (mut stalled, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/api/live", server.addr))
+            .await
+            .unwrap();
+    // 300 commits of 1,000 points (~40 KB of JSON each) while the client reads nothing: the socket's
+    // buffers fill, its sender blocks, and the broadcast moves on without it.
+    let started = std::time::Instant::now();
+    for batch in 0..300i64 {
+        let samples: Vec<Value> = (0..1000i64)
+            .map(|k| json!({"timestamp": T0_MS + batch * 1000 + k, "signals": {"flood": k}}))
+            .collect();
+        let (status, body) = server.post(&serde_json::to_string(&samples).unwrap()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(60),
+        "ingest was held up: {elapsed:?}"
+    );
+
+    // Once the client reads again it gets what was buffered, then a close: 1013, try again later,
+    // after which a dashboard reconnects and backfills from history.
+    let mut close = None;
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_secs(10), stalled.next()).await
+    {
+        match message {
+            Ok(Message::Close(frame)) => {
+                close = frame;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("socket error before the close: {e}"),
+        }
+    }
+    let frame = close.expect("the server closes a lagging subscriber");
+    assert_eq!(frame.code, CloseCode::Again);
+    server.stop().await;
+}
