@@ -54,11 +54,13 @@ pub fn Chart(handle: SeriesHandle, now: RwSignal<i64>) -> impl IntoView {
 
 #[cfg(feature = "hydrate")]
 mod draw {
+    use crate::downsample::m4;
     use crate::model::DASHBOARD_WINDOW_MS;
     use crate::ui::board::SeriesData;
     use crate::ui::format_value;
     use plotters::prelude::*;
     use plotters_canvas::CanvasBackend;
+    use std::borrow::Cow;
     use web_sys::HtmlCanvasElement;
 
     const LINE: RGBColor = RGBColor(37, 99, 235);
@@ -85,6 +87,15 @@ mod draw {
         let start = data.timestamps.partition_point(|&t| t < from);
         let (times, values) = (&data.timestamps[start..], &data.values[start..]);
         let (low, high) = y_range(values);
+        // plotters costs ~180 ns per point drawn: past four points per pixel column, draw each column's
+        // first, lowest, highest and last instead; the picture is the same, spikes included.
+        let columns = width as usize;
+        let (times, values) = if times.len() > 4 * columns {
+            let (t, v, _) = m4(times, values, from, now, 4 * columns);
+            (Cow::Owned(t), Cow::Owned(v))
+        } else {
+            (Cow::Borrowed(times), Cow::Borrowed(values))
+        };
 
         let backend = CanvasBackend::with_canvas_object(canvas.clone())
             .ok_or("the canvas has no 2D context")?;
