@@ -14,6 +14,7 @@
 
 use crate::server::store::Durability;
 use anyhow::{bail, Context};
+use axum::body::Bytes;
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -392,6 +393,16 @@ async fn query_bench(args: &BenchArgs) -> anyhow::Result<()> {
         t += 1000;
     }
     let fill = began.elapsed();
+    // 10,000 more signals, one point each, for the signal list's timing.
+    let many: Vec<DataPoint> = (0..10_000)
+        .map(|i| DataPoint {
+            signal: SignalName::parse(&format!("bench.many.{i}")).expect("a valid name"),
+            timestamp: Timestamp::from_millis(now).expect("now is a valid time"),
+            value: Value::new(f64::from(i)).expect("finite"),
+        })
+        .collect();
+    store.write(&many.iter().collect::<Vec<_>>()).await?;
+    written += many.len() as u64;
     store.close().await;
     let bytes = file_bytes(&database);
 
@@ -420,25 +431,33 @@ async fn query_bench(args: &BenchArgs) -> anyhow::Result<()> {
         ),
     ] {
         let url = format!("{}/api/telemetry?{query}", server.url);
-        let mut times = Vec::new();
-        let mut points = 0;
-        for _ in 0..21 {
-            // Timed like `curl --compressed`: until the whole body has arrived and been inflated;
-            // parsing the JSON is the client's business and stays outside.
-            let began = Instant::now();
-            let body = client.get(&url).send().await?.bytes().await?;
-            times.push(began.elapsed());
-            let history: crate::model::History = serde_json::from_slice(&body)?;
-            points = history.series.iter().map(|s| s.timestamps.len()).sum();
-        }
-        times.sort();
-        println!(
-            "| GET {what}, gzip, median of 21 | {} ({points} points) |",
-            ms(Some(times[10]))
-        );
+        let (median, body) = median_get(&client, &url).await?;
+        let history: crate::model::History = serde_json::from_slice(&body)?;
+        let points: usize = history.series.iter().map(|s| s.timestamps.len()).sum();
+        println!("| GET {what}, gzip, median of 21 | {median} ({points} points) |");
     }
+    let (median, body) = median_get(&client, &format!("{}/api/signals", server.url)).await?;
+    let signals: Vec<crate::model::SignalInfo> = serde_json::from_slice(&body)?;
+    println!(
+        "| GET /api/signals, {} signals, gzip, median of 21 | {median} |",
+        signals.len()
+    );
     server.stop().await?;
     Ok(())
+}
+
+/// GETs `url` 21 times; the median time, timed like `curl --compressed` (until the whole body has
+/// arrived and been inflated: parsing is the client's business), and the last body.
+async fn median_get(client: &reqwest::Client, url: &str) -> anyhow::Result<(String, Bytes)> {
+    let mut times = Vec::with_capacity(21);
+    let mut body = Bytes::new();
+    for _ in 0..21 {
+        let began = Instant::now();
+        body = client.get(url).send().await?.bytes().await?;
+        times.push(began.elapsed());
+    }
+    times.sort();
+    Ok((ms(Some(times[10])), body))
 }
 
 /// The bytes a SQLite database occupies: the file and, if any, its WAL and shared-memory files.
