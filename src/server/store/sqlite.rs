@@ -15,8 +15,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Rows per multi-row INSERT: 3 bound parameters each, inside SQLite's 32,766-parameter limit. Each
-/// statement is a round trip to sqlx's SQLite worker thread, so fewer, larger statements win.
+/// Rows per multi-row INSERT: 3 bound parameters each, inside SQLite's limit of 32,766 per statement;
+/// fewer, larger statements cost less per row.
 const ROWS_PER_INSERT: usize = 5_000;
 /// Raw points read per query: large enough that queries are few, small enough to bound memory.
 const RAW_PAGE: usize = 100_000;
