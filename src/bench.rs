@@ -393,16 +393,6 @@ async fn query_bench(args: &BenchArgs) -> anyhow::Result<()> {
         t += 1000;
     }
     let fill = began.elapsed();
-    // 10,000 more signals, one point each, for the signal list's timing.
-    let many: Vec<DataPoint> = (0..10_000)
-        .map(|i| DataPoint {
-            signal: SignalName::parse(&format!("bench.many.{i}")).expect("a valid name"),
-            timestamp: Timestamp::from_millis(now).expect("now is a valid time"),
-            value: Value::new(f64::from(i)).expect("finite"),
-        })
-        .collect();
-    store.write(&many.iter().collect::<Vec<_>>()).await?;
-    written += many.len() as u64;
     store.close().await;
     let bytes = file_bytes(&database);
 
@@ -435,6 +425,23 @@ async fn query_bench(args: &BenchArgs) -> anyhow::Result<()> {
         let history: crate::model::History = serde_json::from_slice(&body)?;
         let points: usize = history.series.iter().map(|s| s.timestamps.len()).sum();
         println!("| GET {what}, gzip, median of 21 | {median} ({points} points) |");
+    }
+    // 10,000 more signals, one point each, for the signal list's timing.
+    let many: Vec<crate::model::Sample> = (0..10)
+        .map(|chunk| crate::model::Sample {
+            timestamp: now,
+            signals: (0..1_000)
+                .map(|i| (format!("bench.many.{}", chunk * 1_000 + i), f64::from(i)))
+                .collect(),
+        })
+        .collect();
+    let response = client
+        .post(format!("{}/api/telemetry", server.url))
+        .json(&many)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("adding 10,000 signals answered {}", response.status());
     }
     let (median, body) = median_get(&client, &format!("{}/api/signals", server.url)).await?;
     let signals: Vec<crate::model::SignalInfo> = serde_json::from_slice(&body)?;

@@ -345,19 +345,26 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The ids and names of the signals a range asks for (all, or the named ones that exist), by name.
+    /// The ids and names of the signals a range asks for (all, or the named ones that exist), by name,
+    /// leaving out those whose newest point is older than the range: they cost no query.
     async fn series_in(&self, range: &Range) -> Result<Vec<(i64, String)>, StoreError> {
+        let from = range.from.millis();
         let Some(names) = &range.signals else {
-            return Ok(sqlx::query_as("SELECT id, name FROM series ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?);
+            return Ok(sqlx::query_as(
+                "SELECT id, name FROM series WHERE last_ts >= ?1 ORDER BY name",
+            )
+            .bind(from)
+            .fetch_all(&self.pool)
+            .await?);
         };
         let mut found = Vec::with_capacity(names.len());
         for name in names {
-            let row = sqlx::query_as("SELECT id, name FROM series WHERE name = ?1")
-                .bind(name.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+            let row =
+                sqlx::query_as("SELECT id, name FROM series WHERE name = ?1 AND last_ts >= ?2")
+                    .bind(name.as_str())
+                    .bind(from)
+                    .fetch_optional(&self.pool)
+                    .await?;
             found.extend(row);
         }
         found.sort_by(|a: &(i64, String), b| a.1.cmp(&b.1));
