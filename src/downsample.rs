@@ -14,18 +14,69 @@ pub struct M4 {
     /// The points as given, kept while there are at most `limit` of them: a range that fits is
     /// answered exactly, not decimated.
     raw: Option<(Vec<i64>, Vec<f64>)>,
-    bucket: Option<Bucket>,
+    /// The current bucket's index and summary.
+    bucket: Option<(i64, Aggregate)>,
     timestamps: Vec<i64>,
     values: Vec<f64>,
 }
 
-#[derive(Clone, Copy)]
-struct Bucket {
-    index: i64,
-    first: (i64, f64),
-    low: (i64, f64),
-    high: (i64, f64),
-    last: (i64, f64),
+/// What a bucket of points comes down to: count and sum, and the first, lowest, highest and last point.
+/// M4 keeps the last four of each bucket; the server's rollups store all of it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Aggregate {
+    pub count: i64,
+    pub sum: f64,
+    pub low: (i64, f64),
+    pub high: (i64, f64),
+    pub first: (i64, f64),
+    pub last: (i64, f64),
+}
+
+impl Aggregate {
+    pub fn of(t: i64, v: f64) -> Aggregate {
+        Aggregate {
+            count: 1,
+            sum: v,
+            low: (t, v),
+            high: (t, v),
+            first: (t, v),
+            last: (t, v),
+        }
+    }
+
+    /// Adds a point, in any time order.
+    pub fn add(&mut self, t: i64, v: f64) {
+        self.count += 1;
+        self.sum += v;
+        if v < self.low.1 {
+            self.low = (t, v);
+        }
+        if v > self.high.1 {
+            self.high = (t, v);
+        }
+        if t < self.first.0 {
+            self.first = (t, v);
+        }
+        if t > self.last.0 {
+            self.last = (t, v);
+        }
+    }
+
+    pub fn points(&self) -> impl Iterator<Item = (i64, f64)> {
+        bucket_points([self.first, self.low, self.high, self.last])
+    }
+}
+
+/// A bucket's first, lowest, highest and last points, in time order, each once: what a
+/// min/max-preserving chart needs of it.
+pub fn bucket_points(mut points: [(i64, f64); 4]) -> impl Iterator<Item = (i64, f64)> {
+    points.sort_by_key(|&(t, _)| t);
+    let mut previous = None;
+    points.into_iter().filter(move |&(t, _)| {
+        let fresh = previous != Some(t);
+        previous = Some(t);
+        fresh
+    })
 }
 
 impl M4 {
@@ -61,39 +112,21 @@ impl M4 {
         }
         let index = (t - self.origin).div_euclid(self.width);
         match &mut self.bucket {
-            Some(b) if b.index == index => {
-                if v < b.low.1 {
-                    b.low = (t, v);
-                }
-                if v > b.high.1 {
-                    b.high = (t, v);
-                }
-                b.last = (t, v);
-            }
+            Some((current, aggregate)) if *current == index => aggregate.add(t, v),
             _ => {
                 self.flush();
-                self.bucket = Some(Bucket {
-                    index,
-                    first: (t, v),
-                    low: (t, v),
-                    high: (t, v),
-                    last: (t, v),
-                });
+                self.bucket = Some((index, Aggregate::of(t, v)));
             }
         }
     }
 
     fn flush(&mut self) {
-        let Some(b) = self.bucket.take() else { return };
-        let mut points = [b.first, b.low, b.high, b.last];
-        points.sort_by_key(|&(t, _)| t);
-        let mut previous = None;
-        for (t, v) in points {
-            if previous != Some(t) {
-                self.timestamps.push(t);
-                self.values.push(v);
-                previous = Some(t);
-            }
+        let Some((_, aggregate)) = self.bucket.take() else {
+            return;
+        };
+        for (t, v) in aggregate.points() {
+            self.timestamps.push(t);
+            self.values.push(v);
         }
     }
 
@@ -125,6 +158,23 @@ pub fn m4(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aggregates_keep_extremes_ends_and_totals() {
+        let mut a = Aggregate::of(10, 5.0);
+        for (t, v) in [(30, 1.0), (20, 9.0), (5, 4.0)] {
+            a.add(t, v);
+        }
+        assert_eq!((a.count, a.sum), (4, 19.0));
+        assert_eq!(
+            (a.low, a.high, a.first, a.last),
+            ((30, 1.0), (20, 9.0), (5, 4.0), (30, 1.0))
+        );
+        assert_eq!(
+            a.points().collect::<Vec<_>>(),
+            [(5, 4.0), (20, 9.0), (30, 1.0)]
+        );
+    }
 
     fn wave(n: usize) -> (Vec<i64>, Vec<f64>) {
         let ts = (0..n as i64).collect();

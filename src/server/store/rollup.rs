@@ -7,67 +7,11 @@
 //! stored one (a retry with another value, a correction) cannot be subtracted from a minimum, so its
 //! buckets are recomputed from the raw points instead; that is rare and touches one minute and one hour.
 
+pub use crate::downsample::Aggregate;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const MINUTE: i64 = 60_000;
 pub const HOUR: i64 = 3_600_000;
-
-/// What one bucket holds, or what a write adds to it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Aggregate {
-    pub count: i64,
-    pub sum: f64,
-    pub low: (i64, f64),
-    pub high: (i64, f64),
-    pub first: (i64, f64),
-    pub last: (i64, f64),
-}
-
-impl Aggregate {
-    pub fn of(t: i64, v: f64) -> Aggregate {
-        Aggregate {
-            count: 1,
-            sum: v,
-            low: (t, v),
-            high: (t, v),
-            first: (t, v),
-            last: (t, v),
-        }
-    }
-
-    pub fn add(&mut self, t: i64, v: f64) {
-        self.count += 1;
-        self.sum += v;
-        if v < self.low.1 {
-            self.low = (t, v);
-        }
-        if v > self.high.1 {
-            self.high = (t, v);
-        }
-        if t < self.first.0 {
-            self.first = (t, v);
-        }
-        if t > self.last.0 {
-            self.last = (t, v);
-        }
-    }
-
-    pub fn points(&self) -> impl Iterator<Item = (i64, f64)> {
-        bucket_points([self.first, self.low, self.high, self.last])
-    }
-}
-
-/// A bucket's first, lowest, highest and last points, in time order, each once: what a
-/// min/max-preserving chart needs of it.
-pub fn bucket_points(mut points: [(i64, f64); 4]) -> impl Iterator<Item = (i64, f64)> {
-    points.sort_by_key(|&(t, _)| t);
-    let mut previous = None;
-    points.into_iter().filter(move |&(t, _)| {
-        let fresh = previous != Some(t);
-        previous = Some(t);
-        fresh
-    })
-}
 
 /// The start of the `interval` bucket holding `t`.
 pub fn bucket(t: i64, interval: i64) -> i64 {
@@ -200,23 +144,6 @@ fn plan_into(source: Source, from: i64, to: i64, out: &mut Vec<(Source, i64, i64
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn aggregates_keep_extremes_ends_and_totals() {
-        let mut a = Aggregate::of(10, 5.0);
-        for (t, v) in [(30, 1.0), (20, 9.0), (5, 4.0)] {
-            a.add(t, v);
-        }
-        assert_eq!((a.count, a.sum), (4, 19.0));
-        assert_eq!(
-            (a.low, a.high, a.first, a.last),
-            ((30, 1.0), (20, 9.0), (5, 4.0), (30, 1.0))
-        );
-        assert_eq!(
-            a.points().collect::<Vec<_>>(),
-            [(5, 4.0), (20, 9.0), (30, 1.0)]
-        );
-    }
 
     #[test]
     fn replaced_points_make_their_buckets_stale_and_drop_their_deltas() {

@@ -1,8 +1,8 @@
 //! SQLite: the embedded default. One file, WAL mode so reads never wait for the writer.
 
-use super::rollup::{self, bucket, bucket_points, Changes, Interval, Source};
+use super::rollup::{self, bucket, Changes, Interval, Source};
 use super::{Durability, Range, Retention, Shape, Sink, StoreError};
-use crate::downsample::M4;
+use crate::downsample::{bucket_points, M4};
 use crate::model::{Series, SignalInfo};
 use crate::server::domain::{DataPoint, Timestamp};
 use futures::TryStreamExt;
@@ -132,19 +132,23 @@ impl SqliteStore {
         }
 
         let raw_cutoff = Timestamp::now().millis() - self.retention.raw_ms;
-        let newest = self
-            .newest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let series: Vec<&[(i64, i64, f64)]> = unique.chunk_by(|a, b| a.0 == b.0).collect();
+        // Only the batch's signals: the map holds every signal there is.
+        let newest: Vec<Option<i64>> = {
+            let newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+            series
+                .iter()
+                .map(|s| newest.get(&s[0].0).copied())
+                .collect()
+        };
         let mut changes = Changes::default();
         let mut raw = Vec::with_capacity(unique.len());
         // Per series: raw points added, and the newest point written.
         let mut stats: Vec<(i64, i64, (i64, f64))> = Vec::new();
-        for series in unique.chunk_by(|a, b| a.0 == b.0) {
+        for (series, newest) in series.into_iter().zip(newest) {
             let id = series[0].0;
             let stored = self
-                .stored_among(&mut tx, id, series, raw_cutoff, newest.get(&id).copied())
+                .stored_among(&mut tx, id, series, raw_cutoff, newest)
                 .await?;
             let mut added = 0;
             for &(_, t, v) in series {
