@@ -30,7 +30,7 @@ pub async fn read_history(
     let state = state()?;
     let range = query::range_from_millis(from, to, signals).map_err(ServerFnError::new)?;
     let cap = state.limits.max_raw_points;
-    let max_points = max_points.map(|n| n.clamp(4, cap));
+    let max_points = max_points.map(|n| n.clamp(query::MIN_MAX_POINTS, cap));
     query::history(&state.store, range, max_points, cap)
         .await
         .map_err(ServerFnError::new)

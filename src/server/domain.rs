@@ -79,6 +79,18 @@ impl Timestamp {
         Timestamp::from_millis(parsed.timestamp_millis())
     }
 
+    /// This timestamp, unless it lies more than `MAX_FUTURE_MS` ahead of `now`: the shared rule of
+    /// every write path.
+    pub fn not_ahead_of(self, now: Timestamp) -> Result<Timestamp, String> {
+        if self.0 > now.0.saturating_add(MAX_FUTURE_MS) {
+            return Err(format!(
+                "timestamp {} is more than 5 minutes ahead of the server's clock ({})",
+                self.0, now.0
+            ));
+        }
+        Ok(self)
+    }
+
     pub fn now() -> Timestamp {
         Timestamp(chrono::Utc::now().timestamp_millis())
     }

@@ -4,7 +4,7 @@
 
 use crate::config::Limits;
 use crate::model::Accepted;
-use crate::server::domain::{DataPoint, SignalName, Timestamp, Value, MAX_FUTURE_MS};
+use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
 use crate::server::error::ApiError;
 use crate::server::lineproto::{self, Precision};
 use crate::server::AppState;
@@ -61,9 +61,7 @@ pub async fn post_line_protocol(
             state.limits.max_samples
         )));
     }
-    let now = Timestamp::now();
-    let latest = now.saturating_add(MAX_FUTURE_MS);
-    let points = lineproto::parse(text, precision, now, latest, state.limits.max_signals)
+    let points = lineproto::parse(text, precision, Timestamp::now(), state.limits.max_signals)
         .map_err(ApiError::BadRequest)?;
     state.writer.write(points).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -123,7 +121,6 @@ pub fn parse_samples(
             limits.max_samples
         ));
     }
-    let latest = now.saturating_add(MAX_FUTURE_MS);
     let batch = samples.len() > 1;
     let mut points = Vec::new();
     for (index, sample) in samples.into_iter().enumerate() {
@@ -134,14 +131,10 @@ pub fn parse_samples(
                 what
             }
         };
-        let timestamp = sample.timestamp.map_or(Ok(now), |t| t.0).map_err(whose)?;
-        if timestamp > latest {
-            return Err(whose(format!(
-                "timestamp {} is more than 5 minutes ahead of the server's clock ({})",
-                timestamp.millis(),
-                now.millis()
-            )));
-        }
+        let timestamp = sample
+            .timestamp
+            .map_or(Ok(now), |t| t.0.and_then(|t| t.not_ahead_of(now)))
+            .map_err(whose)?;
         if sample.signals.is_empty() {
             return Err(whose("signals must hold at least one signal".into()));
         }
@@ -307,6 +300,7 @@ impl Visitor<'_> for NumberFor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::domain::MAX_FUTURE_MS;
 
     const NOW: i64 = 1_795_687_200_000; // 2026-11-26T10:00:00Z
 

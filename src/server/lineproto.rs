@@ -53,13 +53,12 @@ impl Precision {
     }
 }
 
-/// Parses a whole body. Lines without a timestamp get `now`; see `ingest` for the other rules shared
-/// with JSON (names, future timestamps, limits).
+/// Parses a whole body. Lines without a timestamp get `now`; names and future timestamps follow the
+/// rules of `domain`, as JSON does.
 pub fn parse(
     body: &str,
     precision: Precision,
     now: Timestamp,
-    latest: Timestamp,
     max_fields: usize,
 ) -> Result<Vec<DataPoint>, String> {
     let mut points = Vec::new();
@@ -68,7 +67,7 @@ pub fn parse(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        parse_line(line, precision, now, latest, max_fields, &mut points)
+        parse_line(line, precision, now, max_fields, &mut points)
             .map_err(|e| format!("line {}: {e}", index + 1))?;
     }
     if points.is_empty() {
@@ -81,7 +80,6 @@ fn parse_line(
     line: &str,
     precision: Precision,
     now: Timestamp,
-    latest: Timestamp,
     max_fields: usize,
     points: &mut Vec<DataPoint>,
 ) -> Result<(), String> {
@@ -116,13 +114,7 @@ fn parse_line(
             let ms = precision
                 .to_millis(raw)
                 .ok_or_else(|| format!("timestamp {text} overflows"))?;
-            let t = Timestamp::from_millis(ms)?;
-            if t > latest {
-                return Err(format!(
-                    "timestamp {text} is more than 5 minutes ahead of the server's clock"
-                ));
-            }
-            t
+            Timestamp::from_millis(ms)?.not_ahead_of(now)?
         }
     };
 
@@ -239,20 +231,12 @@ fn unescape(s: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::domain::MAX_FUTURE_MS;
 
     const NOW: i64 = 1_795_687_200_000;
 
     fn parse_ns(body: &str) -> Result<Vec<(String, i64, f64)>, String> {
         let now = Timestamp::from_millis(NOW).unwrap();
-        parse(
-            body,
-            Precision::Nanoseconds,
-            now,
-            now.saturating_add(MAX_FUTURE_MS),
-            1000,
-        )
-        .map(|points| {
+        parse(body, Precision::Nanoseconds, now, 1000).map(|points| {
             points
                 .into_iter()
                 .map(|p| (p.signal.into_string(), p.timestamp.millis(), p.value.get()))
@@ -289,10 +273,9 @@ mod tests {
     #[test]
     fn precisions() {
         let now = Timestamp::from_millis(NOW).unwrap();
-        let latest = now.saturating_add(MAX_FUTURE_MS);
         let at = |precision: &str, t: &str| {
             let p = Precision::parse(precision).unwrap();
-            parse(&format!("m v=1 {t}"), p, now, latest, 10).unwrap()[0]
+            parse(&format!("m v=1 {t}"), p, now, 10).unwrap()[0]
                 .timestamp
                 .millis()
         };
@@ -332,7 +315,7 @@ mod tests {
     #[test]
     fn field_limit_per_line() {
         let now = Timestamp::from_millis(NOW).unwrap();
-        let error = parse("m a=1,b=2,c=3", Precision::Seconds, now, now, 2).unwrap_err();
+        let error = parse("m a=1,b=2,c=3", Precision::Seconds, now, 2).unwrap_err();
         assert!(
             error.contains("3 fields, the limit per line is 2"),
             "{error}"
@@ -379,7 +362,7 @@ mod tests {
             fn never_panics(body in lineish(), precision in prop_oneof![Just("ns"), Just("s"), Just("h")]) {
                 let now = Timestamp::from_millis(NOW).unwrap();
                 let precision = Precision::parse(precision).unwrap();
-                if let Ok(points) = parse(&body, precision, now, now.saturating_add(MAX_FUTURE_MS), 1000) {
+                if let Ok(points) = parse(&body, precision, now, 1000) {
                     for p in points {
                         prop_assert!(p.value.get().is_finite());
                     }
@@ -389,7 +372,7 @@ mod tests {
             #[test]
             fn arbitrary_text_never_panics(body in ".{0,200}") {
                 let now = Timestamp::from_millis(NOW).unwrap();
-                let _ = parse(&body, Precision::Milliseconds, now, now, 1000);
+                let _ = parse(&body, Precision::Milliseconds, now, 1000);
             }
         }
     }

@@ -80,7 +80,15 @@ pub async fn live_socket(
 
 /// Parses `a,b,c` into validated names, the shared syntax of every `signals=` parameter.
 pub fn parse_signal_list(list: &str) -> Result<Vec<SignalName>, ApiError> {
-    list.split(',')
+    parse_signal_names(list.split(','))
+}
+
+/// Validates a list of signal names, as every `signals` parameter does.
+pub fn parse_signal_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<SignalName>, ApiError> {
+    names
+        .into_iter()
         .map(|name| {
             SignalName::parse(name).map_err(|e| ApiError::BadRequest(format!("signals: {e}")))
         })

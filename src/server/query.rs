@@ -2,9 +2,9 @@
 //! functions. Parameters are validated here; the store only ever sees a valid `Range`.
 
 use crate::model::{History, DASHBOARD_WINDOW_MS};
-use crate::server::domain::{SignalName, Timestamp};
+use crate::server::domain::Timestamp;
 use crate::server::error::ApiError;
-use crate::server::live::parse_signal_list;
+use crate::server::live::{parse_signal_list, parse_signal_names};
 use crate::server::store::{Range, Shape, Store};
 use crate::server::AppState;
 use axum::extract::rejection::QueryRejection;
@@ -27,7 +27,7 @@ pub struct HistoryParams {
 }
 
 /// Fewest points a decimated series may be cut to: one bucket's first, lowest, highest and last.
-const MIN_MAX_POINTS: usize = 4;
+pub const MIN_MAX_POINTS: usize = 4;
 
 pub async fn get_telemetry(
     State(state): State<AppState>,
@@ -160,14 +160,7 @@ pub fn range_from_millis(
         Timestamp::from_millis(ms).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
     };
     let signals = signals
-        .map(|names| {
-            names
-                .iter()
-                .map(|n| {
-                    SignalName::parse(n).map_err(|e| ApiError::BadRequest(format!("signals: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .map(|names| parse_signal_names(names.iter().map(String::as_str)))
         .transpose()?;
     let (from, to) = (stamp("from", from)?, stamp("to", to)?);
     if from > to {
