@@ -544,10 +544,7 @@ impl OwnServer {
             .arg("--database-url")
             .arg(format!("sqlite://{}", database.display()))
             .arg("--durability")
-            .arg(match durability {
-                Durability::Normal => "normal",
-                Durability::Fsync => "fsync",
-            })
+            .arg(durability.name())
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
             .spawn()

@@ -44,17 +44,24 @@ pub enum Durability {
     Fsync,
 }
 
+impl Durability {
+    /// The setting's spelling in flags, environment and Leptos.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Normal => "normal",
+            Durability::Fsync => "fsync",
+        }
+    }
+}
+
 impl std::str::FromStr for Durability {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "normal" => Ok(Durability::Normal),
-            "fsync" => Ok(Durability::Fsync),
-            other => Err(format!(
-                "unknown durability {other:?}: expected normal or fsync"
-            )),
-        }
+        [Durability::Normal, Durability::Fsync]
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| format!("unknown durability {s:?}: expected normal or fsync"))
     }
 }
 
