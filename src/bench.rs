@@ -479,6 +479,21 @@ fn file_bytes(database: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Polls `url` every 25 ms until it answers 2xx, at most `tries` times: a server just started is not
+/// listening yet.
+async fn wait_healthy(url: &str, what: &str, tries: u32) -> anyhow::Result<()> {
+    for _ in 0..tries {
+        if reqwest::get(url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("{what} did not become healthy")
+}
+
 /// A VictoriaMetrics process on a temporary directory, for the line-protocol comparison.
 struct Victoria {
     _child: tokio::process::Child,
@@ -500,20 +515,12 @@ impl Victoria {
             .spawn()
             .context("starting victoria-metrics (apt-get install victoria-metrics)")?;
         let url = format!("http://127.0.0.1:{port}");
-        for _ in 0..400 {
-            if reqwest::get(format!("{url}/health"))
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Ok(Victoria {
-                    _child: child,
-                    url,
-                    _dir: dir,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        bail!("victoria-metrics did not become healthy")
+        wait_healthy(&format!("{url}/health"), "victoria-metrics", 400).await?;
+        Ok(Victoria {
+            _child: child,
+            url,
+            _dir: dir,
+        })
     }
 
     fn write_url(&self) -> String {
@@ -555,15 +562,13 @@ impl OwnServer {
             database,
             _dir: dir,
         };
-        for _ in 0..200 {
-            if let Ok(r) = reqwest::get(format!("{}/healthz", server.url)).await {
-                if r.status().is_success() {
-                    return Ok(server);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        bail!("the benchmark's server did not become healthy")
+        wait_healthy(
+            &format!("{}/healthz", server.url),
+            "the benchmark's server",
+            200,
+        )
+        .await?;
+        Ok(server)
     }
 
     fn pid(&self) -> anyhow::Result<u32> {
