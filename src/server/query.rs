@@ -2,7 +2,7 @@
 //! functions. Parameters are validated here; the store only ever sees a valid `Range`.
 
 use crate::model::{History, DASHBOARD_WINDOW_MS};
-use crate::server::domain::Timestamp;
+use crate::server::domain::{SignalName, Timestamp};
 use crate::server::error::ApiError;
 use crate::server::live::{parse_signal_list, parse_signal_names};
 use crate::server::store::{Range, Shape, Store};
@@ -113,8 +113,17 @@ pub fn parse_range(params: &HistoryParams, now: Timestamp) -> Result<Range, ApiE
             (from, to)
         }
     };
+    ordered_range(from, to, signals)
+}
+
+/// The range, if it does not end before it starts: the last check of both ways of asking.
+fn ordered_range(
+    from: Timestamp,
+    to: Timestamp,
+    signals: Option<Vec<SignalName>>,
+) -> Result<Range, ApiError> {
     if from > to {
-        return Err(bad(format!(
+        return Err(ApiError::BadRequest(format!(
             "from ({}) is after to ({})",
             from.millis(),
             to.millis()
@@ -162,11 +171,7 @@ pub fn range_from_millis(
     let signals = signals
         .map(|names| parse_signal_names(names.iter().map(String::as_str)))
         .transpose()?;
-    let (from, to) = (stamp("from", from)?, stamp("to", to)?);
-    if from > to {
-        return Err(ApiError::BadRequest("from is after to".into()));
-    }
-    Ok(Range { from, to, signals })
+    ordered_range(stamp("from", from)?, stamp("to", to)?, signals)
 }
 
 #[cfg(test)]
