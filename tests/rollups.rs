@@ -83,16 +83,17 @@ fn close(a: &BTreeMap<(String, i64), Row>, b: &BTreeMap<(String, i64), Row>) -> 
 }
 
 fn batches() -> impl Strategy<Value = Vec<Vec<(u8, i64, i32)>>> {
-    // Few signals and seconds, so that batches repeat and reorder keys across and within themselves.
+    // Few signals and seconds, so that batches repeat and reorder keys across and within themselves,
+    // and enough points that a signal spans several blocks and late points land in older ones.
     let point = (0u8..3, 0i64..300, -1000i32..1000);
-    prop::collection::vec(prop::collection::vec(point, 1..40), 1..8)
+    prop::collection::vec(prop::collection::vec(point, 1..120), 1..8)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn rollups_equal_aggregates_of_the_raw_points(batches in batches()) {
+    fn rollups_and_raw_reads_match_any_write_history(batches in batches()) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let dir = tempfile::tempdir().unwrap();
@@ -110,6 +111,19 @@ proptest! {
                 }
                 write(&store, &points).await;
             }
+            let range = Range {
+                from: Timestamp::from_millis(BASE).unwrap(),
+                to: Timestamp::from_millis(BASE + 300_000).unwrap(),
+                signals: None,
+            };
+            let mut read = BTreeMap::new();
+            for series in store.read(&range, Shape::Raw { limit: 100_000 }).await.unwrap() {
+                prop_assert!(series.timestamps.windows(2).all(|w| w[0] < w[1]), "in time order, once each");
+                for (t, v) in series.timestamps.iter().zip(&series.values) {
+                    read.insert((series.signal.clone(), *t), *v);
+                }
+            }
+            prop_assert_eq!(&read, &raw, "raw points read back as last written");
             store.close().await;
             let minutes = rollup_rows(&database, "rollup_1m").await;
             let hours = rollup_rows(&database, "rollup_1h").await;
@@ -215,4 +229,65 @@ async fn retention_deletes_what_it_should_and_nothing_else() {
     store.expire(now + 10 * DAY).await.unwrap();
     assert!(rollup_rows(&database, "rollup_1h").await.is_empty());
     store.close().await;
+}
+
+#[tokio::test]
+async fn points_stored_a_row_each_before_blocks_are_repacked_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("old.db").display());
+    let forever = Retention::days(36_500, 36_500, 36_500);
+    let store = Store::open(&database, Durability::Normal, forever)
+        .await
+        .unwrap();
+    store.close().await;
+    // The table as migration 0001 made it, holding 1,000 points of "a" and 3 of "b".
+    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE points (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL, \
+         PRIMARY KEY (series_id, ts)) WITHOUT ROWID; \
+         INSERT INTO series (id, name, points, last_ts, last_value) \
+           VALUES (1, 'a', 1000, 1795004049000, 499.5), (2, 'b', 3, 1795003050009, 0.1); \
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999) \
+         INSERT INTO points SELECT 1, 1795003050000 + i * 1000, i * 0.5 FROM n; \
+         INSERT INTO points SELECT id, 1795003050000 + 7, -7.25 FROM series WHERE name = 'b'; \
+         INSERT INTO points SELECT id, 1795003050000 + 8, 1e300 FROM series WHERE name = 'b'; \
+         INSERT INTO points SELECT id, 1795003050000 + 9, 0.1 FROM series WHERE name = 'b';",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    let store = Store::open(&database, Durability::Normal, forever)
+        .await
+        .unwrap();
+    let range = Range {
+        from: Timestamp::from_millis(BASE).unwrap(),
+        to: Timestamp::from_millis(BASE + 2_000_000).unwrap(),
+        signals: None,
+    };
+    let series = store
+        .read(&range, Shape::Raw { limit: 10_000 })
+        .await
+        .unwrap();
+    let a = &series[0];
+    assert_eq!((a.signal.as_str(), a.timestamps.len()), ("a", 1_000));
+    assert_eq!((a.timestamps[2], a.values[2]), (BASE + 2_000, 1.0));
+    let b = &series[1];
+    assert_eq!(b.values, [-7.25, 1e300, 0.1]);
+    // Writes go on into the repacked blocks.
+    write(&store, &[point("b", BASE + 8, 2.0)]).await;
+    let b = &store
+        .read(&range, Shape::Raw { limit: 10_000 })
+        .await
+        .unwrap()[1];
+    assert_eq!(b.values, [-7.25, 2.0, 0.1]);
+    store.close().await;
+    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+    let left: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM sqlite_master WHERE name = 'points'")
+            .fetch_optional(&mut db)
+            .await
+            .unwrap();
+    assert!(left.is_none(), "the old table is gone");
 }

@@ -2,6 +2,7 @@
 //! batches and ranges and never sees SQL; everything a particular database needs lives in its own file
 //! below. Adding PostgreSQL means one more variant here and one more file, nothing above.
 
+mod block;
 pub mod rollup;
 mod sqlite;
 

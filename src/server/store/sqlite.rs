@@ -1,6 +1,7 @@
 //! SQLite: the embedded default. One file, WAL mode so reads never wait for the writer.
 
-use super::rollup::{self, bucket, Changes, Interval, Source};
+use super::block::{self, Packed, Points};
+use super::rollup::{self, bucket, Aggregate, Changes, Interval, Source, HOUR, MINUTE};
 use super::{Durability, Range, Retention, Shape, Sink, StoreError};
 use crate::downsample::{bucket_points, M4};
 use crate::model::{Series, SignalInfo};
@@ -10,20 +11,28 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Rows per multi-row INSERT: 3 bound parameters each, inside SQLite's limit of 32,766 per statement;
-/// fewer, larger statements cost less per row.
-const ROWS_PER_INSERT: usize = 5_000;
-/// Raw points read per query: large enough that queries are few, small enough to bound memory.
-const RAW_PAGE: usize = 100_000;
+/// Blocks per multi-row upsert: 5 bound parameters each, inside SQLite's limit of 32,766 per statement.
+const BLOCKS_PER_UPSERT: usize = 5_000;
 /// Rollup rows per multi-row upsert: 12 parameters each.
 const ROLLUPS_PER_UPSERT: usize = 2_000;
-/// Rows one retention transaction deletes: small, so the writer never waits long for the lock.
+/// Signals per figures update: 4 parameters each.
+const STATS_PER_UPDATE: usize = 5_000;
+/// Rows one retention transaction deletes: few, so the writer never waits long for the lock.
 const EXPIRE_BATCH: i64 = 5_000;
+/// Blocks one retention transaction deletes (~90 points each).
+const EXPIRE_BLOCKS: i64 = 64;
+
+/// The blocks of one series that hold points in `?2..=?3`, in time order: those starting inside, and
+/// the one before, which may reach in.
+const BLOCKS_OVERLAPPING: &str = "SELECT first_ts, data FROM blocks WHERE series_id = ?1 \
+     AND first_ts >= coalesce((SELECT first_ts FROM blocks WHERE series_id = ?1 AND first_ts <= ?2 \
+                               ORDER BY first_ts DESC LIMIT 1), ?2) \
+     AND first_ts <= ?3 ORDER BY first_ts";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -31,9 +40,9 @@ pub struct SqliteStore {
     /// Signal name → `series.id`, so a write looks names up in memory, not in the database.
     /// Only filled after a commit, so it never holds an id that a rolled-back transaction invented.
     ids: Arc<Mutex<HashMap<String, i64>>>,
-    /// Series id → its newest timestamp: a point after it cannot replace a stored one, so only points
-    /// at or before it are looked up.
-    newest: Arc<Mutex<HashMap<i64, i64>>>,
+    /// Series id → the points of its newest block (empty: no block yet), the block nearly every write
+    /// appends to, so appending costs no read. Filled after commits; retention drops what it cuts.
+    tails: Arc<tokio::sync::Mutex<HashMap<i64, Points>>>,
     retention: Retention,
 }
 
@@ -70,19 +79,16 @@ impl SqliteStore {
         sqlx::migrate!("src/server/store/migrations")
             .run(&pool)
             .await?;
-        let rows: Vec<(String, i64, Option<i64>)> =
-            sqlx::query_as("SELECT name, id, last_ts FROM series")
-                .fetch_all(&pool)
-                .await?;
-        let newest = rows
-            .iter()
-            .filter_map(|(_, id, last)| Some((*id, (*last)?)))
+        repack_rows(&pool).await?;
+        let ids: HashMap<String, i64> = sqlx::query_as("SELECT name, id FROM series")
+            .fetch_all(&pool)
+            .await?
+            .into_iter()
             .collect();
-        let ids = rows.into_iter().map(|(name, id, _)| (name, id)).collect();
         Ok(SqliteStore {
             pool,
             ids: Arc::new(Mutex::new(ids)),
-            newest: Arc::new(Mutex::new(newest)),
+            tails: Arc::default(),
             retention,
         })
     }
@@ -95,9 +101,12 @@ impl SqliteStore {
                 .map(|p| ids.get(p.signal.as_str()).copied())
                 .collect()
         };
-        // IMMEDIATE takes the write lock up front. A deferred transaction that reads first (the lookup
-        // of replaced points) could not upgrade to a writer after retention's deletes committed in
-        // between: SQLite would refuse at once, not wait.
+        // Held until the new tails are cached: retention, which may cut a tail, waits for it, so a
+        // cached tail always matches its row.
+        let mut tails = self.tails.lock().await;
+        // IMMEDIATE takes the write lock up front. A deferred transaction that reads first (a tail or
+        // the blocks late points fall into) could not upgrade to a writer after retention's deletes
+        // committed in between: SQLite would refuse at once, not wait.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut fresh: HashMap<&str, i64> = HashMap::new();
         let mut rows = Vec::with_capacity(points.len());
@@ -120,8 +129,7 @@ impl SqliteStore {
             };
             rows.push((id, point.timestamp.millis(), point.value.get()));
         }
-        // Key order means each b-tree page is visited once per commit. Of two points with the same key
-        // in one batch the later one wins, as it would in two requests.
+        // Of two points with the same key in one batch the later one wins, as it would in two requests.
         rows.sort_by_key(|&(id, ts, _)| (id, ts));
         let mut unique: Vec<(i64, i64, f64)> = Vec::with_capacity(rows.len());
         for row in rows {
@@ -132,108 +140,73 @@ impl SqliteStore {
         }
 
         let raw_cutoff = Timestamp::now().millis() - self.retention.raw_ms;
-        let series: Vec<&[(i64, i64, f64)]> = unique.chunk_by(|a, b| a.0 == b.0).collect();
-        // Only the batch's signals: the map holds every signal there is.
-        let newest: Vec<Option<i64>> = {
-            let newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
-            series
-                .iter()
-                .map(|s| newest.get(&s[0].0).copied())
-                .collect()
-        };
         let mut changes = Changes::default();
-        let mut raw = Vec::with_capacity(unique.len());
+        let mut blocks: Vec<(i64, Packed)> = Vec::new();
+        let mut new_tails: Vec<(i64, Points)> = Vec::new();
         // Per series: raw points added, and the newest point written.
         let mut stats: Vec<(i64, i64, (i64, f64))> = Vec::new();
-        for (series, newest) in series.into_iter().zip(newest) {
+        for series in unique.chunk_by(|a, b| a.0 == b.0) {
             let id = series[0].0;
-            let stored = self
-                .stored_among(&mut tx, id, series, raw_cutoff, newest)
-                .await?;
-            let mut added = 0;
+            let mut raw: Points = Vec::with_capacity(series.len());
             for &(_, t, v) in series {
                 if t < raw_cutoff {
                     // Older than raw retention: kept in the rollups only (backfill).
                     changes.added(id, t, v);
-                    continue;
+                } else {
+                    raw.push((t, v));
                 }
-                raw.push((id, t, v));
-                if stored.contains(&t) {
+            }
+            let mut replaced = Vec::new();
+            if !raw.is_empty() {
+                let tail = match tails.get(&id) {
+                    Some(tail) => tail.clone(),
+                    None => load_tail(&mut tx, id).await?,
+                };
+                let (packed, tail) = place(&mut tx, id, tail, &raw, &mut replaced).await?;
+                blocks.extend(packed.into_iter().map(|b| (id, b)));
+                new_tails.extend(tail.map(|tail| (id, tail)));
+            }
+            // `merge` reports replaced timestamps in ascending order.
+            for &(t, v) in &raw {
+                if replaced.binary_search(&t).is_ok() {
                     changes.replaced(id, t);
                 } else {
                     changes.added(id, t, v);
-                    added += 1;
                 }
             }
+            let added = (raw.len() - replaced.len()) as i64;
             let &(_, t, v) = series.last().expect("chunk_by yields non-empty chunks");
             stats.push((id, added, (t, v)));
         }
 
-        // Raw points, rollup deltas and signal figures go to SQLite as one multi-statement batch: one
+        // Blocks, rollup deltas and signal figures go to SQLite as one multi-statement batch: one
         // round trip to sqlx's SQLite thread instead of one per statement.
         let mut batch = QueryBuilder::<Sqlite>::new("");
-        for chunk in raw.chunks(ROWS_PER_INSERT) {
-            push_raw_insert(&mut batch, chunk);
+        for chunk in blocks.chunks(BLOCKS_PER_UPSERT) {
+            push_block_upsert(&mut batch, chunk);
         }
         for (interval, merges) in changes.merges() {
             for chunk in merges.chunks(ROLLUPS_PER_UPSERT) {
                 push_rollup_merge(&mut batch, interval, chunk);
             }
         }
-        for chunk in stats.chunks(ROWS_PER_INSERT / 2) {
+        for chunk in stats.chunks(STATS_PER_UPDATE) {
             push_stats_update(&mut batch, chunk);
         }
         batch.build().execute(&mut *tx).await?;
         // Rare: buckets where a point was replaced. Minutes first, since an hour is rebuilt from them.
-        for (interval, stale) in [
-            (Interval::Minute, &changes.stale_minutes),
-            (Interval::Hour, &changes.stale_hours),
-        ] {
-            for &(id, start) in stale {
-                recompute_rollup(&mut tx, interval, id, start).await?;
-            }
+        for &(id, start) in &changes.stale_minutes {
+            recompute_minute(&mut tx, id, start).await?;
+        }
+        for &(id, start) in &changes.stale_hours {
+            recompute_hour(&mut tx, id, start).await?;
         }
         tx.commit().await?;
 
+        tails.extend(new_tails);
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
         ids.extend(fresh.into_iter().map(|(name, id)| (name.to_owned(), id)));
-        let mut newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
-        for (id, _, (t, _)) in stats {
-            let entry = newest.entry(id).or_insert(t);
-            *entry = (*entry).max(t);
-        }
         Ok(())
-    }
-
-    /// The timestamps among `series` (one signal's points, sorted) that are already stored. Only points
-    /// at or before the signal's newest can be, so an in-order write costs no lookup at all.
-    async fn stored_among(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        id: i64,
-        series: &[(i64, i64, f64)],
-        raw_cutoff: i64,
-        newest: Option<i64>,
-    ) -> Result<HashSet<i64>, StoreError> {
-        let Some(newest) = newest else {
-            return Ok(HashSet::new());
-        };
-        let candidates: Vec<i64> = series
-            .iter()
-            .map(|&(_, t, _)| t)
-            .filter(|&t| t >= raw_cutoff && t <= newest)
-            .collect();
-        let (Some(&first), Some(&last)) = (candidates.first(), candidates.last()) else {
-            return Ok(HashSet::new());
-        };
-        let stored: Vec<(i64,)> =
-            sqlx::query_as("SELECT ts FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3")
-                .bind(id)
-                .bind(first)
-                .bind(last)
-                .fetch_all(&mut *tx)
-                .await?;
-        Ok(stored.into_iter().map(|(t,)| t).collect())
     }
 
     pub async fn read(&self, range: &Range, shape: Shape) -> Result<Vec<Series>, StoreError> {
@@ -259,7 +232,13 @@ impl SqliteStore {
             for (source, start, end) in stretches {
                 match source {
                     Source::Raw => {
-                        self.raw_points(id, start, end, budget, &mut sink).await?;
+                        let mut left = budget;
+                        each_point(&self.pool, id, start, end, |t, v| {
+                            sink.push(t, v);
+                            left -= 1;
+                            left > 0
+                        })
+                        .await?;
                     }
                     Source::Rollup(interval) => {
                         from_rollups = true;
@@ -298,55 +277,6 @@ impl SqliteStore {
             });
         }
         Ok(out)
-    }
-
-    /// Feeds one signal's raw points in `start..=end` (at most `limit`) to `sink`, page by page: a
-    /// primary-key range scan that SQLite hands over as two comma-separated texts per page, far
-    /// cheaper than a row at a time through sqlx. `%!.17g` prints every `f64` exactly.
-    async fn raw_points(
-        &self,
-        id: i64,
-        start: i64,
-        end: i64,
-        limit: usize,
-        sink: &mut Sink,
-    ) -> Result<(), StoreError> {
-        let (mut cursor, mut left) = (start, limit);
-        while left > 0 {
-            let page = left.min(RAW_PAGE);
-            let (times, values, count): (Option<String>, Option<String>, i64) = sqlx::query_as(
-                "SELECT group_concat(ts, ','), group_concat(printf('%!.17g', value), ','), count(*) \
-                 FROM (SELECT ts, value FROM points \
-                       WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts LIMIT ?4)",
-            )
-            .bind(id)
-            .bind(cursor)
-            .bind(end)
-            .bind(i64::try_from(page).unwrap_or(i64::MAX))
-            .fetch_one(&self.pool)
-            .await?;
-            let (Some(times), Some(values)) = (times, values) else {
-                return Ok(());
-            };
-            // The subquery's order carries through the aggregate (an ORDER BY inside group_concat
-            // would sort again, in a temporary b-tree); the check below makes sure of it.
-            for (t, v) in times.split(',').zip(values.split(',')) {
-                let (Ok(t), Ok(v)) = (t.parse::<i64>(), v.parse::<f64>()) else {
-                    return Err(std::io::Error::other(format!("unreadable point {t}: {v}")).into());
-                };
-                if t < cursor {
-                    return Err(std::io::Error::other("points came out of time order").into());
-                }
-                sink.push(t, v);
-                cursor = t + 1;
-            }
-            let count = usize::try_from(count).unwrap_or(0);
-            if count < page {
-                return Ok(());
-            }
-            left -= count;
-        }
-        Ok(())
     }
 
     /// The ids and names of the signals a range asks for (all, or the named ones that exist), by name,
@@ -394,51 +324,35 @@ impl SqliteStore {
             .collect())
     }
 
-    /// Deletes what retention no longer keeps, a few thousand rows per transaction so that the writer
-    /// never waits long. Returns the rows deleted.
+    /// Deletes what retention no longer keeps, in small transactions so that the writer never waits
+    /// long. Returns the points and rollup rows deleted.
     pub async fn expire(&self, now: i64) -> Result<u64, StoreError> {
         let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM series")
             .fetch_all(&self.pool)
             .await?;
-        let tables = [
-            ("points", "ts", now - self.retention.raw_ms),
-            (
-                table(Interval::Minute),
-                "bucket",
-                now - self.retention.minute_rollups_ms,
-            ),
-            (
-                table(Interval::Hour),
-                "bucket",
-                now - self.retention.hour_rollups_ms,
-            ),
+        let rollups = [
+            (Interval::Minute, now - self.retention.minute_rollups_ms),
+            (Interval::Hour, now - self.retention.hour_rollups_ms),
         ];
         let mut deleted = 0;
         for (id,) in ids {
-            for (table, time, cutoff) in tables {
+            deleted += self.expire_points(id, now - self.retention.raw_ms).await?;
+            for (interval, cutoff) in rollups {
+                let table = table(interval);
                 loop {
-                    let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                    // The batch's last timestamp; with fewer than a batch left, the cutoff itself.
+                    // The batch's last bucket; with fewer than a batch left, the cutoff itself.
                     let sql = format!(
-                        "DELETE FROM {table} WHERE series_id = ?1 AND {time} < ?2 AND {time} <= \
-                         coalesce((SELECT {time} FROM {table} WHERE series_id = ?1 AND {time} < ?2 \
-                                   ORDER BY {time} LIMIT 1 OFFSET ?3), ?2)"
+                        "DELETE FROM {table} WHERE series_id = ?1 AND bucket < ?2 AND bucket <= \
+                         coalesce((SELECT bucket FROM {table} WHERE series_id = ?1 AND bucket < ?2 \
+                                   ORDER BY bucket LIMIT 1 OFFSET ?3), ?2)"
                     );
                     let n = sqlx::query(&sql)
                         .bind(id)
                         .bind(cutoff)
                         .bind(EXPIRE_BATCH - 1)
-                        .execute(&mut *tx)
+                        .execute(&self.pool)
                         .await?
                         .rows_affected();
-                    if table == "points" && n > 0 {
-                        sqlx::query("UPDATE series SET points = points - ?2 WHERE id = ?1")
-                            .bind(id)
-                            .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    tx.commit().await?;
                     deleted += n;
                     if n < EXPIRE_BATCH as u64 {
                         break;
@@ -448,6 +362,48 @@ impl SqliteStore {
             }
         }
         Ok(deleted)
+    }
+
+    /// Deletes one series' raw points older than `cutoff`: whole blocks a few at a time, then the part
+    /// of the block that straddles the cutoff. Returns the points deleted.
+    async fn expire_points(&self, id: i64, cutoff: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let mut tails = self.tails.lock().await;
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            // Blocks never overlap, so those wholly before the cutoff come first.
+            let counts: Vec<(i64,)> = sqlx::query_as(
+                "DELETE FROM blocks WHERE series_id = ?1 AND first_ts IN \
+                   (SELECT first_ts FROM blocks WHERE series_id = ?1 AND last_ts < ?2 \
+                    ORDER BY first_ts LIMIT ?3) \
+                 RETURNING count",
+            )
+            .bind(id)
+            .bind(cutoff)
+            .bind(EXPIRE_BLOCKS)
+            .fetch_all(&mut *tx)
+            .await?;
+            let whole = counts.len() as i64 == EXPIRE_BLOCKS;
+            let mut n: i64 = counts.iter().map(|c| c.0).sum();
+            if !whole {
+                n += cut_block(&mut tx, id, cutoff).await?;
+            }
+            if n > 0 {
+                sqlx::query("UPDATE series SET points = points - ?2 WHERE id = ?1")
+                    .bind(id)
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+                tails.remove(&id);
+            }
+            tx.commit().await?;
+            drop(tails);
+            deleted += u64::try_from(n).unwrap_or(0);
+            if !whole {
+                return Ok(deleted);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Copies committed pages from the WAL into the database file without waiting for anyone
@@ -499,13 +455,203 @@ fn decimation(from: i64, to: i64, max_points: usize) -> (Sink, Vec<(Source, i64,
     (Sink::Decimated(m4), rollup::plan(source, from, to))
 }
 
-/// Appends the multi-row upsert of raw points (a later value for the same key replaces the earlier).
-fn push_raw_insert(batch: &mut QueryBuilder<'_, Sqlite>, rows: &[(i64, i64, f64)]) {
-    batch.push("INSERT INTO points (series_id, ts, value) ");
-    batch.push_values(rows, |mut row, &(id, ts, value)| {
-        row.push_bind(id).push_bind(ts).push_bind(value);
+/// Appends the multi-row upsert of blocks (a block rewritten with more points replaces its row).
+fn push_block_upsert(batch: &mut QueryBuilder<'_, Sqlite>, blocks: &[(i64, Packed)]) {
+    batch.push("INSERT INTO blocks (series_id, first_ts, last_ts, count, data) ");
+    batch.push_values(blocks, |mut row, (id, b)| {
+        row.push_bind(*id)
+            .push_bind(b.first)
+            .push_bind(b.last)
+            .push_bind(b.count)
+            .push_bind(b.data.clone());
     });
-    batch.push(" ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value; ");
+    batch.push(
+        " ON CONFLICT (series_id, first_ts) DO UPDATE SET \
+          last_ts = excluded.last_ts, count = excluded.count, data = excluded.data; ",
+    );
+}
+
+/// Calls `f` with each point of one series in `from..=to`, in time order, until it returns false.
+async fn each_point<'c, E>(
+    db: E,
+    id: i64,
+    from: i64,
+    to: i64,
+    mut f: impl FnMut(i64, f64) -> bool,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    let mut rows = sqlx::query_as::<_, (i64, Vec<u8>)>(BLOCKS_OVERLAPPING)
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .fetch(db);
+    let mut points = Vec::new();
+    while let Some((first, data)) = rows.try_next().await? {
+        points.clear();
+        block::unpack(first, &data, &mut points).map_err(std::io::Error::other)?;
+        for &(t, v) in &points {
+            if t > to {
+                return Ok(());
+            }
+            if t >= from && !f(t, v) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The blocks of one series that hold points in `from..=to`, unpacked, each with its start.
+async fn blocks_overlapping(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, Points)>, StoreError> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(BLOCKS_OVERLAPPING)
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *tx)
+        .await?;
+    rows.into_iter()
+        .map(|(first, data)| {
+            let mut points = Vec::new();
+            block::unpack(first, &data, &mut points).map_err(std::io::Error::other)?;
+            Ok((first, points))
+        })
+        .collect()
+}
+
+/// The points of a series' newest block (empty if it has none).
+async fn load_tail(tx: &mut sqlx::SqliteConnection, id: i64) -> Result<Points, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT first_ts, data FROM blocks WHERE series_id = ?1 ORDER BY first_ts DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let mut points = Vec::new();
+    if let Some((first, data)) = row {
+        block::unpack(first, &data, &mut points).map_err(std::io::Error::other)?;
+    }
+    Ok(points)
+}
+
+/// Places one series' new raw points (ascending, unique) into its blocks: merged into the block each
+/// belongs to (its tail, for points in time order; blocks read back only for late points), repacked,
+/// with replaced timestamps added to `replaced`. Returns the blocks to store, and the new tail if the
+/// tail changed.
+async fn place(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    tail: Points,
+    new: &[(i64, f64)],
+    replaced: &mut Vec<i64>,
+) -> Result<(Vec<Packed>, Option<Points>), StoreError> {
+    let oldest_new = new[0].0;
+    let mut blocks: Vec<(i64, Points)> = match tail.first() {
+        Some(&(tail_start, _)) if oldest_new < tail_start => {
+            let mut older = blocks_overlapping(tx, id, oldest_new, tail_start - 1).await?;
+            older.push((tail_start, tail));
+            older
+        }
+        Some(&(tail_start, _)) => vec![(tail_start, tail)],
+        None => vec![(oldest_new, Vec::new())],
+    };
+    // Points older than every block start a block of their own.
+    if oldest_new < blocks[0].0 {
+        blocks.insert(0, (oldest_new, Vec::new()));
+    }
+    let (mut packed, mut new_tail) = (Vec::new(), None);
+    let mut rest = new;
+    for (k, (_, old)) in blocks.iter().enumerate() {
+        let next = blocks.get(k + 1).map_or(i64::MAX, |b| b.0);
+        let (mine, after) = rest.split_at(rest.partition_point(|p| p.0 < next));
+        rest = after;
+        if mine.is_empty() {
+            continue;
+        }
+        let merged = block::merge(old, mine, replaced);
+        let pieces = block::pack(&merged);
+        if k + 1 == blocks.len() {
+            let last = pieces.last().map_or(0, |b| b.count as usize);
+            new_tail = Some(merged[merged.len() - last..].to_vec());
+        }
+        packed.extend(pieces);
+    }
+    Ok((packed, new_tail))
+}
+
+/// Cuts the points before `cutoff` from the one block of a series that straddles it. Returns the
+/// points cut.
+async fn cut_block(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    cutoff: i64,
+) -> Result<i64, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT first_ts, data FROM blocks WHERE series_id = ?1 AND first_ts < ?2 AND last_ts >= ?2",
+    )
+    .bind(id)
+    .bind(cutoff)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((first, data)) = row else {
+        return Ok(0);
+    };
+    let mut points = Vec::new();
+    block::unpack(first, &data, &mut points).map_err(std::io::Error::other)?;
+    let cut = points.partition_point(|p| p.0 < cutoff);
+    let mut batch = QueryBuilder::<Sqlite>::new("DELETE FROM blocks WHERE series_id = ");
+    batch
+        .push_bind(id)
+        .push(" AND first_ts = ")
+        .push_bind(first)
+        .push("; ");
+    let rest: Vec<(i64, Packed)> = block::pack(&points[cut..])
+        .into_iter()
+        .map(|b| (id, b))
+        .collect();
+    push_block_upsert(&mut batch, &rest);
+    batch.build().execute(&mut *tx).await?;
+    Ok(cut as i64)
+}
+
+/// Databases written before blocks (migration 0001) kept a row per point: packs them into blocks once,
+/// in one transaction, and drops the old table.
+async fn repack_rows(pool: &SqlitePool) -> Result<(), StoreError> {
+    let legacy: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'points'")
+            .fetch_optional(pool)
+            .await?;
+    if legacy.is_none() {
+        return Ok(());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let ids: Vec<(i64,)> = sqlx::query_as("SELECT DISTINCT series_id FROM points")
+        .fetch_all(&mut *tx)
+        .await?;
+    for (id,) in ids {
+        let points: Points =
+            sqlx::query_as("SELECT ts, value FROM points WHERE series_id = ?1 ORDER BY ts")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let blocks: Vec<(i64, Packed)> =
+            block::pack(&points).into_iter().map(|b| (id, b)).collect();
+        for chunk in blocks.chunks(BLOCKS_PER_UPSERT) {
+            let mut batch = QueryBuilder::<Sqlite>::new("");
+            push_block_upsert(&mut batch, chunk);
+            batch.build().execute(&mut *tx).await?;
+        }
+    }
+    sqlx::query("DROP TABLE points").execute(&mut *tx).await?;
+    tx.commit().await?;
+    tracing::info!("repacked stored points into blocks");
+    Ok(())
 }
 
 /// Appends the statement that adds a write's deltas to rollup rows (or creates them).
@@ -549,47 +695,58 @@ fn push_rollup_merge(
     );
 }
 
-/// Rebuilds one rollup row from what it summarises: a minute from raw points, an hour from minutes.
-async fn recompute_rollup(
+/// Rebuilds a minute's rollup row from the raw points, after one of them was replaced.
+async fn recompute_minute(
     tx: &mut sqlx::SqliteConnection,
-    interval: Interval,
     id: i64,
     start: i64,
 ) -> Result<(), StoreError> {
-    let sql = match interval {
-        Interval::Minute => {
-            "INSERT OR REPLACE INTO rollup_1m \
-             SELECT ?1, ?2, count(*), sum(value), \
-               (SELECT value FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY value, ts LIMIT 1), \
-               (SELECT ts FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY value, ts LIMIT 1), \
-               (SELECT value FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY value DESC, ts LIMIT 1), \
-               (SELECT ts FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY value DESC, ts LIMIT 1), \
-               (SELECT value FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts LIMIT 1), \
-               min(ts), \
-               (SELECT value FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT 1), \
-               max(ts) \
-             FROM points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 HAVING count(*) > 0"
+    let mut minute: Option<Aggregate> = None;
+    each_point(&mut *tx, id, start, start + MINUTE - 1, |t, v| {
+        match &mut minute {
+            Some(a) => a.add(t, v),
+            None => minute = Some(Aggregate::of(t, v)),
         }
-        Interval::Hour => {
-            "INSERT OR REPLACE INTO rollup_1h \
-             SELECT ?1, ?2, sum(count), sum(sum), \
-               (SELECT low FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY low, low_ts LIMIT 1), \
-               (SELECT low_ts FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY low, low_ts LIMIT 1), \
-               (SELECT high FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY high DESC, high_ts LIMIT 1), \
-               (SELECT high_ts FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY high DESC, high_ts LIMIT 1), \
-               (SELECT first FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket LIMIT 1), \
-               min(first_ts), \
-               (SELECT last FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket DESC LIMIT 1), \
-               max(last_ts) \
-             FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 HAVING count(*) > 0"
-        }
-    };
-    sqlx::query(sql)
-        .bind(id)
-        .bind(start)
-        .bind(start + interval.millis())
-        .execute(&mut *tx)
-        .await?;
+        true
+    })
+    .await?;
+    let Some(minute) = minute else { return Ok(()) };
+    // Merging into no row at all stores the aggregate as it is.
+    let mut batch = QueryBuilder::<Sqlite>::new("DELETE FROM rollup_1m WHERE series_id = ");
+    batch
+        .push_bind(id)
+        .push(" AND bucket = ")
+        .push_bind(start)
+        .push("; ");
+    push_rollup_merge(&mut batch, Interval::Minute, &[(id, start, minute)]);
+    batch.build().execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// Rebuilds an hour's rollup row from its minutes.
+async fn recompute_hour(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    start: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO rollup_1h \
+         SELECT ?1, ?2, sum(count), sum(sum), \
+           (SELECT low FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY low, low_ts LIMIT 1), \
+           (SELECT low_ts FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY low, low_ts LIMIT 1), \
+           (SELECT high FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY high DESC, high_ts LIMIT 1), \
+           (SELECT high_ts FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY high DESC, high_ts LIMIT 1), \
+           (SELECT first FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket LIMIT 1), \
+           min(first_ts), \
+           (SELECT last FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket DESC LIMIT 1), \
+           max(last_ts) \
+         FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 HAVING count(*) > 0",
+    )
+    .bind(id)
+    .bind(start)
+    .bind(start + HOUR)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
