@@ -26,6 +26,9 @@ pub enum ApiError {
     Store(#[from] crate::server::store::StoreError),
     #[error("server is shutting down")]
     ShuttingDown,
+    /// An answer could not be encoded (a bug, not the client's fault).
+    #[error("the answer could not be encoded: {0}")]
+    Encoding(String),
 }
 
 impl ApiError {
@@ -37,6 +40,7 @@ impl ApiError {
             ApiError::Overloaded | ApiError::Store(_) | ApiError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod domain;
 pub mod error;
+pub mod gzip;
 pub mod ingest;
 pub mod lineproto;
 pub mod live;

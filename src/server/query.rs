@@ -4,14 +4,14 @@
 use crate::model::{History, DASHBOARD_WINDOW_MS};
 use crate::server::domain::{SignalName, Timestamp};
 use crate::server::error::ApiError;
+use crate::server::gzip;
 use crate::server::live::{parse_signal_list, parse_signal_names};
 use crate::server::store::{Range, Shape, Store};
 use crate::server::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 /// The raw query string of `GET /api/telemetry`. Everything arrives as text so that every mistake gets
@@ -39,31 +39,33 @@ pub async fn get_telemetry(
     let cap = state.limits.max_raw_points;
     let max_points = parse_max_points(params.max_points.as_deref(), cap)?;
     let answer = history(&state.store, range, max_points, cap).await?;
-    Ok(negotiate(&headers, &answer))
+    negotiate(&headers, &answer).await
 }
 
 pub async fn get_signals(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    Ok(negotiate(&headers, &state.store.signals().await?))
+    negotiate(&headers, &state.store.signals().await?).await
 }
 
 /// JSON, or MessagePack (same field names) for a client that sends `Accept: application/msgpack`.
-fn negotiate<T: Serialize>(headers: &HeaderMap, answer: &T) -> Response {
+async fn negotiate<T: Serialize>(headers: &HeaderMap, answer: &T) -> Result<Response, ApiError> {
     let wants_msgpack = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/msgpack"));
-    if !wants_msgpack {
-        return Json(answer).into_response();
-    }
-    match rmp_serde::to_vec_named(answer) {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/msgpack")], bytes).into_response(),
-        // Plain data of strings and numbers always encodes; JSON is the safe answer if not.
-        Err(_) => Json(answer).into_response(),
-    }
+    // Plain data of strings and numbers always encodes; should it not, the error says so.
+    let encoding_failed = |e: &dyn std::fmt::Display| ApiError::Encoding(e.to_string());
+    let (content_type, body) = if wants_msgpack {
+        let body = rmp_serde::to_vec_named(answer).map_err(|e| encoding_failed(&e))?;
+        ("application/msgpack", body)
+    } else {
+        let body = serde_json::to_vec(answer).map_err(|e| encoding_failed(&e))?;
+        ("application/json", body)
+    };
+    gzip::respond(headers, content_type, body).await
 }
 
 /// `max_points=N`: at least 4 (a bucket's first, lowest, highest, last), at most the raw cap.
