@@ -6,7 +6,7 @@ use super::{Durability, Range, Retention, Shape, Sink, StoreError};
 use crate::downsample::{bucket_points, M4};
 use crate::model::{Series, SignalInfo};
 use crate::server::domain::{DataPoint, Timestamp};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -16,6 +16,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Signals read at once: the pool's connections.
+const CONCURRENT_READS: usize = 4;
 /// Blocks per multi-row upsert: 5 bound parameters each, inside SQLite's limit of 32,766 per statement.
 const BLOCKS_PER_UPSERT: usize = 5_000;
 /// Rollup rows per multi-row upsert: 12 parameters each.
@@ -36,7 +38,11 @@ const BLOCKS_OVERLAPPING: &str = "SELECT first_ts, data FROM blocks WHERE series
 
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Reads: several connections, so signals and requests are read side by side.
     pool: SqlitePool,
+    /// Writes (the writer and retention): a connection of their own, so readers never hold up a
+    /// commit by taking the last pooled connection. SQLite allows one writer at a time anyway.
+    writes: SqlitePool,
     /// Signal name → `series.id`, so a write looks names up in memory, not in the database.
     /// Only filled after a commit, so it never holds an id that a rolled-back transaction invented.
     ids: Arc<Mutex<HashMap<String, i64>>>,
@@ -72,14 +78,18 @@ impl SqliteStore {
                 tokio::fs::create_dir_all(dir).await?;
             }
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("src/server/store/migrations")
-            .run(&pool)
+            .run(&writes)
             .await?;
-        repack_rows(&pool).await?;
+        repack_rows(&writes).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(CONCURRENT_READS as u32)
+            .connect_with(options)
+            .await?;
         let ids: HashMap<String, i64> = sqlx::query_as("SELECT name, id FROM series")
             .fetch_all(&pool)
             .await?
@@ -87,6 +97,7 @@ impl SqliteStore {
             .collect();
         Ok(SqliteStore {
             pool,
+            writes,
             ids: Arc::new(Mutex::new(ids)),
             tails: Arc::default(),
             retention,
@@ -107,7 +118,7 @@ impl SqliteStore {
         // IMMEDIATE takes the write lock up front. A deferred transaction that reads first (a tail or
         // the blocks late points fall into) could not upgrade to a writer after retention's deletes
         // committed in between: SQLite would refuse at once, not wait.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
         let mut fresh: HashMap<&str, i64> = HashMap::new();
         let mut rows = Vec::with_capacity(points.len());
         for (point, cached) in points.iter().zip(cached) {
@@ -210,73 +221,89 @@ impl SqliteStore {
     }
 
     pub async fn read(&self, range: &Range, shape: Shape) -> Result<Vec<Series>, StoreError> {
-        let (from, to) = (range.from.millis(), range.to.millis());
         // Raw reads stop one point past the limit, so the caller can tell "more than the limit".
-        let mut budget = match shape {
-            Shape::Raw { limit } => limit.saturating_add(1),
-            Shape::Decimated { .. } => usize::MAX,
+        let limit = match shape {
+            Shape::Raw { limit } => Some(limit.saturating_add(1)),
+            Shape::Decimated { .. } => None,
         };
-        let mut out = Vec::new();
-        for (id, name) in self.series_in(range).await? {
-            if budget == 0 {
+        // Signals are read side by side, one per pooled connection: each read waits on SQLite's
+        // thread, and the others use that time. `buffered` keeps the answer in name order.
+        let mut reads = futures::stream::iter(self.series_in(range).await?)
+            .map(|(id, name)| self.read_series(id, name, range, shape, limit))
+            .buffered(CONCURRENT_READS);
+        let (mut out, mut total) = (Vec::new(), 0);
+        while let Some(series) = reads.try_next().await? {
+            let Some(series) = series else { continue };
+            total += series.timestamps.len();
+            out.push(series);
+            if limit.is_some_and(|limit| total >= limit) {
                 break;
             }
-            let (mut sink, stretches) = match shape {
-                Shape::Raw { .. } => (
-                    Sink::Raw(Vec::new(), Vec::new()),
-                    vec![(Source::Raw, from, to)],
-                ),
-                Shape::Decimated { max_points } => decimation(from, to, max_points),
-            };
-            let mut from_rollups = false;
-            for (source, start, end) in stretches {
-                match source {
-                    Source::Raw => {
-                        let mut left = budget;
-                        each_point(&self.pool, id, start, end, |t, v| {
+        }
+        Ok(out)
+    }
+
+    /// One signal's points in `range`, or `None` if it has none there. `limit`: raw points to stop at.
+    async fn read_series(
+        &self,
+        id: i64,
+        name: String,
+        range: &Range,
+        shape: Shape,
+        limit: Option<usize>,
+    ) -> Result<Option<Series>, StoreError> {
+        let (from, to) = (range.from.millis(), range.to.millis());
+        let (mut sink, stretches) = match shape {
+            Shape::Raw { .. } => (
+                Sink::Raw(Vec::new(), Vec::new()),
+                vec![(Source::Raw, from, to)],
+            ),
+            Shape::Decimated { max_points } => decimation(from, to, max_points),
+        };
+        let mut from_rollups = false;
+        for (source, start, end) in stretches {
+            match source {
+                Source::Raw => {
+                    let mut left = limit.unwrap_or(usize::MAX);
+                    each_point(&self.pool, id, start, end, |t, v| {
+                        sink.push(t, v);
+                        left -= 1;
+                        left > 0
+                    })
+                    .await?;
+                }
+                Source::Rollup(interval) => {
+                    from_rollups = true;
+                    let sql = format!(
+                        "SELECT first_ts, first, low_ts, low, high_ts, high, last_ts, last \
+                         FROM {} WHERE series_id = ?1 AND bucket >= ?2 AND bucket <= ?3 \
+                         ORDER BY bucket",
+                        table(interval)
+                    );
+                    let mut rows = sqlx::query_as::<_, RollupPoints>(&sql)
+                        .bind(id)
+                        .bind(start)
+                        .bind(end)
+                        .fetch(&self.pool);
+                    while let Some(r) = rows.try_next().await? {
+                        let points = [(r.0, r.1), (r.2, r.3), (r.4, r.5), (r.6, r.7)];
+                        for (t, v) in bucket_points(points) {
                             sink.push(t, v);
-                            left -= 1;
-                            left > 0
-                        })
-                        .await?;
-                    }
-                    Source::Rollup(interval) => {
-                        from_rollups = true;
-                        let sql = format!(
-                            "SELECT first_ts, first, low_ts, low, high_ts, high, last_ts, last \
-                             FROM {} WHERE series_id = ?1 AND bucket >= ?2 AND bucket <= ?3 \
-                             ORDER BY bucket",
-                            table(interval)
-                        );
-                        let mut rows = sqlx::query_as::<_, RollupPoints>(&sql)
-                            .bind(id)
-                            .bind(start)
-                            .bind(end)
-                            .fetch(&self.pool);
-                        while let Some(r) = rows.try_next().await? {
-                            let points = [(r.0, r.1), (r.2, r.3), (r.4, r.5), (r.6, r.7)];
-                            for (t, v) in bucket_points(points) {
-                                sink.push(t, v);
-                            }
                         }
                     }
                 }
             }
-            let (timestamps, values, decimated) = sink.finish();
-            if timestamps.is_empty() {
-                continue;
-            }
-            if let Shape::Raw { .. } = shape {
-                budget = budget.saturating_sub(timestamps.len());
-            }
-            out.push(Series {
-                signal: name,
-                timestamps,
-                values,
-                downsampled: decimated || from_rollups,
-            });
         }
-        Ok(out)
+        let (timestamps, values, decimated) = sink.finish();
+        if timestamps.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Series {
+            signal: name,
+            timestamps,
+            values,
+            downsampled: decimated || from_rollups,
+        }))
     }
 
     /// The ids and names of the signals a range asks for (all, or the named ones that exist), by name,
@@ -350,7 +377,7 @@ impl SqliteStore {
                         .bind(id)
                         .bind(cutoff)
                         .bind(EXPIRE_BATCH - 1)
-                        .execute(&self.pool)
+                        .execute(&self.writes)
                         .await?
                         .rows_affected();
                     deleted += n;
@@ -370,7 +397,7 @@ impl SqliteStore {
         let mut deleted = 0;
         loop {
             let mut tails = self.tails.lock().await;
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
             // Blocks never overlap, so those wholly before the cutoff come first.
             let counts: Vec<(i64,)> = sqlx::query_as(
                 "DELETE FROM blocks WHERE series_id = ?1 AND first_ts IN \
@@ -417,6 +444,7 @@ impl SqliteStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writes.close().await;
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
