@@ -11,6 +11,7 @@
 
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// The unit of the timestamps in a body (`?precision=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,12 +63,14 @@ pub fn parse(
     max_fields: usize,
 ) -> Result<Vec<DataPoint>, String> {
     let mut points = Vec::new();
+    // A body repeats a few series thousands of times: each name is built and checked once.
+    let mut names = Names::default();
     for (index, line) in body.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        parse_line(line, precision, now, max_fields, &mut points)
+        parse_line(line, precision, now, max_fields, &mut names, &mut points)
             .map_err(|e| format!("line {}: {e}", index + 1))?;
     }
     if points.is_empty() {
@@ -76,11 +79,15 @@ pub fn parse(
     Ok(points)
 }
 
-fn parse_line(
-    line: &str,
+/// Signal names already built, by the text of their series (measurement and tags) and field key.
+type Names<'a> = HashMap<(&'a str, &'a str), SignalName>;
+
+fn parse_line<'a>(
+    line: &'a str,
     precision: Precision,
     now: Timestamp,
     max_fields: usize,
+    names: &mut Names<'a>,
     points: &mut Vec<DataPoint>,
 ) -> Result<(), String> {
     let (series, rest) = split_unescaped(line, b' ', false);
@@ -88,22 +95,6 @@ fn parse_line(
         return Err("expected fields after the measurement".into());
     };
     let (fields, timestamp) = split_unescaped(rest.trim_start_matches(' '), b' ', true);
-
-    let mut parts = split_all(series, b',', false).into_iter();
-    let measurement = unescape(parts.next().unwrap_or_default());
-    if measurement.is_empty() {
-        return Err("the measurement name is empty".into());
-    }
-    let mut tags = parts
-        .map(|tag| key_value(tag, "tag").map(|(k, v)| (unescape(k), unescape(v))))
-        .collect::<Result<Vec<_>, _>>()?;
-    tags.sort();
-    let tag_suffix = if tags.is_empty() {
-        String::new()
-    } else {
-        let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{{{}}}", pairs.join(","))
-    };
 
     let timestamp = match timestamp.map(str::trim).filter(|t| !t.is_empty()) {
         None => now,
@@ -125,11 +116,22 @@ fn parse_line(
             fields.len()
         ));
     }
+    let mut prefix = None;
     for field in fields {
         let (key, raw) = key_value(field, "field")?;
-        let key = unescape(key);
-        let value = field_value(raw).map_err(|e| format!("field {key:?}: {e}"))?;
-        let signal = SignalName::parse(&format!("{measurement}.{key}{tag_suffix}"))?;
+        let value = field_value(raw).map_err(|e| format!("field {:?}: {e}", unescape(key)))?;
+        let signal = match names.get(&(series, key)) {
+            Some(signal) => signal.clone(),
+            None => {
+                let (measurement, tags) = match &prefix {
+                    Some(prefix) => prefix,
+                    None => prefix.insert(series_parts(series)?),
+                };
+                let signal = SignalName::parse(&format!("{measurement}.{}{tags}", unescape(key)))?;
+                names.insert((series, key), signal.clone());
+                signal
+            }
+        };
         points.push(DataPoint {
             signal,
             timestamp,
@@ -137,6 +139,27 @@ fn parse_line(
         });
     }
     Ok(())
+}
+
+/// The measurement of a series, and its tags as they end a signal name: `{k1=v1,k2=v2}`, sorted by
+/// key, or nothing.
+fn series_parts(series: &str) -> Result<(String, String), String> {
+    let mut parts = split_all(series, b',', false).into_iter();
+    let measurement = unescape(parts.next().unwrap_or_default()).into_owned();
+    if measurement.is_empty() {
+        return Err("the measurement name is empty".into());
+    }
+    let mut tags = parts
+        .map(|tag| key_value(tag, "tag").map(|(k, v)| (unescape(k), unescape(v))))
+        .collect::<Result<Vec<_>, _>>()?;
+    tags.sort();
+    let tags = if tags.is_empty() {
+        String::new()
+    } else {
+        let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{{{}}}", pairs.join(","))
+    };
+    Ok((measurement, tags))
 }
 
 fn key_value<'a>(pair: &'a str, what: &str) -> Result<(&'a str, &'a str), String> {
