@@ -46,7 +46,8 @@ pub struct BenchArgs {
     pub durability: Durability,
     /// Benchmark history reads instead: fill a database with `--days` of `--signals` at 1 Hz (through
     /// the store, as the writer would), then time the last hour raw and the whole range at
-    /// `max_points=1000`, gzip on, median of 21 runs each.
+    /// `max_points=1000`, gzip on, median of 21 runs each; then ingest speed with and without a
+    /// retention pass deleting six days of raw points.
     #[arg(long)]
     pub query: bool,
     /// Days of history for `--query`.
@@ -143,7 +144,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .map(|s| s.points)
             .sum();
         let peak_rss = server.peak_rss_kib()?;
-        let bytes = server.stop().await?;
+        let (bytes, _) = server.stop().await?;
         println!(
             "| database after checkpoint | {bytes} bytes / {stored} points = {:.1} bytes/point |",
             bytes as f64 / stored as f64
@@ -449,8 +450,66 @@ async fn query_bench(args: &BenchArgs) -> anyhow::Result<()> {
         "| GET /api/signals, {} signals, gzip, median of 21 | {median} |",
         signals.len()
     );
-    server.stop().await?;
+    // Alone with the database: the server's own retention pass must not compete.
+    let _dir = server.stop().await?.1;
+    retention_bench(&url, args.durability, now).await
+}
+
+/// Ingest with and without retention at work: the same database opened by a second store whose raw
+/// retention is one day, so that its pass deletes six days of raw points while batches are written.
+async fn retention_bench(url: &str, durability: Durability, now: i64) -> anyhow::Result<()> {
+    use crate::server::store::{Retention, Store};
+
+    let store = Store::open(url, durability, Retention::days(1, 90, 730)).await?;
+    let mut t = now - 3_600_000;
+    let alone = store_ingest(&store, &mut t, Duration::from_secs(3), || false).await?;
+    let began = Instant::now();
+    let expiring = tokio::spawn({
+        let store = store.clone();
+        async move { store.expire(now).await }
+    });
+    let during = store_ingest(&store, &mut t, Duration::MAX, || expiring.is_finished()).await?;
+    let deleted = expiring.await??;
+    println!(
+        "| store ingest, 1,000-point batches, alone | {alone:.0} points/s |\n\
+         | store ingest while retention deletes {deleted} points and rows ({:.1} s) | {during:.0} points/s ({:.0} % of alone) |",
+        began.elapsed().as_secs_f64(),
+        during / alone * 100.0
+    );
+    store.close().await;
     Ok(())
+}
+
+/// Writes 1,000-point batches (5 signals, 200 ms at 1 kHz each) straight to `store`, from `t` on,
+/// for `duration` or until `done`; returns points/s.
+async fn store_ingest(
+    store: &crate::server::store::Store,
+    t: &mut i64,
+    duration: Duration,
+    done: impl Fn() -> bool,
+) -> anyhow::Result<f64> {
+    use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
+
+    let names = (0..5)
+        .map(|i| SignalName::parse(&format!("bench.retention.{i}")).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (began, mut written) = (Instant::now(), 0u64);
+    while began.elapsed() < duration && !done() {
+        let mut batch = Vec::with_capacity(1_000);
+        for k in 0..200 {
+            for (i, name) in names.iter().enumerate() {
+                batch.push(DataPoint {
+                    signal: name.clone(),
+                    timestamp: Timestamp::from_millis(*t + k).map_err(anyhow::Error::msg)?,
+                    value: Value::new((k * 5 + i as i64) as f64).map_err(anyhow::Error::msg)?,
+                });
+            }
+        }
+        store.write(&batch.iter().collect::<Vec<_>>()).await?;
+        *t += 200;
+        written += batch.len() as u64;
+    }
+    Ok(written as f64 / began.elapsed().as_secs_f64())
 }
 
 /// GETs `url` 21 times; the median time, timed like `curl --compressed` (until the whole body has
@@ -533,7 +592,7 @@ struct OwnServer {
     child: tokio::process::Child,
     url: String,
     database: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl OwnServer {
@@ -560,7 +619,7 @@ impl OwnServer {
             child,
             url: format!("http://127.0.0.1:{port}"),
             database,
-            _dir: dir,
+            dir,
         };
         wait_healthy(
             &format!("{}/healthz", server.url),
@@ -586,13 +645,13 @@ impl OwnServer {
     }
 
     /// Stops the server with SIGTERM (a graceful shutdown checkpoints the WAL into the database file) and
-    /// returns the bytes the database then occupies.
-    async fn stop(mut self) -> anyhow::Result<u64> {
+    /// returns the bytes the database then occupies, and its directory (deleted when dropped).
+    async fn stop(mut self) -> anyhow::Result<(u64, tempfile::TempDir)> {
         let pid = self.pid()?;
         std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()?;
         self.child.wait().await?;
-        Ok(file_bytes(&self.database))
+        Ok((file_bytes(&self.database), self.dir))
     }
 }

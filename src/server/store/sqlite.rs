@@ -366,6 +366,18 @@ impl SqliteStore {
             deleted += self.expire_points(id, now - self.retention.raw_ms).await?;
             for (interval, cutoff) in rollups {
                 let table = table(interval);
+                // Looked for on a reading connection first: a pass that finds nothing to delete (the
+                // common case, for most signals) takes no write lock at all.
+                let any: Option<(i64,)> = sqlx::query_as(&format!(
+                    "SELECT bucket FROM {table} WHERE series_id = ?1 AND bucket < ?2 LIMIT 1"
+                ))
+                .bind(id)
+                .bind(cutoff)
+                .fetch_optional(&self.pool)
+                .await?;
+                if any.is_none() {
+                    continue;
+                }
                 loop {
                     // The batch's last bucket; with fewer than a batch left, the cutoff itself.
                     let sql = format!(
@@ -394,6 +406,15 @@ impl SqliteStore {
     /// Deletes one series' raw points older than `cutoff`: whole blocks a few at a time, then the part
     /// of the block that straddles the cutoff. Returns the points deleted.
     async fn expire_points(&self, id: i64, cutoff: i64) -> Result<u64, StoreError> {
+        let oldest: Option<(i64,)> = sqlx::query_as(
+            "SELECT first_ts FROM blocks WHERE series_id = ?1 ORDER BY first_ts LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if oldest.is_none_or(|(first,)| first >= cutoff) {
+            return Ok(0);
+        }
         let mut deleted = 0;
         loop {
             let mut tails = self.tails.lock().await;
