@@ -1,142 +1,382 @@
-//! One signal's chart: a `<canvas>` that plotters draws on in the browser, redrawn when the signal's data
-//! changes or the window slides. The server renders the empty canvas; its data attributes let tests (and
-//! curious users) see what the chart holds.
+//! A chart: one signal, or several overlaid with a legend, drawn by plotters on a `<canvas>` over the
+//! view's window. In the browser it redraws at most once per animation frame, and not at all while the
+//! tab is hidden; dragging across it zooms in, shift-dragging pans, a double-click zooms out, and the
+//! pointer's time is shared with every other chart (the crosshair). The server renders the frame,
+//! figures and data attributes (which let tests, and curious users, see what the chart holds).
 
-use crate::ui::board::SeriesHandle;
-use crate::ui::format_value;
+use crate::ui::axis::format_value;
+use crate::ui::board::{Board, SeriesHandle};
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
+/// Line colours, in legend order; the CSS swatches use the same list.
+pub const PALETTE: [(u8, u8, u8); 8] = [
+    (37, 99, 235),
+    (220, 38, 38),
+    (22, 163, 74),
+    (217, 119, 6),
+    (147, 51, 234),
+    (8, 145, 178),
+    (219, 39, 119),
+    (101, 163, 13),
+];
+
+/// The plot area's left and right edge in CSS pixels from the canvas' left, as last drawn.
+type PlotSpan = (f64, f64);
+
 #[component]
-pub fn Chart(handle: SeriesHandle, now: RwSignal<i64>) -> impl IntoView {
+pub fn Chart(handles: Vec<SeriesHandle>, board: Board) -> impl IntoView {
     let canvas = NodeRef::<Canvas>::new();
+    let plot = RwSignal::new((0.0, 0.0) as PlotSpan);
+    // A drag in progress: where it started and where the pointer is, in canvas pixels.
+    let drag = RwSignal::new(None::<(f64, f64)>);
+    let bounds = move || board.view.with(|v| v.bounds(board.now.get()));
+
     #[cfg(feature = "hydrate")]
-    {
-        let data = handle.data.clone();
-        Effect::new(move |_| {
-            let now = now.get();
-            let Some(canvas) = canvas.get() else { return };
-            data.with(|d| {
-                if let Err(e) = draw::draw(&canvas, d, now) {
-                    leptos::logging::warn!("chart draw failed: {e}");
-                }
-            });
-        });
-    }
+    draw::schedule(canvas, handles.clone(), board, plot);
+
+    // Pointer handling needs the canvas' position on screen: browser only.
+    #[cfg(feature = "hydrate")]
+    let (on_down, on_move, on_up, on_leave, on_double) = {
+        use leptos::ev::MouseEvent;
+        let x_of = move |ev: &MouseEvent| {
+            canvas
+                .get_untracked()
+                .map(|c| f64::from(ev.client_x()) - c.get_bounding_client_rect().left())
+        };
+        // The time at canvas pixel `x`, in the window as it is now.
+        let time_at = move |x: f64| {
+            let (left, right) = plot.get_untracked();
+            let (from, to) = board
+                .view
+                .with_untracked(|v| v.bounds(board.now.get_untracked()));
+            if right <= left {
+                return None;
+            }
+            let fraction = ((x - left) / (right - left)).clamp(0.0, 1.0);
+            Some(from + (fraction * (to - from) as f64) as i64)
+        };
+        let on_down = move |ev: MouseEvent| {
+            if ev.button() == 0 {
+                ev.prevent_default();
+                drag.set(x_of(&ev).map(|x| (x, x)));
+            }
+        };
+        let on_move = move |ev: MouseEvent| {
+            let Some(x) = x_of(&ev) else { return };
+            if drag.get_untracked().is_some() {
+                drag.update(|d| {
+                    if let Some(d) = d {
+                        d.1 = x;
+                    }
+                });
+            }
+            let (left, right) = plot.get_untracked();
+            board
+                .hover
+                .set((left..=right).contains(&x).then(|| time_at(x)).flatten());
+        };
+        let on_up = move |ev: MouseEvent| {
+            let Some((start, _)) = drag.get_untracked() else {
+                return;
+            };
+            drag.set(None);
+            let Some(end) = x_of(&ev) else { return };
+            if (end - start).abs() < 4.0 {
+                return; // a click, not a drag
+            }
+            let now = board.now.get_untracked();
+            if ev.shift_key() {
+                let (left, right) = plot.get_untracked();
+                let fraction = (start - end) / (right - left).max(1.0);
+                board.view.update(|v| *v = v.panned(fraction, now));
+            } else if let (Some(a), Some(b)) = (time_at(start), time_at(end)) {
+                board.view.update(|v| *v = v.zoomed_to(a, b));
+            }
+        };
+        let on_leave = move |_: MouseEvent| {
+            drag.set(None);
+            board.hover.set(None);
+        };
+        let on_double = move |_: MouseEvent| {
+            let now = board.now.get_untracked();
+            board.view.update(|v| *v = v.zoomed_out(now));
+        };
+        (on_down, on_move, on_up, on_leave, on_double)
+    };
     #[cfg(not(feature = "hydrate"))]
-    let _ = now;
-    let data = handle.data;
+    let (on_down, on_move, on_up, on_leave, on_double) = {
+        let ignore = |_: leptos::ev::MouseEvent| {};
+        (ignore, ignore, ignore, ignore, ignore)
+    };
+
+    // The crosshair and the selection are page elements over the canvas: moving them redraws nothing.
+    let crosshair_left = move || {
+        let t = board.hover.get()?;
+        let (from, to) = bounds();
+        let (left, right) = plot.get();
+        (from..=to)
+            .contains(&t)
+            .then(|| left + (t - from) as f64 / (to - from).max(1) as f64 * (right - left))
+    };
+    let selection = move || {
+        let (a, b) = drag.get()?;
+        ((a - b).abs() >= 4.0).then(|| (a.min(b), (a - b).abs()))
+    };
+
+    let single = (handles.len() == 1).then(|| handles[0].clone());
+    let title = match &single {
+        Some(h) => h.name.clone(),
+        None => format!("{} signals", handles.len()),
+    };
     let points = {
-        let data = data.clone();
-        move || data.with(|d| d.len())
+        let handles = handles.clone();
+        move || {
+            handles
+                .iter()
+                .map(|h| h.data.with(|d| d.len()))
+                .sum::<usize>()
+        }
     };
-    let last_timestamp = {
-        let data = data.clone();
-        move || data.with(|d| d.last().map(|(t, _)| t))
-    };
-    let last_value = move || data.with(|d| d.last().map(|(_, v)| format_value(v)));
-    let title = handle.name.clone();
+    let last_timestamp = single
+        .clone()
+        .map(|h| move || h.data.with(|d| d.last().map(|(t, _)| t)));
+    let legend = handles
+        .into_iter()
+        .enumerate()
+        .map(|(i, handle)| view! { <Figures handle colour=i board/> })
+        .collect_view();
     view! {
         <article
             class="chart"
-            data-signal=handle.name
+            data-signal=single.map(|h| h.name).unwrap_or_else(|| "overlay".into())
             data-points=points
             data-last-ts=last_timestamp
         >
             <header>
                 <h2>{title}</h2>
-                <span class="last-value">{last_value}</span>
             </header>
-            <canvas node_ref=canvas></canvas>
+            <ul class="figures">{legend}</ul>
+            <div
+                class="plot"
+                on:mousedown=on_down
+                on:mousemove=on_move
+                on:mouseup=on_up
+                on:mouseleave=on_leave
+                on:dblclick=on_double
+            >
+                <canvas node_ref=canvas></canvas>
+                <div
+                    class="crosshair"
+                    style:display=move || if crosshair_left().is_some() { "block" } else { "none" }
+                    style:left=move || format!("{}px", crosshair_left().unwrap_or(0.0))
+                ></div>
+                <div
+                    class="selection"
+                    style:display=move || if selection().is_some() { "block" } else { "none" }
+                    style:left=move || format!("{}px", selection().map_or(0.0, |s| s.0))
+                    style:width=move || format!("{}px", selection().map_or(0.0, |s| s.1))
+                ></div>
+            </div>
         </article>
+    }
+}
+
+/// One signal's line in a chart's legend: its colour, name, and min, max, mean, last over the view,
+/// and its value under the crosshair.
+#[component]
+fn Figures(handle: SeriesHandle, colour: usize, board: Board) -> impl IntoView {
+    let (r, g, b) = PALETTE[colour % PALETTE.len()];
+    let data = handle.data.clone();
+    let stats = Memo::new(move |_| {
+        let (from, to) = board.view.with(|v| v.bounds(board.now.get()));
+        data.with(|d| d.stats(from, to))
+    });
+    let figure = move |pick: fn(&crate::ui::board::Stats) -> f64| {
+        move || {
+            stats
+                .get()
+                .map(|s| format_value(pick(&s)))
+                .unwrap_or_else(|| "–".into())
+        }
+    };
+    let decimated = handle.downsampled.clone();
+    let downsampled = handle.downsampled;
+    let data = handle.data;
+    let under_crosshair = move || {
+        let t = board.hover.get()?;
+        let (from, to) = board.view.with(|v| v.bounds(board.now.get()));
+        // Within a few pixels' worth of time of the pointer, or nothing.
+        let tolerance = (to - from) / 100;
+        data.with(|d| d.nearest(t, tolerance))
+            .map(|(_, v)| format_value(v))
+    };
+    let name = handle.name;
+    let key = name.clone();
+    view! {
+        <li class="figure" data-signal=key>
+            <span class="swatch" style:background=format!("rgb({r},{g},{b})")></span>
+            <span class="name">{name}</span>
+            <span class="stat" title="lowest in view">"min " <b data-stat="min">{figure(|s| s.min)}</b></span>
+            <span class="stat" title="highest in view">"max " <b data-stat="max">{figure(|s| s.max)}</b></span>
+            <span
+                class="stat"
+                title=move || if decimated.get() { "mean of the points drawn (the range is decimated)" } else { "mean in view" }
+            >
+                {move || if downsampled.get() { "mean ≈ " } else { "mean " }}
+                <b data-stat="mean">{figure(|s| s.mean)}</b>
+            </span>
+            <span class="stat" title="newest in view">"last " <b data-stat="last">{figure(|s| s.last)}</b></span>
+            <span class="hover-value" data-stat="hover">{under_crosshair}</span>
+        </li>
     }
 }
 
 #[cfg(feature = "hydrate")]
 mod draw {
+    use super::{PlotSpan, PALETTE};
     use crate::downsample::m4;
-    use crate::model::DASHBOARD_WINDOW_MS;
-    use crate::ui::board::SeriesData;
-    use crate::ui::format_value;
+    use crate::ui::axis::{format_value, time_label, time_ticks};
+    use crate::ui::board::{Board, SeriesData, SeriesHandle};
+    use crate::ui::browser;
+    use crate::ui::view::Theme;
+    use leptos::html::Canvas;
+    use leptos::prelude::*;
     use plotters::prelude::*;
     use plotters_canvas::CanvasBackend;
     use std::borrow::Cow;
     use web_sys::HtmlCanvasElement;
 
-    const LINE: RGBColor = RGBColor(37, 99, 235);
-    const GRID: RGBColor = RGBColor(226, 232, 240);
-    /// Time-axis tick spacing: every 10 minutes of the hour-long window.
-    const TICK_MS: i64 = 10 * 60 * 1000;
+    /// One series' points in the window, borrowed, or decimated copies.
+    type Visible<'a> = (Cow<'a, [i64]>, Cow<'a, [f64]>);
 
-    /// Draws the last hour up to `now`. The canvas' pixel size follows its CSS size, so the chart is
-    /// sharp at any width.
+    /// Redraws whenever what the chart shows changes, at most once per animation frame (ten live
+    /// messages in one frame make one drawing), and never while the tab is hidden.
+    pub fn schedule(
+        canvas: NodeRef<Canvas>,
+        handles: Vec<SeriesHandle>,
+        board: Board,
+        plot: RwSignal<PlotSpan>,
+    ) {
+        let pending = StoredValue::new(false);
+        Effect::new(move |_| {
+            // Track everything the picture depends on.
+            let view = board.view.get();
+            if view.is_live() {
+                board.now.track();
+            }
+            for h in &handles {
+                h.data.track();
+            }
+            if !board.visible.get() || canvas.get().is_none() || pending.get_value() {
+                return;
+            }
+            pending.set_value(true);
+            let handles = handles.clone();
+            request_animation_frame(move || {
+                pending.set_value(false);
+                let Some(canvas) = canvas.get_untracked() else {
+                    return;
+                };
+                let view = board.view.get_untracked();
+                let (from, to) = view.bounds(board.now.get_untracked());
+                // Read in place: a million points are not copied per frame.
+                let guards: Vec<_> = handles.iter().map(|h| h.data.read_untracked()).collect();
+                let series: Vec<&SeriesData> = guards.iter().map(|g| &**g).collect();
+                match draw(&canvas, &series, from, to, view.theme) {
+                    Ok(span) => plot.set(span),
+                    Err(e) => leptos::logging::warn!("chart draw failed: {e}"),
+                }
+            });
+        });
+    }
+
+    /// Draws `series` over `from..=to` and returns the plot area's horizontal span. The canvas' pixel
+    /// size follows its CSS size, so the chart is sharp at any width.
     pub fn draw(
         canvas: &HtmlCanvasElement,
-        data: &SeriesData,
-        now: i64,
-    ) -> Result<(), Box<dyn std::error::Error>> {
+        series: &[&SeriesData],
+        from: i64,
+        to: i64,
+        theme: Theme,
+    ) -> Result<PlotSpan, Box<dyn std::error::Error>> {
         let (width, height) = (canvas.client_width(), canvas.client_height());
         if width <= 0 || height <= 0 {
-            return Ok(()); // not laid out (hidden): nothing to see, nothing to draw
+            return Ok((0.0, 0.0)); // not laid out: nothing to see, nothing to draw
         }
         if canvas.width() != width as u32 || canvas.height() != height as u32 {
             canvas.set_width(width as u32);
             canvas.set_height(height as u32);
         }
-        let from = now - DASHBOARD_WINDOW_MS;
-        let start = data.timestamps.partition_point(|&t| t < from);
-        let (times, values) = (&data.timestamps[start..], &data.values[start..]);
-        let (low, high) = y_range(values);
-        // plotters costs ~180 ns per point drawn: past four points per pixel column, draw each column's
-        // first, lowest, highest and last instead; the picture is the same, spikes included.
-        let columns = width as usize;
-        let (times, values) = if times.len() > 4 * columns {
-            let (t, v, _) = m4(times, values, from, now, 4 * columns);
-            (Cow::Owned(t), Cow::Owned(v))
-        } else {
-            (Cow::Borrowed(times), Cow::Borrowed(values))
+        let (background, grid, text) = match theme {
+            Theme::Light => (WHITE, RGBColor(226, 232, 240), RGBColor(71, 85, 105)),
+            Theme::Dark => (
+                RGBColor(15, 23, 42),
+                RGBColor(51, 65, 85),
+                RGBColor(203, 213, 225),
+            ),
         };
+        // plotters costs ~180 ns per point drawn: past four points per pixel column, draw each
+        // column's first, lowest, highest and last instead; the picture is the same, spikes included.
+        let columns = width as usize;
+        let visible: Vec<Visible> = series
+            .iter()
+            .map(|d| {
+                let (times, values) = d.within(from, to);
+                if times.len() > 4 * columns {
+                    let (t, v, _) = m4(times, values, from, to, 4 * columns);
+                    (Cow::Owned(t), Cow::Owned(v))
+                } else {
+                    (Cow::Borrowed(times), Cow::Borrowed(values))
+                }
+            })
+            .collect();
+        let (low, high) = y_range(visible.iter().flat_map(|(_, v)| v.iter().copied()));
+        let offset = browser::offset_at(to);
+        let (step, ticks) = time_ticks(from, to, (width / 110).max(2) as usize, offset);
 
         let backend = CanvasBackend::with_canvas_object(canvas.clone())
             .ok_or("the canvas has no 2D context")?;
         let root = backend.into_drawing_area();
-        root.fill(&WHITE)?;
+        root.fill(&background)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
             .x_label_area_size(22)
             .y_label_area_size(56)
-            .build_cartesian_2d(
-                (from..now).with_key_points(time_ticks(from, now)),
-                low..high,
-            )?;
+            .build_cartesian_2d((from..to).with_key_points(ticks), low..high)?;
+        let label_style = ("sans-serif", 12).into_font().color(&text);
         chart
             .configure_mesh()
             .y_labels(5)
-            .bold_line_style(GRID)
+            .bold_line_style(grid)
             .light_line_style(TRANSPARENT)
-            .x_label_formatter(&|t| clock(*t))
+            .axis_style(grid)
+            .label_style(label_style)
+            .x_label_formatter(&|t| time_label(*t, step, offset))
             .y_label_formatter(&|v| format_value(*v))
             .draw()?;
-        let line = LINE.stroke_width(2);
-        chart.draw_series(LineSeries::new(
-            times.iter().copied().zip(values.iter().copied()),
-            line,
-        ))?;
-        // The newest point, marked: visible even when it is the only one.
-        if let (Some(&t), Some(&v)) = (times.last(), values.last()) {
-            chart.draw_series(std::iter::once(Circle::new((t, v), 3, LINE.filled())))?;
+        for (i, (times, values)) in visible.iter().enumerate() {
+            let (r, g, b) = PALETTE[i % PALETTE.len()];
+            let colour = RGBColor(r, g, b);
+            chart.draw_series(LineSeries::new(
+                times.iter().copied().zip(values.iter().copied()),
+                colour.stroke_width(2),
+            ))?;
+            // The newest point, marked: visible even when it is the only one.
+            if let (Some(&t), Some(&v)) = (times.last(), values.last()) {
+                chart.draw_series(std::iter::once(Circle::new((t, v), 3, colour.filled())))?;
+            }
         }
+        let (x_range, _) = chart.plotting_area().get_pixel_range();
         root.present()?;
-        Ok(())
+        Ok((f64::from(x_range.start), f64::from(x_range.end)))
     }
 
-    /// The visible values' range with a little air, never empty.
-    fn y_range(values: &[f64]) -> (f64, f64) {
-        let (low, high) = values
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
+    /// The values' range with a little air, never empty.
+    fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+        let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
         if !low.is_finite() {
             return (0.0, 1.0);
         }
@@ -146,20 +386,5 @@ mod draw {
             low.abs().max(1.0) * 0.1
         };
         (low - pad, high + pad)
-    }
-
-    /// Ticks on round ten minutes (:00, :10, …), not wherever the sliding window happens to start.
-    fn time_ticks(from: i64, to: i64) -> Vec<i64> {
-        let first = from.div_euclid(TICK_MS) * TICK_MS + TICK_MS;
-        (0..)
-            .map(|k| first + k * TICK_MS)
-            .take_while(|&t| t <= to)
-            .collect()
-    }
-
-    /// `HH:MM` in the browser's time zone.
-    fn clock(t: i64) -> String {
-        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(t as f64));
-        format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
     }
 }

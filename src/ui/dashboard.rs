@@ -1,58 +1,109 @@
-//! The page: the signal list, the connection state, and a chart per signal.
+//! The page: the top bar with the connection state, the toolbar, the signal list, and the charts (one
+//! per charted signal, or one with all of them overlaid).
 
 use crate::api::list_signals;
 use crate::ui::board::Board;
 use crate::ui::chart::Chart;
 use crate::ui::signal_list::SignalList;
+use crate::ui::toolbar::Toolbar;
+use crate::ui::view::View;
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn Dashboard() -> impl IntoView {
+    // The view comes from the URL, on the server and again in the browser, so both render the same.
+    let query = use_query_map();
+    let view = query.with_untracked(|q| {
+        View::from_query(
+            &q.latest_values()
+                .map(|(k, v)| (k.to_string(), v.to_owned()))
+                .collect(),
+        )
+    });
     // Resolved on the server and shipped inside the page, so hydration starts from the same list.
     let signals = Resource::new(|| (), |_| list_signals());
     view! {
         <Suspense fallback=|| view! { <p class="status">"Loading signals…"</p> }>
-            {move || Suspend::new(async move {
-                match signals.await {
-                    Ok(infos) => view! { <BoardView board=Board::new(infos)/> }.into_any(),
-                    Err(e) => view! { <p class="status error">"Cannot list signals: " {e.to_string()}</p> }
-                        .into_any(),
-                }
-            })}
+            {move || {
+                let view = view.clone();
+                Suspend::new(async move {
+                    match signals.await {
+                        Ok(infos) => view! { <BoardView board=Board::new(infos, view)/> }.into_any(),
+                        Err(e) => view! { <p class="status error">"Cannot list signals: " {e.to_string()}</p> }
+                            .into_any(),
+                    }
+                })
+            }}
         </Suspense>
     }
 }
 
 #[component]
 fn BoardView(board: Board) -> impl IntoView {
-    // Effects run only in the browser: this starts the live feed once the page is hydrated.
+    // Effects run only in the browser: this starts the clock, history reads and the live feed once
+    // the page is hydrated.
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| crate::ui::live_client::start(board));
     let connection = board.connection;
-    view! {
-        <header class="topbar">
-            <h1>"Signalboard"</h1>
-            <span id="connection" class="connection" data-state=move || connection.get().key()>
-                {move || connection.get().label()}
-            </span>
-        </header>
-        <div class="layout">
-            <SignalList board/>
-            <section class="charts">
-                <Show when=move || board.series.with(|s| s.is_empty())>
-                    <p class="status">
-                        "No signals yet. Send one: "
-                        <code>
-                            "curl -X POST localhost:3000/api/telemetry -H 'content-type: application/json' -d '{\"signals\":{\"boiler.temp\":71.5}}'"
-                        </code>
-                    </p>
-                </Show>
+    let view = board.view;
+    let bounds = move || view.with(|v| v.bounds(board.now.get()));
+    // Rebuilt only when the layout or the set of charts changes, not when the window moves.
+    let overlay = Memo::new(move |_| view.with(|v| v.overlay));
+    let charted = Memo::new(move |_| {
+        board
+            .charted()
+            .into_iter()
+            .map(|h| h.name)
+            .collect::<Vec<_>>()
+    });
+    let charts = move || {
+        if overlay.get() {
+            charted.track();
+            let handles = board.charted_untracked();
+            (!handles.is_empty())
+                .then(|| view! { <Chart handles board/> })
+                .into_any()
+        } else {
+            view! {
                 <For
-                    each=move || board.series.get()
+                    each=move || board.charted()
                     key=|handle| handle.name.clone()
-                    children=move |handle| view! { <Chart handle now=board.now/> }
+                    children=move |handle| view! { <Chart handles=vec![handle] board/> }
                 />
-            </section>
+            }
+            .into_any()
+        }
+    };
+    view! {
+        <div
+            class="app"
+            data-theme=move || view.with(|v| v.theme.key())
+            data-live=move || view.with(|v| v.is_live()).to_string()
+            data-from=move || bounds().0
+            data-to=move || bounds().1
+        >
+            <header class="topbar">
+                <h1>"Signalboard"</h1>
+                <span id="connection" class="connection" data-state=move || connection.get().key()>
+                    {move || connection.get().label()}
+                </span>
+            </header>
+            <Toolbar board/>
+            <div class="layout">
+                <SignalList board/>
+                <section class="charts">
+                    <Show when=move || board.series.with(|s| s.is_empty())>
+                        <p class="status">
+                            "No signals yet. Send one: "
+                            <code>
+                                "curl -X POST localhost:3000/api/telemetry -H 'content-type: application/json' -d '{\"signals\":{\"boiler.temp\":71.5}}'"
+                            </code>
+                        </p>
+                    </Show>
+                    {charts}
+                </section>
+            </div>
         </div>
     }
 }

@@ -1,9 +1,12 @@
-//! Keeps the board fed (browser only): history for the window, then live points from `/api/live`, and
-//! after any disconnect, a backfill of what was committed meanwhile, so a chart never shows a false gap.
+//! Keeps the board fed (browser only): the clock, history for each view at the charts' resolution, live
+//! points from `/api/live`, and after any disconnect a backfill of what was committed meanwhile, so a
+//! chart never shows a false gap. Also mirrors the view into the address bar and notices a hidden tab.
 
 use crate::api::read_history;
-use crate::model::{LiveMessage, DASHBOARD_WINDOW_MS};
+use crate::model::LiveMessage;
 use crate::ui::board::{Board, Connection};
+use crate::ui::browser;
+use crate::ui::view::{View, Window};
 use futures::StreamExt;
 use gloo_net::websocket::{futures::WebSocket, Message, State};
 use gloo_timers::future::TimeoutFuture;
@@ -12,19 +15,24 @@ use leptos::task::spawn_local;
 
 /// A backfill starts this long before the newest point seen, for producers whose clocks lag a little.
 const BACKFILL_OVERLAP_MS: i64 = 60_000;
+/// A live window's reads reach this far past the browser's clock: producers' clocks may run ahead.
+const AHEAD_MS: i64 = 5 * 60_000;
 
 pub fn start(board: Board) {
-    if let Some(root) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.document_element())
-    {
+    if let Some(root) = document().document_element() {
         // Lets tests (and scripts) know the page is interactive.
         let _ = root.set_attribute("data-hydrated", "true");
     }
     let tick = move || {
-        let now = js_sys::Date::now() as i64;
+        let now = browser::now();
         board.now.set(now);
-        board.trim_before(now - DASHBOARD_WINDOW_MS);
+        if let Window::Last(span) = board.view.with_untracked(|v| v.window) {
+            board.trim_before(now - span);
+        }
+        let visible = browser::tab_visible();
+        if board.visible.get_untracked() != visible {
+            board.visible.set(visible);
+        }
     };
     tick();
     spawn_local(async move {
@@ -33,7 +41,45 @@ pub fn start(board: Board) {
             tick();
         }
     });
+    // A shown tab catches up at once, not at the next tick.
+    let _ = window_event_listener_untyped("visibilitychange", move |_| tick());
+    Effect::new(move |_| browser::replace_query(&board.view.with(View::to_query)));
+    load_views(board);
     spawn_local(stay_connected(board));
+}
+
+/// Reads history whenever the window or the charted signals change, decimated to four points per
+/// pixel column of the charts. Only the newest request's answer is applied.
+fn load_views(board: Board) {
+    let wanted = Memo::new(move |_| {
+        let window = board.view.with(|v| v.window);
+        let names: Vec<String> = board.charted().into_iter().map(|h| h.name).collect();
+        (window, names)
+    });
+    let generation = StoredValue::new(0u64);
+    Effect::new(move |_| {
+        let (window, names) = wanted.get();
+        generation.update_value(|g| *g += 1);
+        let current = generation.get_value();
+        if names.is_empty() {
+            return;
+        }
+        let (from, to) = board.view.with_untracked(|v| v.bounds(browser::now()));
+        let to = match window {
+            Window::Last(_) => to + AHEAD_MS,
+            Window::Fixed { .. } => to,
+        };
+        let max_points = 4 * browser::charts_width() as usize;
+        spawn_local(async move {
+            match read_history(from, to, Some(names), Some(max_points)).await {
+                Ok(history) if generation.get_value() == current => {
+                    board.apply_history(history, false)
+                }
+                Ok(_) => {} // a newer view was asked for meanwhile
+                Err(e) => leptos::logging::warn!("history read failed: {e}"),
+            }
+        });
+    });
 }
 
 async fn stay_connected(board: Board) {
@@ -65,15 +111,19 @@ async fn follow(board: Board) -> String {
     if !matches!(socket.state(), State::Open) {
         return "the live feed refused the connection".into();
     }
-    let now = js_sys::Date::now() as i64;
-    let window_start = now - DASHBOARD_WINDOW_MS;
-    let from = board.last_seen().map_or(window_start, |t| {
-        (t - BACKFILL_OVERLAP_MS).max(window_start)
-    });
-    // The upper bound admits what producers may stamp a little ahead of this browser's clock.
-    match read_history(from, now + 5 * 60_000, None, None).await {
-        Ok(missed) => board.merge_history(missed),
-        Err(e) => return format!("history: {e}"),
+    // A live window gets what it missed; a paused one is redrawn from history when it moves.
+    let view = board.view.get_untracked();
+    let names = board.charted_names();
+    if let (Window::Last(span), false) = (view.window, names.is_empty()) {
+        let now = browser::now();
+        let from = board
+            .last_seen()
+            .map_or(now - span, |t| (t - BACKFILL_OVERLAP_MS).max(now - span));
+        let max_points = 4 * browser::charts_width() as usize;
+        match read_history(from, now + AHEAD_MS, Some(names), Some(max_points)).await {
+            Ok(missed) => board.apply_history(missed, true),
+            Err(e) => return format!("history: {e}"),
+        }
     }
     board.connection.set(Connection::Live);
     let (_, mut incoming) = socket.split();
@@ -91,13 +141,8 @@ async fn follow(board: Board) -> String {
 }
 
 fn live_url() -> String {
-    let location = web_sys::window().map(|w| w.location());
-    let host = location
-        .as_ref()
-        .and_then(|l| l.host().ok())
-        .unwrap_or_default();
-    let secure = location
-        .and_then(|l| l.protocol().ok())
-        .is_some_and(|p| p == "https:");
+    let location = window().location();
+    let host = location.host().unwrap_or_default();
+    let secure = location.protocol().is_ok_and(|p| p == "https:");
     format!("{}://{host}/api/live", if secure { "wss" } else { "ws" })
 }
