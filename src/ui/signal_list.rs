@@ -35,12 +35,10 @@ pub fn SignalList(board: Board) -> impl IntoView {
     };
     let toggle = move |name: String| {
         let shown = charted.get_untracked();
+        // The first choice starts from what is on screen (read before the update borrows the view).
+        let on_screen = board.charted_names();
         board.view.update(|v| {
-            let mut chosen: Vec<String> = match &v.signals {
-                Some(chosen) => chosen.clone(),
-                // The first choice starts from what is on screen.
-                None => board.charted_names(),
-            };
+            let mut chosen = v.signals.clone().unwrap_or(on_screen);
             if shown.contains(&name) {
                 chosen.retain(|c| *c != name);
             } else {
