@@ -2,7 +2,9 @@
 //! the server, the server the body below, which reads through the same `server::query` as the REST API.
 
 use crate::model::{History, SignalInfo};
+use crate::ui::view::View;
 use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 fn state() -> Result<crate::server::AppState, ServerFnError> {
@@ -34,4 +36,73 @@ pub async fn read_history(
     query::history(&state.store, range, max_points, cap)
         .await
         .map_err(ServerFnError::new)
+}
+
+/// The size the server draws a chart at: the browser redraws at its real width once it takes over.
+pub const PICTURE_SIZE: (u32, u32) = (1000, 200);
+
+/// Server-drawn pictures (SVG) of a view's charts, by chart: the signal's name, or `overlay`. They
+/// reach the browser as the page's markup only: the field is not serialized, so the resource the page
+/// hydrates from carries none of it twice, and hydration leaves the markup in place.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Pictures {
+    #[serde(skip)]
+    pub svgs: Vec<(String, String)>,
+}
+
+#[server]
+pub async fn chart_pictures(view: View) -> Result<Pictures, ServerFnError> {
+    use crate::server::domain::Timestamp;
+    use crate::server::query;
+    use crate::ui::board::SeriesData;
+    use crate::ui::plot::svg;
+
+    let state = state()?;
+    let names: Vec<String> = state
+        .store
+        .signals()
+        .await
+        .map_err(ServerFnError::new)?
+        .into_iter()
+        .map(|s| s.signal)
+        .collect();
+    let charted: Vec<String> = view.charted(&names).into_iter().map(str::to_owned).collect();
+    if charted.is_empty() {
+        return Ok(Pictures::default());
+    }
+    let (from, to) = view.bounds(Timestamp::now().millis());
+    let range =
+        query::range_from_millis(from, to, Some(charted.clone())).map_err(ServerFnError::new)?;
+    let cap = state.limits.max_raw_points;
+    let max_points = 4 * PICTURE_SIZE.0 as usize;
+    let mut history = query::history(&state.store, range, Some(max_points), cap)
+        .await
+        .map_err(ServerFnError::new)?;
+    let data: Vec<(String, SeriesData)> = charted
+        .into_iter()
+        .map(|name| {
+            let points = history
+                .series
+                .iter_mut()
+                .find(|s| s.signal == name)
+                .map(|s| SeriesData {
+                    timestamps: std::mem::take(&mut s.timestamps),
+                    values: std::mem::take(&mut s.values),
+                })
+                .unwrap_or_default();
+            (name, points)
+        })
+        .collect();
+    let draw = |series: &[&SeriesData]| {
+        svg(series, from, to, view.theme, PICTURE_SIZE).map_err(ServerFnError::new)
+    };
+    let svgs = if view.overlay {
+        let all: Vec<&SeriesData> = data.iter().map(|(_, d)| d).collect();
+        vec![("overlay".to_owned(), draw(&all)?)]
+    } else {
+        data.iter()
+            .map(|(name, d)| Ok((name.clone(), draw(&[d])?)))
+            .collect::<Result<_, ServerFnError>>()?
+    };
+    Ok(Pictures { svgs })
 }

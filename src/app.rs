@@ -4,7 +4,7 @@ use crate::ui::dashboard::Dashboard;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::StaticSegment;
+use leptos_router::{SsrMode, StaticSegment};
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -33,7 +33,9 @@ pub fn App() -> impl IntoView {
         <Title text="Signalboard"/>
         <Router>
             <Routes fallback=|| "Page not found.".into_view()>
-                <Route path=StaticSegment("") view=Dashboard/>
+                // Async: the page is sent once its data is in it, so the charts' pictures show at
+                // once, even before (or without) the WebAssembly.
+                <Route path=StaticSegment("") view=Dashboard ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -232,3 +232,26 @@ test("a thousand signals: one page of the list, a dozen charts", async ({ page }
   await expect(page.locator(".signal-list li")).toHaveCount(1);
   await expect(page.locator('.signal-list li[data-signal="many.0999"] .value')).toHaveText("999");
 });
+
+test("without JavaScript the server's pictures show the data", async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(`${server.url}/?signals=e2e.a,e2e.b`);
+  const picture = chart(page, "e2e.a").locator(".picture svg");
+  await expect(picture).toBeVisible();
+  // The line, with all 180 points (the longest polyline; the grid's are two points each), and a
+  // labelled time axis.
+  const lengths = await picture
+    .locator("polyline")
+    .evaluateAll((lines) => lines.map((l) => l.getAttribute("points")!.trim().split(/\s+/).length));
+  expect(Math.max(...lengths)).toBe(180);
+  await expect(picture.locator("text").first()).toBeAttached();
+  await expect(chart(page, "e2e.b").locator(".picture svg polyline").first()).toBeAttached();
+  await context.close();
+});
+
+test("the canvas takes the server's picture's place on hydration", async ({ page }) => {
+  await open(page);
+  await expect(chart(page, "e2e.a").locator(".picture")).toBeHidden();
+  await expect(chart(page, "e2e.a").locator("canvas")).toBeVisible();
+});

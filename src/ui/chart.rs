@@ -6,26 +6,14 @@
 
 use crate::ui::axis::format_value;
 use crate::ui::board::{Board, SeriesHandle};
+use crate::ui::plot::{PlotSpan, PALETTE};
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
-/// Line colours, in legend order; the CSS swatches use the same list.
-pub const PALETTE: [(u8, u8, u8); 8] = [
-    (37, 99, 235),
-    (220, 38, 38),
-    (22, 163, 74),
-    (217, 119, 6),
-    (147, 51, 234),
-    (8, 145, 178),
-    (219, 39, 119),
-    (101, 163, 13),
-];
 
-/// The plot area's left and right edge in CSS pixels from the canvas' left, as last drawn.
-type PlotSpan = (f64, f64);
-
+/// `picture`: the server's SVG of the chart (empty in the browser, where hydration keeps the server's).
 #[component]
-pub fn Chart(handles: Vec<SeriesHandle>, board: Board) -> impl IntoView {
+pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl IntoView {
     let canvas = NodeRef::<Canvas>::new();
     let plot = RwSignal::new((0.0, 0.0) as PlotSpan);
     // A drag in progress: where it started and where the pointer is, in canvas pixels.
@@ -165,6 +153,7 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board) -> impl IntoView {
                 on:mouseleave=on_leave
                 on:dblclick=on_double
             >
+                <div class="picture" class:replaced=move || plot.with(|p| p.1 > 0.0) inner_html=picture></div>
                 <canvas node_ref=canvas></canvas>
                 <div
                     class="crosshair"
@@ -234,21 +223,15 @@ fn Figures(handle: SeriesHandle, colour: usize, board: Board) -> impl IntoView {
 
 #[cfg(feature = "hydrate")]
 mod draw {
-    use super::{PlotSpan, PALETTE};
-    use crate::downsample::m4;
-    use crate::ui::axis::{format_value, time_label, time_ticks};
     use crate::ui::board::{Board, SeriesData, SeriesHandle};
     use crate::ui::browser;
+    use crate::ui::plot::{self, PlotSpan};
     use crate::ui::view::Theme;
     use leptos::html::Canvas;
     use leptos::prelude::*;
     use plotters::prelude::*;
     use plotters_canvas::CanvasBackend;
-    use std::borrow::Cow;
     use web_sys::HtmlCanvasElement;
-
-    /// One series' points in the window, borrowed, or decimated copies.
-    type Visible<'a> = (Cow<'a, [i64]>, Cow<'a, [f64]>);
 
     /// Redraws whenever what the chart shows changes, at most once per animation frame (ten live
     /// messages in one frame make one drawing), and never while the tab is hidden.
@@ -291,15 +274,15 @@ mod draw {
         });
     }
 
-    /// Draws `series` over `from..=to` and returns the plot area's horizontal span. The canvas' pixel
-    /// size follows its CSS size, so the chart is sharp at any width.
+    /// Draws `series` over `from..=to` on the canvas and returns the plot area's horizontal span. The
+    /// canvas' pixel size follows its CSS size, so the chart is sharp at any width.
     pub fn draw(
         canvas: &HtmlCanvasElement,
         series: &[&SeriesData],
         from: i64,
         to: i64,
         theme: Theme,
-    ) -> Result<PlotSpan, Box<dyn std::error::Error>> {
+    ) -> Result<PlotSpan, String> {
         let (width, height) = (canvas.client_width(), canvas.client_height());
         if width <= 0 || height <= 0 {
             return Ok((0.0, 0.0)); // not laid out: nothing to see, nothing to draw
@@ -308,83 +291,16 @@ mod draw {
             canvas.set_width(width as u32);
             canvas.set_height(height as u32);
         }
-        let (background, grid, text) = match theme {
-            Theme::Light => (WHITE, RGBColor(226, 232, 240), RGBColor(71, 85, 105)),
-            Theme::Dark => (
-                RGBColor(15, 23, 42),
-                RGBColor(51, 65, 85),
-                RGBColor(203, 213, 225),
-            ),
-        };
-        // plotters costs ~180 ns per point drawn: past four points per pixel column, draw each
-        // column's first, lowest, highest and last instead; the picture is the same, spikes included.
-        let columns = width as usize;
-        let visible: Vec<Visible> = series
-            .iter()
-            .map(|d| {
-                let (times, values) = d.within(from, to);
-                if times.len() > 4 * columns {
-                    let (t, v, _) = m4(times, values, from, to, 4 * columns);
-                    (Cow::Owned(t), Cow::Owned(v))
-                } else {
-                    (Cow::Borrowed(times), Cow::Borrowed(values))
-                }
-            })
-            .collect();
-        let (low, high) = y_range(visible.iter().flat_map(|(_, v)| v.iter().copied()));
-        let offset = browser::offset_at(to);
-        let (step, ticks) = time_ticks(from, to, (width / 110).max(2) as usize, offset);
-
         let backend = CanvasBackend::with_canvas_object(canvas.clone())
             .ok_or("the canvas has no 2D context")?;
-        let root = backend.into_drawing_area();
-        root.fill(&background)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(22)
-            .y_label_area_size(56)
-            .build_cartesian_2d((from..to).with_key_points(ticks), low..high)?;
-        let label_style = ("sans-serif", 12).into_font().color(&text);
-        chart
-            .configure_mesh()
-            .y_labels(5)
-            .bold_line_style(grid)
-            .light_line_style(TRANSPARENT)
-            .axis_style(grid)
-            .label_style(label_style)
-            .x_label_formatter(&|t| time_label(*t, step, offset))
-            .y_label_formatter(&|v| format_value(*v))
-            .draw()?;
-        for (i, (times, values)) in visible.iter().enumerate() {
-            let (r, g, b) = PALETTE[i % PALETTE.len()];
-            let colour = RGBColor(r, g, b);
-            chart.draw_series(LineSeries::new(
-                times.iter().copied().zip(values.iter().copied()),
-                colour.stroke_width(2),
-            ))?;
-            // The newest point, marked: visible even when it is the only one.
-            if let (Some(&t), Some(&v)) = (times.last(), values.last()) {
-                chart.draw_series(std::iter::once(Circle::new((t, v), 3, colour.filled())))?;
-            }
-        }
-        let (x_range, _) = chart.plotting_area().get_pixel_range();
-        root.present()?;
-        Ok((f64::from(x_range.start), f64::from(x_range.end)))
-    }
-
-    /// The values' range with a little air, never empty.
-    fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-        let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-        if !low.is_finite() {
-            return (0.0, 1.0);
-        }
-        let pad = if high > low {
-            (high - low) * 0.08
-        } else {
-            low.abs().max(1.0) * 0.1
-        };
-        (low - pad, high + pad)
+        let offset = browser::offset_at(to);
+        plot::paint(
+            backend.into_drawing_area(),
+            series,
+            from,
+            to,
+            theme,
+            offset,
+        )
     }
 }

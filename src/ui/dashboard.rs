@@ -1,7 +1,7 @@
 //! The page: the top bar with the connection state, the toolbar, the signal list, and the charts (one
 //! per charted signal, or one with all of them overlaid).
 
-use crate::api::list_signals;
+use crate::api::{chart_pictures, list_signals};
 use crate::ui::board::Board;
 use crate::ui::chart::Chart;
 use crate::ui::signal_list::SignalList;
@@ -23,13 +23,21 @@ pub fn Dashboard() -> impl IntoView {
     });
     // Resolved on the server and shipped inside the page, so hydration starts from the same list.
     let signals = Resource::new(|| (), |_| list_signals());
+    // The charts as the server draws them: visible at once, before the WebAssembly has loaded.
+    let pictures = Resource::new(|| (), {
+        let view = view.clone();
+        move |_| chart_pictures(view.clone())
+    });
     view! {
         <Suspense fallback=|| view! { <p class="status">"Loading signals…"</p> }>
             {move || {
                 let view = view.clone();
                 Suspend::new(async move {
+                    let pictures = pictures.await.map(|p| p.svgs).unwrap_or_default();
                     match signals.await {
-                        Ok(infos) => view! { <BoardView board=Board::new(infos, view)/> }.into_any(),
+                        Ok(infos) => {
+                            view! { <BoardView board=Board::new(infos, view) pictures/> }.into_any()
+                        }
                         Err(e) => view! { <p class="status error">"Cannot list signals: " {e.to_string()}</p> }
                             .into_any(),
                     }
@@ -40,7 +48,16 @@ pub fn Dashboard() -> impl IntoView {
 }
 
 #[component]
-fn BoardView(board: Board) -> impl IntoView {
+fn BoardView(board: Board, pictures: Vec<(String, String)>) -> impl IntoView {
+    let pictures = StoredValue::new(pictures);
+    let picture = move |name: &str| {
+        pictures.with_value(|all| {
+            all.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, svg)| svg.clone())
+                .unwrap_or_default()
+        })
+    };
     // Effects run only in the browser: this starts the clock, history reads and the live feed once
     // the page is hydrated.
     #[cfg(feature = "hydrate")]
@@ -62,14 +79,17 @@ fn BoardView(board: Board) -> impl IntoView {
             charted.track();
             let handles = board.charted_untracked();
             (!handles.is_empty())
-                .then(|| view! { <Chart handles board/> })
+                .then(|| view! { <Chart handles board picture=picture("overlay")/> })
                 .into_any()
         } else {
             view! {
                 <For
                     each=move || board.charted()
                     key=|handle| handle.name.clone()
-                    children=move |handle| view! { <Chart handles=vec![handle] board/> }
+                    children=move |handle| {
+                        let picture = picture(&handle.name);
+                        view! { <Chart handles=vec![handle] board picture/> }
+                    }
                 />
             }
             .into_any()

@@ -6,6 +6,7 @@ pub mod axis;
 pub mod board;
 pub mod chart;
 pub mod dashboard;
+pub mod plot;
 pub mod signal_list;
 pub mod toolbar;
 pub mod view;

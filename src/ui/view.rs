@@ -2,6 +2,7 @@
 //! It lives in the URL's query string, so a link reopens the same view; everything here is plain data
 //! and pure functions, tested natively.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub const SECOND: i64 = 1_000;
@@ -26,7 +27,7 @@ pub const MIN_SPAN: i64 = 5 * SECOND;
 pub const MAX_SPAN: i64 = 730 * DAY;
 
 /// The time window of every chart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Window {
     /// The last `span` ms, sliding with the clock and fed by live points.
     Last(i64),
@@ -34,7 +35,7 @@ pub enum Window {
     Fixed { from: i64, to: i64 },
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Theme {
     #[default]
     Light,
@@ -57,7 +58,7 @@ impl Theme {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     pub window: Window,
     /// The signals charted, by name; `None`: the first `DEFAULT_CHARTS` signals.
