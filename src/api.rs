@@ -66,7 +66,11 @@ pub async fn chart_pictures(view: View) -> Result<Pictures, ServerFnError> {
         .into_iter()
         .map(|s| s.signal)
         .collect();
-    let charted: Vec<String> = view.charted(&names).into_iter().map(str::to_owned).collect();
+    let charted: Vec<String> = view
+        .charted(&names)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     if charted.is_empty() {
         return Ok(Pictures::default());
     }

@@ -2,6 +2,8 @@
 //! width, the address bar, downloads, and whether the tab is visible. Compiled for the WebAssembly
 //! build only.
 
+use leptos::prelude::*;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 pub fn now() -> i64 {
@@ -31,7 +33,7 @@ pub fn local_input(t: i64) -> String {
 
 /// The width available to a chart, in CSS pixels: what a history read is decimated to.
 pub fn charts_width() -> i32 {
-    leptos::prelude::document()
+    document()
         .query_selector(".charts")
         .ok()
         .flatten()
@@ -41,7 +43,7 @@ pub fn charts_width() -> i32 {
 
 /// Puts the view into the address bar without a navigation, so reload and links reopen it.
 pub fn replace_query(query: &str) {
-    let window = leptos::prelude::window();
+    let window = window();
     let path = window.location().pathname().unwrap_or_else(|_| "/".into());
     let url = if query.is_empty() {
         path
@@ -60,9 +62,7 @@ pub fn download(filename: &str, mime: &str, text: &str) -> Result<(), JsValue> {
     options.set_type(mime);
     let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)?;
     let url = web_sys::Url::create_object_url_with_blob(&blob)?;
-    let link: web_sys::HtmlAnchorElement = leptos::prelude::document()
-        .create_element("a")?
-        .unchecked_into();
+    let link: web_sys::HtmlAnchorElement = document().create_element("a")?.unchecked_into();
     link.set_href(&url);
     link.set_download(filename);
     link.click();
@@ -70,5 +70,42 @@ pub fn download(filename: &str, mime: &str, text: &str) -> Result<(), JsValue> {
 }
 
 pub fn tab_visible() -> bool {
-    leptos::prelude::document().visibility_state() == web_sys::VisibilityState::Visible
+    document().visibility_state() == web_sys::VisibilityState::Visible
+}
+
+/// A monotonic clock in ms, for timing draws.
+pub fn performance_now() -> f64 {
+    window().performance().map_or(0.0, |p| p.now())
+}
+
+/// The WebAssembly memory's size in bytes (it grows, never shrinks: flat means nothing leaks).
+pub fn wasm_memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .unchecked_into::<js_sys::WebAssembly::Memory>()
+        .buffer()
+        .unchecked_into::<js_sys::ArrayBuffer>()
+        .byte_length() as f64
+}
+
+/// Keeps `on_screen` telling whether `element` is within (or 200 px of) the viewport, until the
+/// current owner (the chart) is cleaned up.
+pub fn watch_on_screen(element: &web_sys::Element, on_screen: RwSignal<bool>) {
+    let callback = Closure::<dyn FnMut(js_sys::Array)>::new(move |entries: js_sys::Array| {
+        for entry in entries.iter() {
+            let entry: web_sys::IntersectionObserverEntry = entry.unchecked_into();
+            on_screen.set(entry.is_intersecting());
+        }
+    });
+    let options = web_sys::IntersectionObserverInit::new();
+    options.set_root_margin("200px");
+    let Ok(observer) = web_sys::IntersectionObserver::new_with_options(
+        callback.as_ref().unchecked_ref(),
+        &options,
+    ) else {
+        on_screen.set(true); // no observer: the chart simply always draws
+        return;
+    };
+    observer.observe(element);
+    let kept = send_wrapper::SendWrapper::new((observer, callback));
+    on_cleanup(move || kept.0.disconnect());
 }

@@ -10,18 +10,39 @@ use crate::ui::plot::{PlotSpan, PALETTE};
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
-
 /// `picture`: the server's SVG of the chart (empty in the browser, where hydration keeps the server's).
 #[component]
 pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl IntoView {
     let canvas = NodeRef::<Canvas>::new();
+    let article = NodeRef::<leptos::html::Article>::new();
     let plot = RwSignal::new((0.0, 0.0) as PlotSpan);
+    // How long the last draw took (ms), shown as `data-draw-ms` for tests and the curious.
+    let draw_ms = RwSignal::new(None::<f64>);
+    // Off-screen charts do not draw: a board of fifty charts costs what the visible few cost. Until
+    // the observer has looked, a chart counts as off screen.
+    #[cfg(feature = "hydrate")]
+    let on_screen = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Some(element) = article.get() {
+            crate::ui::browser::watch_on_screen(&element, on_screen);
+        }
+    });
     // A drag in progress: where it started and where the pointer is, in canvas pixels.
     let drag = RwSignal::new(None::<(f64, f64)>);
     let bounds = move || board.view.with(|v| v.bounds(board.now.get()));
 
     #[cfg(feature = "hydrate")]
-    draw::schedule(canvas, handles.clone(), board, plot);
+    draw::schedule(
+        canvas,
+        handles.clone(),
+        board,
+        draw::Outputs {
+            on_screen,
+            plot,
+            draw_ms,
+        },
+    );
 
     // Pointer handling needs the canvas' position on screen: browser only.
     #[cfg(feature = "hydrate")]
@@ -136,7 +157,9 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
         .collect_view();
     view! {
         <article
+            node_ref=article
             class="chart"
+            data-draw-ms=move || draw_ms.get().map(|ms| format!("{ms:.2}"))
             data-signal=single.map(|h| h.name).unwrap_or_else(|| "overlay".into())
             data-points=points
             data-last-ts=last_timestamp
@@ -233,14 +256,27 @@ mod draw {
     use plotters_canvas::CanvasBackend;
     use web_sys::HtmlCanvasElement;
 
+    /// What a chart's drawing reads and reports besides its data.
+    pub struct Outputs {
+        pub on_screen: RwSignal<bool>,
+        pub plot: RwSignal<PlotSpan>,
+        pub draw_ms: RwSignal<Option<f64>>,
+    }
+
     /// Redraws whenever what the chart shows changes, at most once per animation frame (ten live
-    /// messages in one frame make one drawing), and never while the tab is hidden.
+    /// messages in one frame make one drawing), and never while the tab is hidden or the chart is
+    /// scrolled out of sight: it catches up when shown.
     pub fn schedule(
         canvas: NodeRef<Canvas>,
         handles: Vec<SeriesHandle>,
         board: Board,
-        plot: RwSignal<PlotSpan>,
+        outputs: Outputs,
     ) {
+        let Outputs {
+            on_screen,
+            plot,
+            draw_ms,
+        } = outputs;
         let pending = StoredValue::new(false);
         Effect::new(move |_| {
             // Track everything the picture depends on.
@@ -251,7 +287,8 @@ mod draw {
             for h in &handles {
                 h.data.track();
             }
-            if !board.visible.get() || canvas.get().is_none() || pending.get_value() {
+            let shown = board.visible.get() && on_screen.get();
+            if !shown || canvas.get().is_none() || pending.get_value() {
                 return;
             }
             pending.set_value(true);
@@ -263,11 +300,15 @@ mod draw {
                 };
                 let view = board.view.get_untracked();
                 let (from, to) = view.bounds(board.now.get_untracked());
+                let began = browser::performance_now();
                 // Read in place: a million points are not copied per frame.
                 let guards: Vec<_> = handles.iter().map(|h| h.data.read_untracked()).collect();
                 let series: Vec<&SeriesData> = guards.iter().map(|g| &**g).collect();
                 match draw(&canvas, &series, from, to, view.theme) {
-                    Ok(span) => plot.set(span),
+                    Ok(span) => {
+                        plot.set(span);
+                        draw_ms.set(Some(browser::performance_now() - began));
+                    }
                     Err(e) => leptos::logging::warn!("chart draw failed: {e}"),
                 }
             });
@@ -294,13 +335,6 @@ mod draw {
         let backend = CanvasBackend::with_canvas_object(canvas.clone())
             .ok_or("the canvas has no 2D context")?;
         let offset = browser::offset_at(to);
-        plot::paint(
-            backend.into_drawing_area(),
-            series,
-            from,
-            to,
-            theme,
-            offset,
-        )
+        plot::paint(backend.into_drawing_area(), series, from, to, theme, offset)
     }
 }

@@ -33,6 +33,13 @@ pub fn start(board: Board) {
         if board.visible.get_untracked() != visible {
             board.visible.set(visible);
         }
+        // For the memory soak test (and anyone watching): the WebAssembly heap's size.
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute(
+                "data-wasm-memory",
+                &browser::wasm_memory_bytes().to_string(),
+            );
+        }
     };
     tick();
     spawn_local(async move {

@@ -76,6 +76,7 @@ pub fn SignalList(board: Board) -> impl IntoView {
                                 <label>
                                     <input
                                         type="checkbox"
+                                        checked=checked.clone()
                                         prop:checked=checked
                                         on:change={
                                             let name = name.clone();
