@@ -1,5 +1,5 @@
 # The two commands of the README. Each installs what it needs first.
-.PHONY: run test setup
+.PHONY: run test setup perf
 
 ## Build in release mode and start the dashboard with SQLite and the demo producer.
 run:
@@ -12,3 +12,7 @@ test:
 ## Install the build tools only.
 setup:
 	scripts/setup.sh --release --test
+
+## The dashboard's performance figures (release build, ten-minute memory soak; see the README).
+perf:
+	scripts/perf.sh
