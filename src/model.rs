@@ -69,5 +69,5 @@ pub struct Accepted {
     pub accepted: usize,
 }
 
-/// How far back the dashboard's charts look, and so how much history it fetches on load.
-pub const DASHBOARD_WINDOW_MS: i64 = 60 * 60 * 1000;
+/// How far back a history read without `from` looks, and the dashboard's window until one is picked.
+pub const DEFAULT_WINDOW_MS: i64 = 60 * 60 * 1000;

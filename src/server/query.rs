@@ -1,7 +1,7 @@
 //! History: `GET /api/telemetry`, `GET /api/signals`, and the same reads for the dashboard's server
 //! functions. Parameters are validated here; the store only ever sees a valid `Range`.
 
-use crate::model::{History, DASHBOARD_WINDOW_MS};
+use crate::model::{History, DEFAULT_WINDOW_MS};
 use crate::server::domain::{SignalName, Timestamp};
 use crate::server::error::ApiError;
 use crate::server::gzip;
@@ -111,7 +111,7 @@ pub fn parse_range(params: &HistoryParams, now: Timestamp) -> Result<Range, ApiE
             };
             let to = parse("to", &params.to)?.unwrap_or(now);
             let from = parse("from", &params.from)?
-                .unwrap_or_else(|| to.saturating_add(-DASHBOARD_WINDOW_MS));
+                .unwrap_or_else(|| to.saturating_add(-DEFAULT_WINDOW_MS));
             (from, to)
         }
     };

@@ -75,7 +75,7 @@ pub const DEFAULT_CHARTS: usize = 12;
 impl Default for View {
     fn default() -> Self {
         View {
-            window: Window::Last(HOUR),
+            window: Window::Last(crate::model::DEFAULT_WINDOW_MS),
             signals: None,
             overlay: false,
             theme: Theme::Light,
@@ -114,7 +114,7 @@ impl View {
     pub fn to_query(&self) -> String {
         let mut parts = Vec::new();
         match self.window {
-            Window::Last(HOUR) => {}
+            window if window == View::default().window => {}
             Window::Last(span) => parts.push(format!("range={}", span_label(span))),
             Window::Fixed { from, to } => parts.push(format!("from={from}&to={to}")),
         }
