@@ -89,9 +89,11 @@ pub async fn chart_pictures(view: View) -> Result<Pictures, ServerFnError> {
                 .series
                 .iter_mut()
                 .find(|s| s.signal == name)
-                .map(|s| SeriesData {
-                    timestamps: std::mem::take(&mut s.timestamps),
-                    values: std::mem::take(&mut s.values),
+                .map(|s| {
+                    SeriesData::new(
+                        std::mem::take(&mut s.timestamps),
+                        std::mem::take(&mut s.values),
+                    )
                 })
                 .unwrap_or_default();
             (name, points)

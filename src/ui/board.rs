@@ -12,6 +12,16 @@ use leptos::prelude::*;
 pub struct SeriesData {
     pub timestamps: Vec<i64>,
     pub values: Vec<f64>,
+    /// Changes whenever points change other than by being appended: a chart that drew the first `n`
+    /// points of a revision may draw just the rest on top of its picture.
+    pub revision: u64,
+}
+
+/// Revisions are unique across all series, so a replaced series never passes for the one it replaced.
+static REVISIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_revision() -> u64 {
+    REVISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A signal's figures over the view.
@@ -24,16 +34,28 @@ pub struct Stats {
 }
 
 impl SeriesData {
+    /// A series of these points (ascending, unique), under a revision of its own.
+    pub fn new(timestamps: Vec<i64>, values: Vec<f64>) -> SeriesData {
+        SeriesData {
+            timestamps,
+            values,
+            revision: next_revision(),
+        }
+    }
+
     /// Adds a point; a point at an existing timestamp replaces it, as it does in the store.
     pub fn insert(&mut self, timestamp: i64, value: f64) {
         match self.timestamps.last() {
-            Some(&last) if timestamp <= last => match self.timestamps.binary_search(&timestamp) {
-                Ok(i) => self.values[i] = value,
-                Err(i) => {
-                    self.timestamps.insert(i, timestamp);
-                    self.values.insert(i, value);
+            Some(&last) if timestamp <= last => {
+                self.revision = next_revision();
+                match self.timestamps.binary_search(&timestamp) {
+                    Ok(i) => self.values[i] = value,
+                    Err(i) => {
+                        self.timestamps.insert(i, timestamp);
+                        self.values.insert(i, value);
+                    }
                 }
-            },
+            }
             // The common case, a newer point, is a push.
             _ => {
                 self.timestamps.push(timestamp);
@@ -45,8 +67,11 @@ impl SeriesData {
     /// Forgets the points before `timestamp`: the window slides, memory must not grow.
     pub fn trim_before(&mut self, timestamp: i64) {
         let n = self.timestamps.partition_point(|&t| t < timestamp);
-        self.timestamps.drain(..n);
-        self.values.drain(..n);
+        if n > 0 {
+            self.revision = next_revision();
+            self.timestamps.drain(..n);
+            self.values.drain(..n);
+        }
     }
 
     pub fn last(&self) -> Option<(i64, f64)> {
@@ -154,7 +179,8 @@ pub struct Board {
     pub series: RwSignal<Vec<SeriesHandle>>,
     pub view: RwSignal<View>,
     pub connection: RwSignal<Connection>,
-    /// The clock the live window slides with, epoch ms; the browser sets it and ticks it every second.
+    /// The right edge of a live window, epoch ms: the browser sets it a tick ahead of its clock and
+    /// moves it every second.
     pub now: RwSignal<i64>,
     /// The time under the pointer on any chart: every chart draws its crosshair there.
     pub hover: RwSignal<Option<i64>>,
@@ -269,10 +295,7 @@ impl Board {
                 }),
                 (Some(series), false) => {
                     handle.downsampled.set(series.downsampled);
-                    let mut fresh = SeriesData {
-                        timestamps: series.timestamps,
-                        values: series.values,
-                    };
+                    let mut fresh = SeriesData::new(series.timestamps, series.values);
                     // Live points that arrived after the server read this answer stay.
                     let newest = fresh.last().map_or(i64::MIN, |(t, _)| t);
                     handle.data.with_untracked(|old| {

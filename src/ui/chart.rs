@@ -278,6 +278,8 @@ mod draw {
             draw_ms,
         } = outputs;
         let pending = StoredValue::new(false);
+        // The last picture's state: the next frame may only need to add to it.
+        let painted = StoredValue::new_local(None::<plot::Painted>);
         Effect::new(move |_| {
             // Track everything the picture depends on.
             let view = board.view.get();
@@ -304,37 +306,53 @@ mod draw {
                 // Read in place: a million points are not copied per frame.
                 let guards: Vec<_> = handles.iter().map(|h| h.data.read_untracked()).collect();
                 let series: Vec<&SeriesData> = guards.iter().map(|g| &**g).collect();
-                match draw(&canvas, &series, from, to, view.theme) {
-                    Ok(span) => {
-                        plot.set(span);
+                let drawn = painted.with_value(|previous| {
+                    draw(&canvas, previous.as_ref(), &series, from, to, view.theme)
+                });
+                match drawn {
+                    Ok(Some(picture)) => {
+                        plot.set(picture.span);
+                        painted.set_value(Some(picture));
                         draw_ms.set(Some(browser::performance_now() - began));
                     }
+                    Ok(None) => {}
                     Err(e) => leptos::logging::warn!("chart draw failed: {e}"),
                 }
             });
         });
     }
 
-    /// Draws `series` over `from..=to` on the canvas and returns the plot area's horizontal span. The
-    /// canvas' pixel size follows its CSS size, so the chart is sharp at any width.
+    /// Draws `series` over `from..=to` on the canvas: only what was added since `previous`, when that
+    /// is all that changed, else the whole chart. The canvas' pixel size follows its CSS size, so the
+    /// chart is sharp at any width. `None`: the canvas is not laid out, nothing to draw.
     pub fn draw(
         canvas: &HtmlCanvasElement,
+        previous: Option<&plot::Painted>,
         series: &[&SeriesData],
         from: i64,
         to: i64,
         theme: Theme,
-    ) -> Result<PlotSpan, String> {
+    ) -> Result<Option<plot::Painted>, String> {
         let (width, height) = (canvas.client_width(), canvas.client_height());
         if width <= 0 || height <= 0 {
-            return Ok((0.0, 0.0)); // not laid out: nothing to see, nothing to draw
+            return Ok(None);
         }
+        // Resizing clears the canvas: a resized chart is painted afresh (the size check in
+        // `extend` sees to it).
         if canvas.width() != width as u32 || canvas.height() != height as u32 {
             canvas.set_width(width as u32);
             canvas.set_height(height as u32);
         }
         let backend = CanvasBackend::with_canvas_object(canvas.clone())
             .ok_or("the canvas has no 2D context")?;
+        let root = backend.into_drawing_area();
+        if let Some(previous) = previous {
+            if let Some(extended) = plot::extend(root.clone(), previous, series, (from, to), theme)
+            {
+                return extended.map(Some);
+            }
+        }
         let offset = browser::offset_at(to);
-        plot::paint(backend.into_drawing_area(), series, from, to, theme, offset)
+        plot::paint(root, series, from, to, theme, offset).map(Some)
     }
 }

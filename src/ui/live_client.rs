@@ -17,6 +17,9 @@ use leptos::task::spawn_local;
 const BACKFILL_OVERLAP_MS: i64 = 60_000;
 /// A live window's reads reach this far past the browser's clock: producers' clocks may run ahead.
 const AHEAD_MS: i64 = 5 * 60_000;
+/// A live window ends this far past the clock, one tick: a point that arrives before the next tick is
+/// already inside it, drawn on arrival (on top of the picture), not at the next tick.
+const LEAD_MS: i64 = 1_000;
 
 pub fn start(board: Board) {
     if let Some(root) = document().document_element() {
@@ -24,7 +27,7 @@ pub fn start(board: Board) {
         let _ = root.set_attribute("data-hydrated", "true");
     }
     let tick = move || {
-        let now = browser::now();
+        let now = browser::now() + LEAD_MS;
         board.now.set(now);
         if let Window::Last(span) = board.view.with_untracked(|v| v.window) {
             board.trim_before(now - span);

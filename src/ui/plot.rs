@@ -6,9 +6,14 @@ use crate::downsample::m4;
 use crate::ui::axis::{format_value, time_label, time_ticks};
 use crate::ui::board::SeriesData;
 use crate::ui::view::Theme;
-use plotters::coord::Shift;
+use plotters::chart::ChartState;
+use plotters::coord::cartesian::Cartesian2d;
+use plotters::coord::combinators::WithKeyPoints;
+use plotters::coord::types::{RangedCoordf64, RangedCoordi64};
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Line colours, in legend order; the legend's swatches use the same list.
 pub const PALETTE: [(u8, u8, u8); 8] = [
@@ -28,8 +33,25 @@ pub type PlotSpan = (f64, f64);
 /// One series' points in the window: borrowed, or decimated copies.
 type Visible<'a> = (Cow<'a, [i64]>, Cow<'a, [f64]>);
 
-/// Paints `series` over `from..=to` (times labelled for a clock `offset` ms east of UTC) and returns the
-/// plot area's horizontal span, which maps the pointer back to time.
+/// A chart's coordinates: time (with round ticks) across, values up.
+type Coords = Cartesian2d<WithKeyPoints<RangedCoordi64>, RangedCoordf64>;
+
+/// What a painted picture is of, kept between frames: when the next frame only adds points within the
+/// same window and value range, they are drawn on top of this picture with the same coordinates
+/// (plotters' chart state) instead of rebuilding the chart.
+pub struct Painted {
+    state: ChartState<Arc<Coords>>,
+    /// The plot area's horizontal span, which maps the pointer back to time.
+    pub span: PlotSpan,
+    window: (i64, i64),
+    values: (f64, f64),
+    theme: Theme,
+    size: (u32, u32),
+    /// Per series: its revision, and how many of its points the picture holds.
+    drawn: Vec<(u64, usize)>,
+}
+
+/// Paints `series` over `from..=to` (times labelled for a clock `offset` ms east of UTC) from scratch.
 pub fn paint<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     series: &[&SeriesData],
@@ -37,9 +59,9 @@ pub fn paint<DB: DrawingBackend>(
     to: i64,
     theme: Theme,
     offset: i64,
-) -> Result<PlotSpan, String> {
+) -> Result<Painted, String> {
     let failed = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    let (width, _) = root.dim_in_pixel();
+    let (width, height) = root.dim_in_pixel();
     let (background, grid, text) = match theme {
         Theme::Light => (WHITE, RGBColor(226, 232, 240), RGBColor(71, 85, 105)),
         Theme::Dark => (
@@ -85,24 +107,94 @@ pub fn paint<DB: DrawingBackend>(
         .draw()
         .map_err(failed)?;
     for (i, (times, values)) in visible.iter().enumerate() {
-        let (r, g, b) = PALETTE[i % PALETTE.len()];
-        let colour = RGBColor(r, g, b);
-        chart
-            .draw_series(LineSeries::new(
-                times.iter().copied().zip(values.iter().copied()),
-                colour.stroke_width(2),
-            ))
-            .map_err(failed)?;
-        // The newest point, marked: visible even when it is the only one.
-        if let (Some(&t), Some(&v)) = (times.last(), values.last()) {
+        let points = times.iter().copied().zip(values.iter().copied());
+        draw_line(&mut chart, i, points).map_err(failed)?;
+        // A lone point, marked: a line of one point would not show.
+        if let ([t], [v]) = (&times[..], &values[..]) {
+            let (r, g, b) = PALETTE[i % PALETTE.len()];
             chart
-                .draw_series(std::iter::once(Circle::new((t, v), 3, colour.filled())))
+                .draw_series(std::iter::once(Circle::new(
+                    (*t, *v),
+                    3,
+                    RGBColor(r, g, b).filled(),
+                )))
                 .map_err(failed)?;
         }
     }
     let (x_range, _) = chart.plotting_area().get_pixel_range();
     root.present().map_err(failed)?;
-    Ok((f64::from(x_range.start), f64::from(x_range.end)))
+    Ok(Painted {
+        state: chart.into_shared_chart_state(),
+        span: (f64::from(x_range.start), f64::from(x_range.end)),
+        window: (from, to),
+        values: (low, high),
+        theme,
+        size: (width, height),
+        drawn: series.iter().map(|d| (d.revision, d.len())).collect(),
+    })
+}
+
+/// Draws only what `series` gained since `painted` was drawn, on top of it, if that is all that
+/// changed: the same window, size and theme, points only appended, and every new one inside the
+/// picture's value range. `None`: the chart must be painted afresh.
+pub fn extend<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    painted: &Painted,
+    series: &[&SeriesData],
+    (from, to): (i64, i64),
+    theme: Theme,
+) -> Option<Result<Painted, String>> {
+    let unchanged = painted.window == (from, to)
+        && painted.theme == theme
+        && painted.size == root.dim_in_pixel()
+        && painted.drawn.len() == series.len();
+    let appended = series
+        .iter()
+        .zip(&painted.drawn)
+        .all(|(d, &(revision, n))| {
+            d.revision == revision
+                && d.len() >= n
+                && d.timestamps[n..].iter().all(|&t| t <= to)
+                && d.values[n..]
+                    .iter()
+                    .all(|v| (painted.values.0..=painted.values.1).contains(v))
+        });
+    if !(unchanged && appended) {
+        return None;
+    }
+    let mut chart = painted.state.clone().restore(&root);
+    for (i, (d, &(_, n))) in series.iter().zip(&painted.drawn).enumerate() {
+        // From the last point drawn, so the line joins up.
+        let start = n.saturating_sub(1);
+        let points = d.timestamps[start..]
+            .iter()
+            .copied()
+            .zip(d.values[start..].iter().copied())
+            .filter(|&(t, _)| t >= from);
+        if let Err(e) = draw_line(&mut chart, i, points) {
+            return Some(Err(e.to_string()));
+        }
+    }
+    Some(Ok(Painted {
+        state: painted.state.clone(),
+        span: painted.span,
+        window: painted.window,
+        values: painted.values,
+        theme,
+        size: painted.size,
+        drawn: series.iter().map(|d| (d.revision, d.len())).collect(),
+    }))
+}
+
+/// The `i`th series' line through `points`.
+fn draw_line<DB: DrawingBackend, CT: CoordTranslate<From = (i64, f64)>>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    i: usize,
+    points: impl Iterator<Item = (i64, f64)>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    chart.draw_series(LineSeries::new(points, RGBColor(r, g, b).stroke_width(2)))?;
+    Ok(())
 }
 
 /// The picture as an SVG document of `width` × `height`, for the server-rendered page.
