@@ -186,6 +186,9 @@ pub struct Board {
     pub hover: RwSignal<Option<i64>>,
     /// False while the tab is hidden: charts skip drawing and catch up when it is shown.
     pub visible: RwSignal<bool>,
+    /// The charted signals' names, in the view's order: what the page lays out, the list ticks and
+    /// the history reads fetch. It notifies only when the names change, not on every view change.
+    pub charted: Memo<Vec<String>>,
 }
 
 impl Board {
@@ -199,13 +202,20 @@ impl Board {
             })
             .collect();
         series.sort_by(|a, b| a.name.cmp(&b.name));
+        let series = RwSignal::new(series);
+        let view = RwSignal::new(view);
+        let charted = Memo::new(move |_| {
+            let view = view.get();
+            series.with(|all| charted_in(&view, all).into_iter().map(|h| h.name).collect())
+        });
         Board {
-            series: RwSignal::new(series),
-            view: RwSignal::new(view),
+            series,
+            view,
             connection: RwSignal::new(Connection::Connecting),
             now: RwSignal::new(0),
             hover: RwSignal::new(None),
             visible: RwSignal::new(true),
+            charted,
         }
     }
 
@@ -221,10 +231,7 @@ impl Board {
     }
 
     pub fn charted_names(&self) -> Vec<String> {
-        self.charted_untracked()
-            .into_iter()
-            .map(|h| h.name)
-            .collect()
+        self.charted.get_untracked()
     }
 
     /// The handle of `name`, added to the board if it is new.

@@ -67,16 +67,9 @@ fn BoardView(board: Board, pictures: Vec<(String, String)>) -> impl IntoView {
     let bounds = move || view.with(|v| v.bounds(board.now.get()));
     // Rebuilt only when the layout or the set of charts changes, not when the window moves.
     let overlay = Memo::new(move |_| view.with(|v| v.overlay));
-    let charted = Memo::new(move |_| {
-        board
-            .charted()
-            .into_iter()
-            .map(|h| h.name)
-            .collect::<Vec<_>>()
-    });
     let charts = move || {
         if overlay.get() {
-            charted.track();
+            board.charted.track();
             let handles = board.charted_untracked();
             (!handles.is_empty())
                 .then(|| view! { <Chart handles board picture=picture("overlay")/> })

@@ -61,11 +61,7 @@ pub fn start(board: Board) {
 /// Reads history whenever the window or the charted signals change, decimated to four points per
 /// pixel column of the charts. Only the newest request's answer is applied.
 fn load_views(board: Board) {
-    let wanted = Memo::new(move |_| {
-        let window = board.view.with(|v| v.window);
-        let names: Vec<String> = board.charted().into_iter().map(|h| h.name).collect();
-        (window, names)
-    });
+    let wanted = Memo::new(move |_| (board.view.with(|v| v.window), board.charted.get()));
     let generation = StoredValue::new(0u64);
     Effect::new(move |_| {
         let (window, names) = wanted.get();

@@ -4,7 +4,6 @@
 use crate::ui::axis::format_value;
 use crate::ui::board::{Board, SeriesHandle};
 use leptos::prelude::*;
-use std::collections::HashSet;
 
 /// Rows listed at once; the filter narrows the rest.
 const PAGE: usize = 100;
@@ -12,13 +11,7 @@ const PAGE: usize = 100;
 #[component]
 pub fn SignalList(board: Board) -> impl IntoView {
     let filter = RwSignal::new(String::new());
-    let charted = Memo::new(move |_| {
-        board
-            .charted()
-            .into_iter()
-            .map(|h| h.name)
-            .collect::<HashSet<_>>()
-    });
+    let charted = board.charted;
     let matching = move || {
         let needle = filter.get().to_lowercase();
         board.series.with(|all| {
@@ -34,12 +27,12 @@ pub fn SignalList(board: Board) -> impl IntoView {
         (n > PAGE).then(|| format!("{} more: narrow the filter", n - PAGE))
     };
     let toggle = move |name: String| {
-        let shown = charted.get_untracked();
-        // The first choice starts from what is on screen (read before the update borrows the view).
-        let on_screen = board.charted_names();
+        // Read before the update borrows the view; the first choice starts from what is on screen.
+        let shown = board.charted_names();
+        let showing = shown.contains(&name);
         board.view.update(|v| {
-            let mut chosen = v.signals.clone().unwrap_or(on_screen);
-            if shown.contains(&name) {
+            let mut chosen = v.signals.clone().unwrap_or(shown);
+            if showing {
                 chosen.retain(|c| *c != name);
             } else {
                 chosen.push(name);
