@@ -277,6 +277,40 @@ async fn the_dashboard_page_is_rendered_on_the_server_with_its_signals() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn the_page_opens_the_view_its_url_holds_and_other_paths_are_404() {
+    let server = TestServer::start().await;
+    for name in ["furnace.temp", "furnace.door"] {
+        let sample = json!({"timestamp": T0, "signals": {name: 1.0}}).to_string();
+        assert_eq!(server.post(&sample).await.0, 200);
+    }
+    let page = server
+        .client
+        .get(server.url("/?range=6h&signals=furnace.door"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"data-range="6h" class="active""#), "{html}");
+    assert!(
+        html.contains(r#"<article data-signal="furnace.door""#),
+        "{html}"
+    );
+    assert!(
+        !html.contains(r#"<article data-signal="furnace.temp""#),
+        "only the URL's signals are charted"
+    );
+    let missing = server
+        .client
+        .get(server.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    server.stop().await;
+}
+
 /// The next live message, failing the test if none arrives within 5 s.
 async fn next_live<S>(socket: &mut S) -> LiveMessage
 where

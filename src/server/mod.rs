@@ -13,15 +13,15 @@ pub mod store;
 pub mod upkeep;
 pub mod writer;
 
-use crate::app::{shell, App};
+use crate::app::shell;
 use crate::config::{Limits, Settings};
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::routing::{get, post};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, on, post, MethodFilter};
 use axum::Router;
 use error::ApiError;
 use leptos::config::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos::prelude::provide_context;
 use live::LiveFeed;
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +29,7 @@ use store::Store;
 use tokio::net::TcpListener;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use writer::Writer;
 
@@ -40,12 +41,6 @@ pub struct AppState {
     pub live: LiveFeed,
     pub limits: Arc<Limits>,
     pub leptos: LeptosOptions,
-}
-
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        state.leptos.clone()
-    }
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets the writer commit what is queued.
@@ -98,8 +93,7 @@ pub async fn serve(
 }
 
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
-    let api = Router::new()
+    let mut router = Router::new()
         .route(
             "/api/telemetry",
             get(query::get_telemetry).post(ingest::post_json),
@@ -112,17 +106,40 @@ pub fn router(state: AppState) -> Router {
         // The limit applies to the decompressed body: a gzip bomb is refused like any large body.
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(RequestDecompressionLayer::new());
-    // leptos_routes also serves the server functions, and provides `state` to them as context.
-    api.leptos_routes(&state, routes, {
+    // The dashboard is one page, rendered with its data in it (async mode: the charts' pictures show
+    // at once, even before or without the WebAssembly). Without a client-side router, which would
+    // cost the WebAssembly ~15 KB gzipped for a single route. The page and the server functions get
+    // `state` as context.
+    // The page's resources run their futures on Leptos' executor, which is tokio's here (an error
+    // only says it already is).
+    let _ = any_spawner::Executor::init_tokio();
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let page = leptos_axum::render_app_async_with_context(context.clone(), {
         let options = state.leptos.clone();
         move || shell(options.clone())
-    })
-    .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-    // Answers (history, the page, the WebAssembly) compressed as the client accepts, gzip or brotli,
-    // at the fastest level: on loopback and LANs the CPU, not the bytes, is what a request waits for.
-    .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-    .layer(TraceLayer::new_for_http())
-    .with_state(state)
+    });
+    router = router.route("/", get(page));
+    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
+        let context = context.clone();
+        let handler = move |req| async move {
+            leptos_axum::handle_server_fns_with_context(context, req).await
+        };
+        let method =
+            MethodFilter::try_from(method).expect("server functions use plain HTTP methods");
+        router = router.route(path, on(method, handler));
+    }
+    // Everything else is a file of the site (the WebAssembly, styles, icons) or a 404.
+    router
+        .fallback_service(ServeDir::new(&*state.leptos.site_root))
+        // Answers (history, the page, the WebAssembly) compressed as the client accepts, gzip or
+        // brotli, at the fastest level: on loopback and LANs the CPU, not the bytes, is what a
+        // request waits for.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 /// 200 when the database answers, 503 when it does not.

@@ -8,19 +8,11 @@ use crate::ui::signal_list::SignalList;
 use crate::ui::toolbar::Toolbar;
 use crate::ui::view::View;
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn Dashboard() -> impl IntoView {
     // The view comes from the URL, on the server and again in the browser, so both render the same.
-    let query = use_query_map();
-    let view = query.with_untracked(|q| {
-        View::from_query(
-            &q.latest_values()
-                .map(|(k, v)| (k.to_string(), v.to_owned()))
-                .collect(),
-        )
-    });
+    let view = View::from_query(&page_query());
     // Resolved on the server and shipped inside the page, so hydration starts from the same list.
     let signals = Resource::new(|| (), |_| list_signals());
     // The charts as the server draws them: visible at once, before the WebAssembly has loaded.
@@ -45,6 +37,17 @@ pub fn Dashboard() -> impl IntoView {
             }}
         </Suspense>
     }
+}
+
+/// The page's query string: on the server from the request, in the browser from its location.
+fn page_query() -> String {
+    #[cfg(feature = "ssr")]
+    let query = use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.uri.query().map(str::to_owned))
+        .unwrap_or_default();
+    #[cfg(not(feature = "ssr"))]
+    let query = window().location().search().unwrap_or_default();
+    query
 }
 
 #[component]
