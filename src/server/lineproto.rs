@@ -10,8 +10,8 @@
 //! the whole body, naming the line.
 
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
+use foldhash::HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// The unit of the timestamps in a body (`?precision=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,15 +109,17 @@ fn parse_line<'a>(
         }
     };
 
-    let fields = split_all(fields, b',', true);
-    if fields.len() > max_fields {
-        return Err(format!(
-            "{} fields, the limit per line is {max_fields}",
-            fields.len()
-        ));
-    }
+    let mut fields = split_all(fields, b',', true);
     let mut prefix = None;
-    for field in fields {
+    let mut count = 0;
+    while let Some(field) = fields.next() {
+        count += 1;
+        if count > max_fields {
+            return Err(format!(
+                "{} fields, the limit per line is {max_fields}",
+                count + fields.count()
+            ));
+        }
         let (key, raw) = key_value(field, "field")?;
         let value = field_value(raw).map_err(|e| format!("field {:?}: {e}", unescape(key)))?;
         let signal = match names.get(&(series, key)) {
@@ -144,7 +146,7 @@ fn parse_line<'a>(
 /// The measurement of a series, and its tags as they end a signal name: `{k1=v1,k2=v2}`, sorted by
 /// key, or nothing.
 fn series_parts(series: &str) -> Result<(String, String), String> {
-    let mut parts = split_all(series, b',', false).into_iter();
+    let mut parts = split_all(series, b',', false);
     let measurement = unescape(parts.next().unwrap_or_default()).into_owned();
     if measurement.is_empty() {
         return Err("the measurement name is empty".into());
@@ -212,20 +214,14 @@ fn split_unescaped(s: &str, delim: u8, quotes: bool) -> (&str, Option<&str>) {
     (s, None)
 }
 
-fn split_all(mut s: &str, delim: u8, quotes: bool) -> Vec<&str> {
-    let mut parts = Vec::new();
-    loop {
-        match split_unescaped(s, delim, quotes) {
-            (head, Some(rest)) => {
-                parts.push(head);
-                s = rest;
-            }
-            (head, None) => {
-                parts.push(head);
-                return parts;
-            }
-        }
-    }
+/// Every part between unescaped `delim`s, as `split_unescaped` finds them.
+fn split_all(s: &str, delim: u8, quotes: bool) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let (head, tail) = split_unescaped(rest?, delim, quotes);
+        rest = tail;
+        Some(head)
+    })
 }
 
 /// Removes the backslash of `\,`, `\=`, `\ ` and `\\`; any other backslash is kept, as Influx does.

@@ -35,9 +35,16 @@ impl Changes {
     /// A point that was not stored before.
     pub fn added(&mut self, series: i64, t: i64, v: f64) {
         for (map, interval) in [(&mut self.minutes, MINUTE), (&mut self.hours, HOUR)] {
-            map.entry((series, bucket(t, interval)))
-                .and_modify(|a| a.add(t, v))
-                .or_insert_with(|| Aggregate::of(t, v));
+            let key = (series, bucket(t, interval));
+            // Writes come sorted by series and time, so the bucket is nearly always the last one.
+            match map.last_entry() {
+                Some(mut last) if *last.key() == key => last.get_mut().add(t, v),
+                _ => {
+                    map.entry(key)
+                        .and_modify(|a| a.add(t, v))
+                        .or_insert_with(|| Aggregate::of(t, v));
+                }
+            }
         }
     }
 

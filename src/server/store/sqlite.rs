@@ -11,7 +11,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite};
-use std::collections::HashMap;
+// Signal names come from clients: a seeded hash, but a fast one (each point is looked up).
+use foldhash::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,7 +46,7 @@ pub struct SqliteStore {
     writes: SqlitePool,
     /// Signal name → `series.id`, so a write looks names up in memory, not in the database.
     /// Only filled after a commit, so it never holds an id that a rolled-back transaction invented.
-    ids: Arc<Mutex<HashMap<String, i64>>>,
+    ids: Arc<Mutex<HashMap<Arc<str>, i64>>>,
     /// Series id → the points of its newest block (empty: no block yet), the block nearly every write
     /// appends to, so appending costs no read. Filled after commits; retention drops what it cuts.
     tails: Arc<tokio::sync::Mutex<HashMap<i64, Points>>>,
@@ -90,10 +91,11 @@ impl SqliteStore {
             .max_connections(CONCURRENT_READS as u32)
             .connect_with(options)
             .await?;
-        let ids: HashMap<String, i64> = sqlx::query_as("SELECT name, id FROM series")
+        let ids: HashMap<Arc<str>, i64> = sqlx::query_as("SELECT name, id FROM series")
             .fetch_all(&pool)
             .await?
             .into_iter()
+            .map(|(name, id): (String, i64)| (name.into(), id))
             .collect();
         Ok(SqliteStore {
             pool,
@@ -119,7 +121,7 @@ impl SqliteStore {
         // the blocks late points fall into) could not upgrade to a writer after retention's deletes
         // committed in between: SQLite would refuse at once, not wait.
         let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-        let mut fresh: HashMap<&str, i64> = HashMap::new();
+        let mut fresh: HashMap<&str, i64> = HashMap::default();
         let mut rows = Vec::with_capacity(points.len());
         for (point, cached) in points.iter().zip(cached) {
             let name = point.signal.as_str();
@@ -216,7 +218,7 @@ impl SqliteStore {
 
         tails.extend(new_tails);
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
-        ids.extend(fresh.into_iter().map(|(name, id)| (name.to_owned(), id)));
+        ids.extend(fresh.into_iter().map(|(name, id)| (name.into(), id)));
         Ok(())
     }
 
