@@ -79,8 +79,11 @@ impl SqliteStore {
                 tokio::fs::create_dir_all(dir).await?;
             }
         }
+        // No ping before each use: a SQLite connection is a file in this process, it cannot have gone
+        // away, and each ping is a round trip to the connection's thread.
         let writes = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("src/server/store/migrations")
@@ -89,6 +92,7 @@ impl SqliteStore {
         repack_rows(&writes).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(CONCURRENT_READS as u32)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let ids: HashMap<Arc<str>, i64> = sqlx::query_as("SELECT name, id FROM series")
