@@ -278,7 +278,7 @@ async fn the_dashboard_page_is_rendered_on_the_server_with_its_signals() {
 }
 
 #[tokio::test]
-async fn the_page_opens_the_view_its_url_holds_and_other_paths_are_404() {
+async fn the_page_opens_the_view_its_url_holds_and_other_paths_are_a_json_404() {
     let server = TestServer::start().await;
     for name in ["furnace.temp", "furnace.door"] {
         let sample = json!({"timestamp": T0, "signals": {name: 1.0}}).to_string();
@@ -301,13 +301,9 @@ async fn the_page_opens_the_view_its_url_holds_and_other_paths_are_404() {
         !html.contains(r#"<article data-signal="furnace.temp""#),
         "only the URL's signals are charted"
     );
-    let missing = server
-        .client
-        .get(server.url("/no/such/page"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
+    let (status, body) = server.get("/no/such/page").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "nothing here: /no/such/page");
     server.stop().await;
 }
 

@@ -84,8 +84,8 @@ impl Default for View {
 }
 
 impl View {
-    /// Reads a view from a query string (with or without `?`), ignoring what it does not understand (an old or hand-edited
-    /// link still opens, with defaults for the rest).
+    /// Reads a view from a query string (with or without `?`), ignoring what it does not understand
+    /// (an old or hand-edited link still opens, with defaults for the rest).
     pub fn from_query(query: &str) -> View {
         let query: BTreeMap<String, String> =
             form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
