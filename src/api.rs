@@ -12,13 +12,6 @@ fn state() -> Result<crate::server::AppState, ServerFnError> {
         .ok_or_else(|| ServerFnError::new("server state is missing from the Leptos context"))
 }
 
-/// Every signal with its last point.
-#[server]
-pub async fn list_signals() -> Result<Vec<SignalInfo>, ServerFnError> {
-    let state = state()?;
-    state.store.signals().await.map_err(ServerFnError::new)
-}
-
 /// The points between `from` and `to` (epoch ms), for the given signals or all; with `max_points`,
 /// decimated to at most that many per signal, each bucket's extremes kept.
 #[server]
@@ -41,38 +34,37 @@ pub async fn read_history(
 /// The size the server draws a chart at: the browser redraws at its real width once it takes over.
 pub const PICTURE_SIZE: (u32, u32) = (1000, 200);
 
-/// Server-drawn pictures (SVG) of a view's charts, by chart: the signal's name, or `overlay`. They
-/// reach the browser as the page's markup only: the field is not serialized, so the resource the page
-/// hydrates from carries none of it twice, and hydration leaves the markup in place.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Pictures {
+/// What a page opens with: every signal with its last point, and the server's pictures (SVG) of the
+/// view's charts, by chart: the signal's name, or `overlay`. The pictures reach the browser as the
+/// page's markup only: the field is not serialized, so the resource the page hydrates from carries
+/// none of it twice, and hydration leaves the markup in place.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Opening {
+    pub signals: Vec<SignalInfo>,
     #[serde(skip)]
-    pub svgs: Vec<(String, String)>,
+    pub pictures: Vec<(String, String)>,
 }
 
 #[server]
-pub async fn chart_pictures(view: View) -> Result<Pictures, ServerFnError> {
+pub async fn open_view(view: View) -> Result<Opening, ServerFnError> {
     use crate::server::domain::Timestamp;
     use crate::server::query;
     use crate::ui::board::SeriesData;
     use crate::ui::plot::svg;
 
     let state = state()?;
-    let names: Vec<String> = state
-        .store
-        .signals()
-        .await
-        .map_err(ServerFnError::new)?
-        .into_iter()
-        .map(|s| s.signal)
-        .collect();
+    let signals = state.store.signals().await.map_err(ServerFnError::new)?;
+    let names: Vec<String> = signals.iter().map(|s| s.signal.clone()).collect();
     let charted: Vec<String> = view
         .charted(&names)
         .into_iter()
         .map(str::to_owned)
         .collect();
     if charted.is_empty() {
-        return Ok(Pictures::default());
+        return Ok(Opening {
+            signals,
+            pictures: Vec::new(),
+        });
     }
     let (from, to) = view.bounds(Timestamp::now().millis());
     let range =
@@ -99,16 +91,20 @@ pub async fn chart_pictures(view: View) -> Result<Pictures, ServerFnError> {
             (name, points)
         })
         .collect();
-    let draw = |series: &[&SeriesData]| {
-        svg(series, from, to, view.theme, PICTURE_SIZE).map_err(ServerFnError::new)
+    // A picture that cannot be drawn is left out: the canvas draws that chart once the page is live.
+    let draw = |chart: &str, series: &[&SeriesData]| {
+        svg(series, from, to, view.theme, PICTURE_SIZE)
+            .inspect_err(|e| tracing::warn!(chart, error = %e, "cannot draw the chart's picture"))
+            .ok()
+            .map(|svg| (chart.to_owned(), svg))
     };
-    let svgs = if view.overlay {
+    let pictures = if view.overlay {
         let all: Vec<&SeriesData> = data.iter().map(|(_, d)| d).collect();
-        vec![("overlay".to_owned(), draw(&all)?)]
+        draw("overlay", &all).into_iter().collect()
     } else {
         data.iter()
-            .map(|(name, d)| Ok((name.clone(), draw(&[d])?)))
-            .collect::<Result<_, ServerFnError>>()?
+            .filter_map(|(name, d)| draw(name, &[d]))
+            .collect()
     };
-    Ok(Pictures { svgs })
+    Ok(Opening { signals, pictures })
 }

@@ -1,7 +1,7 @@
 //! The page: the top bar with the connection state, the toolbar, the signal list, and the charts (one
 //! per charted signal, or one with all of them overlaid).
 
-use crate::api::{chart_pictures, list_signals};
+use crate::api::{open_view, Opening};
 use crate::ui::board::Board;
 use crate::ui::chart::Chart;
 use crate::ui::signal_list::SignalList;
@@ -13,22 +13,21 @@ use leptos::prelude::*;
 pub fn Dashboard() -> impl IntoView {
     // The view comes from the URL, on the server and again in the browser, so both render the same.
     let view = View::from_query(&page_query());
-    // Resolved on the server and shipped inside the page, so hydration starts from the same list.
-    let signals = Resource::new(|| (), |_| list_signals());
-    // The charts as the server draws them: visible at once, before the WebAssembly has loaded.
-    let pictures = Resource::new(|| (), {
+    // Resolved on the server and shipped inside the page, so hydration starts from the same list; the
+    // charts' pictures come as markup, visible before the WebAssembly has loaded.
+    let opening = Resource::new(|| (), {
         let view = view.clone();
-        move |_| chart_pictures(view.clone())
+        move |_| open_view(view.clone())
     });
     view! {
         <Suspense fallback=|| view! { <p class="status">"Loading signals…"</p> }>
             {move || {
                 let view = view.clone();
                 Suspend::new(async move {
-                    let pictures = pictures.await.map(|p| p.svgs).unwrap_or_default();
-                    match signals.await {
-                        Ok(infos) => {
-                            view! { <BoardView board=Board::new(infos, view) pictures/> }.into_any()
+                    match opening.await {
+                        Ok(Opening { signals, pictures }) => {
+                            view! { <BoardView board=Board::new(signals, view) pictures/> }
+                                .into_any()
                         }
                         Err(e) => view! { <p class="status error">"Cannot list signals: " {e.to_string()}</p> }
                             .into_any(),
