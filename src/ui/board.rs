@@ -219,10 +219,11 @@ impl Board {
         }
     }
 
-    /// The charted signals' handles, in the view's order (tracked: reruns when either changes).
-    pub fn charted(&self) -> Vec<SeriesHandle> {
-        let view = self.view.get();
-        self.series.with(|all| charted_in(&view, all))
+    /// The charted signals' handles, in the view's order, tracked through `charted`: a caller reruns
+    /// when the charted names change, not on every change of the view or the signal list.
+    pub fn charted_handles(&self) -> Vec<SeriesHandle> {
+        self.charted.track();
+        self.charted_untracked()
     }
 
     pub fn charted_untracked(&self) -> Vec<SeriesHandle> {
@@ -441,8 +442,7 @@ mod tests {
                 series: vec![series("b", points)],
             };
             board.apply_history(history(&[(1, 1.0), (2, 2.0)]), true);
-            let names: Vec<String> = board.charted().iter().map(|h| h.name.clone()).collect();
-            assert_eq!(names, ["a", "b"]);
+            assert_eq!(board.charted_names(), ["a", "b"]);
             let b = board.handle("b");
             assert_eq!(b.data.get_untracked().timestamps, [1, 2]);
             assert_eq!(b.last.get_untracked(), Some((2, 2.0)));

@@ -306,13 +306,15 @@ mod draw {
                 // Read in place: a million points are not copied per frame.
                 let guards: Vec<_> = handles.iter().map(|h| h.data.read_untracked()).collect();
                 let series: Vec<&SeriesData> = guards.iter().map(|g| &**g).collect();
-                let drawn = painted.with_value(|previous| {
-                    draw(&canvas, previous.as_ref(), &series, from, to, view.theme)
-                });
+                // `None` from the store: the chart is gone.
+                let drawn = painted
+                    .try_update_value(|painted| {
+                        draw(&canvas, painted, &series, from, to, view.theme)
+                    })
+                    .unwrap_or(Ok(None));
                 match drawn {
-                    Ok(Some(picture)) => {
-                        plot.set(picture.span);
-                        painted.set_value(Some(picture));
+                    Ok(Some(span)) => {
+                        plot.set(span);
                         draw_ms.set(Some(browser::performance_now() - began));
                     }
                     Ok(None) => {}
@@ -322,17 +324,18 @@ mod draw {
         });
     }
 
-    /// Draws `series` over `from..=to` on the canvas: only what was added since `previous`, when that
-    /// is all that changed, else the whole chart. The canvas' pixel size follows its CSS size, so the
-    /// chart is sharp at any width. `None`: the canvas is not laid out, nothing to draw.
+    /// Draws `series` over `from..=to` on the canvas: only what was added since `painted`, when that
+    /// is all that changed, else the whole chart, which then replaces `painted`. The canvas' pixel
+    /// size follows its CSS size, so the chart is sharp at any width. Returns the plot area's span;
+    /// `None`: the canvas is not laid out, nothing to draw.
     pub fn draw(
         canvas: &HtmlCanvasElement,
-        previous: Option<&plot::Painted>,
+        painted: &mut Option<plot::Painted>,
         series: &[&SeriesData],
         from: i64,
         to: i64,
         theme: Theme,
-    ) -> Result<Option<plot::Painted>, String> {
+    ) -> Result<Option<PlotSpan>, String> {
         let (width, height) = (canvas.client_width(), canvas.client_height());
         if width <= 0 || height <= 0 {
             return Ok(None);
@@ -346,13 +349,15 @@ mod draw {
         let backend = CanvasBackend::with_canvas_object(canvas.clone())
             .ok_or("the canvas has no 2D context")?;
         let root = backend.into_drawing_area();
-        if let Some(previous) = previous {
+        if let Some(previous) = painted {
             if let Some(extended) = plot::extend(root.clone(), previous, series, (from, to), theme)
             {
-                return extended.map(Some);
+                return extended.map(|()| Some(previous.span));
             }
         }
-        let offset = browser::offset_at(to);
-        plot::paint(root, series, from, to, theme, offset).map(Some)
+        let picture = plot::paint(root, series, from, to, theme, browser::offset_at(to))?;
+        let span = picture.span;
+        *painted = Some(picture);
+        Ok(Some(span))
     }
 }

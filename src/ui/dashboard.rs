@@ -71,15 +71,14 @@ fn BoardView(board: Board, pictures: Vec<(String, String)>) -> impl IntoView {
     let overlay = Memo::new(move |_| view.with(|v| v.overlay));
     let charts = move || {
         if overlay.get() {
-            board.charted.track();
-            let handles = board.charted_untracked();
+            let handles = board.charted_handles();
             (!handles.is_empty())
                 .then(|| view! { <Chart handles board picture=picture("overlay")/> })
                 .into_any()
         } else {
             view! {
                 <For
-                    each=move || board.charted()
+                    each=move || board.charted_handles()
                     key=|handle| handle.name.clone()
                     children=move |handle| {
                         let picture = picture(&handle.name);

@@ -111,12 +111,11 @@ pub fn paint<DB: DrawingBackend>(
         draw_line(&mut chart, i, points).map_err(failed)?;
         // A lone point, marked: a line of one point would not show.
         if let ([t], [v]) = (&times[..], &values[..]) {
-            let (r, g, b) = PALETTE[i % PALETTE.len()];
             chart
                 .draw_series(std::iter::once(Circle::new(
                     (*t, *v),
                     3,
-                    RGBColor(r, g, b).filled(),
+                    colour(i).filled(),
                 )))
                 .map_err(failed)?;
         }
@@ -130,20 +129,20 @@ pub fn paint<DB: DrawingBackend>(
         values: (low, high),
         theme,
         size: (width, height),
-        drawn: series.iter().map(|d| (d.revision, d.len())).collect(),
+        drawn: drawn(series),
     })
 }
 
-/// Draws only what `series` gained since `painted` was drawn, on top of it, if that is all that
-/// changed: the same window, size and theme, points only appended, and every new one inside the
-/// picture's value range. `None`: the chart must be painted afresh.
+/// Draws only what `series` gained since `painted` was drawn, on top of it, and records it there, if
+/// that is all that changed: the same window, size and theme, points only appended, and every new one
+/// inside the picture's value range. `None`: the chart must be painted afresh.
 pub fn extend<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
-    painted: &Painted,
+    painted: &mut Painted,
     series: &[&SeriesData],
     (from, to): (i64, i64),
     theme: Theme,
-) -> Option<Result<Painted, String>> {
+) -> Option<Result<(), String>> {
     let unchanged = painted.window == (from, to)
         && painted.theme == theme
         && painted.size == root.dim_in_pixel()
@@ -175,15 +174,13 @@ pub fn extend<DB: DrawingBackend>(
             return Some(Err(e.to_string()));
         }
     }
-    Some(Ok(Painted {
-        state: painted.state.clone(),
-        span: painted.span,
-        window: painted.window,
-        values: painted.values,
-        theme,
-        size: painted.size,
-        drawn: series.iter().map(|d| (d.revision, d.len())).collect(),
-    }))
+    painted.drawn = drawn(series);
+    Some(Ok(()))
+}
+
+/// Per series: its revision, and how many of its points a picture of it holds.
+fn drawn(series: &[&SeriesData]) -> Vec<(u64, usize)> {
+    series.iter().map(|d| (d.revision, d.len())).collect()
 }
 
 /// The `i`th series' line through `points`.
@@ -192,9 +189,14 @@ fn draw_line<DB: DrawingBackend, CT: CoordTranslate<From = (i64, f64)>>(
     i: usize,
     points: impl Iterator<Item = (i64, f64)>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let (r, g, b) = PALETTE[i % PALETTE.len()];
-    chart.draw_series(LineSeries::new(points, RGBColor(r, g, b).stroke_width(2)))?;
+    chart.draw_series(LineSeries::new(points, colour(i).stroke_width(2)))?;
     Ok(())
+}
+
+/// The `i`th series' colour.
+fn colour(i: usize) -> RGBColor {
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    RGBColor(r, g, b)
 }
 
 /// The picture as an SVG document of `width` × `height`, for the server-rendered page.
