@@ -291,3 +291,72 @@ async fn points_stored_a_row_each_before_blocks_are_repacked_on_open() {
             .unwrap();
     assert!(left.is_none(), "the old table is gone");
 }
+
+/// A commit that fails stores nothing of its batch (neither raw points nor rollups nor figures), both
+/// when its transaction begins inside the batch (known signals) and before it (a new signal), and the
+/// store goes on working.
+#[tokio::test]
+async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("fail.db").display());
+    let forever = Retention::days(36_500, 36_500, 36_500);
+    let store = Store::open(&database, Durability::Normal, forever)
+        .await
+        .unwrap();
+    write(&store, &[point("a", BASE, 1.0)]).await;
+    // The signal figures are the batch's last statement: refusing them fails a commit at its very end.
+    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_13 BEFORE UPDATE ON series WHEN NEW.last_value = 13 \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+
+    let failing = |points: Vec<DataPoint>| {
+        let store = store.clone();
+        async move {
+            let refs: Vec<&DataPoint> = points.iter().collect();
+            let error = store.write(&refs).await.unwrap_err().to_string();
+            assert!(error.contains("refused by the test"), "{error}");
+        }
+    };
+    failing(vec![point("a", BASE + 1_000, 13.0)]).await;
+    write(&store, &[point("a", BASE + 2_000, 2.0)]).await;
+    failing(vec![point("a", BASE + 3_000, 3.0), point("b", BASE, 13.0)]).await;
+    write(&store, &[point("b", BASE + 1, 5.0)]).await;
+
+    let range = Range {
+        from: Timestamp::from_millis(BASE).unwrap(),
+        to: Timestamp::from_millis(BASE + 10_000).unwrap(),
+        signals: None,
+    };
+    let series = store.read(&range, Shape::Raw { limit: 100 }).await.unwrap();
+    let read: Vec<(&str, &[i64], &[f64])> = series
+        .iter()
+        .map(|s| (s.signal.as_str(), &s.timestamps[..], &s.values[..]))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("a", &[BASE, BASE + 2_000][..], &[1.0, 2.0][..]),
+            ("b", &[BASE + 1][..], &[5.0][..]),
+        ]
+    );
+    let figures: Vec<(String, u64, f64)> = store
+        .signals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.signal, s.points, s.last_value))
+        .collect();
+    assert_eq!(figures, [("a".into(), 2, 2.0), ("b".into(), 1, 5.0)]);
+    store.close().await;
+    let counts: Vec<(String, i64, f64)> = rollup_rows(&database, "rollup_1m")
+        .await
+        .into_iter()
+        .map(|((name, _), row)| (name, row.0, row.1))
+        .collect();
+    assert_eq!(counts, [("a".into(), 2, 3.0), ("b".into(), 1, 5.0)]);
+}

@@ -7,6 +7,7 @@ use crate::downsample::{bucket_points, M4};
 use crate::model::{Series, SignalInfo};
 use crate::server::domain::{DataPoint, Timestamp};
 use futures::{StreamExt, TryStreamExt};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -36,6 +37,39 @@ const BLOCKS_OVERLAPPING: &str = "SELECT first_ts, data FROM blocks WHERE series
      AND first_ts >= coalesce((SELECT first_ts FROM blocks WHERE series_id = ?1 AND first_ts <= ?2 \
                                ORDER BY first_ts DESC LIMIT 1), ?2) \
      AND first_ts <= ?3 ORDER BY first_ts";
+
+/// IMMEDIATE takes the write lock up front. A deferred transaction that reads first (a tail or the
+/// blocks late points fall into) could not upgrade to a writer after retention's deletes committed in
+/// between: SQLite would refuse at once, not wait.
+const BEGIN: &str = "BEGIN IMMEDIATE; ";
+
+/// The writer's connection and whether it is inside a transaction. Most writes read nothing, so
+/// `BEGIN` is only sent on a first read; otherwise it rides in the commit's batch. A write that fails
+/// (or is dropped) midway leaves `begun` set, and the connection is closed rather than returned to
+/// the pool: closing rolls the transaction back.
+struct WriteTx {
+    conn: PoolConnection<Sqlite>,
+    begun: bool,
+}
+
+impl WriteTx {
+    /// The connection, inside the transaction (begun now if it was not yet).
+    async fn begun(&mut self) -> Result<&mut sqlx::SqliteConnection, StoreError> {
+        if !self.begun {
+            self.begun = true;
+            sqlx::query(BEGIN).execute(&mut *self.conn).await?;
+        }
+        Ok(&mut self.conn)
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if self.begun {
+            self.conn.close_on_drop();
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -121,10 +155,10 @@ impl SqliteStore {
         // Held until the new tails are cached: retention, which may cut a tail, waits for it, so a
         // cached tail always matches its row.
         let mut tails = self.tails.lock().await;
-        // IMMEDIATE takes the write lock up front. A deferred transaction that reads first (a tail or
-        // the blocks late points fall into) could not upgrade to a writer after retention's deletes
-        // committed in between: SQLite would refuse at once, not wait.
-        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = WriteTx {
+            conn: self.writes.acquire().await?,
+            begun: false,
+        };
         let mut fresh: HashMap<&str, i64> = HashMap::default();
         let mut rows = Vec::with_capacity(points.len());
         for (point, cached) in points.iter().zip(cached) {
@@ -138,7 +172,7 @@ impl SqliteStore {
                          ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
                     )
                     .bind(name)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(tx.begun().await?)
                     .await?;
                     fresh.insert(name, id);
                     id
@@ -177,7 +211,7 @@ impl SqliteStore {
             if !raw.is_empty() {
                 let tail = match tails.get(&id) {
                     Some(tail) => tail.clone(),
-                    None => load_tail(&mut tx, id).await?,
+                    None => load_tail(tx.begun().await?, id).await?,
                 };
                 let (packed, tail) = place(&mut tx, id, tail, &raw, &mut replaced).await?;
                 blocks.extend(packed.into_iter().map(|b| (id, b)));
@@ -197,8 +231,12 @@ impl SqliteStore {
         }
 
         // Blocks, rollup deltas and signal figures go to SQLite as one multi-statement batch: one
-        // round trip to sqlx's SQLite thread instead of one per statement.
-        let mut batch = QueryBuilder::<Sqlite>::new("");
+        // round trip to sqlx's SQLite thread instead of one per statement. Unless something had to be
+        // read or must be recomputed inside the transaction (rare), that one batch also begins and
+        // commits it.
+        let recompute = !changes.stale_minutes.is_empty() || !changes.stale_hours.is_empty();
+        let whole = !tx.begun && !recompute;
+        let mut batch = QueryBuilder::<Sqlite>::new(if whole { BEGIN } else { "" });
         for chunk in blocks.chunks(BLOCKS_PER_UPSERT) {
             push_block_upsert(&mut batch, chunk);
         }
@@ -210,15 +248,23 @@ impl SqliteStore {
         for chunk in stats.chunks(STATS_PER_UPDATE) {
             push_stats_update(&mut batch, chunk);
         }
-        batch.build().execute(&mut *tx).await?;
-        // Rare: buckets where a point was replaced. Minutes first, since an hour is rebuilt from them.
-        for &(id, start) in &changes.stale_minutes {
-            recompute_minute(&mut tx, id, start).await?;
+        if whole {
+            batch.push("COMMIT;");
+            tx.begun = true;
+            batch.build().execute(&mut *tx.conn).await?;
+        } else {
+            let conn = tx.begun().await?;
+            batch.build().execute(&mut *conn).await?;
+            // Buckets where a point was replaced. Minutes first, since an hour is rebuilt from them.
+            for &(id, start) in &changes.stale_minutes {
+                recompute_minute(conn, id, start).await?;
+            }
+            for &(id, start) in &changes.stale_hours {
+                recompute_hour(conn, id, start).await?;
+            }
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
         }
-        for &(id, start) in &changes.stale_hours {
-            recompute_hour(&mut tx, id, start).await?;
-        }
-        tx.commit().await?;
+        tx.begun = false;
 
         tails.extend(new_tails);
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
@@ -600,7 +646,7 @@ async fn load_tail(tx: &mut sqlx::SqliteConnection, id: i64) -> Result<Points, S
 /// with replaced timestamps added to `replaced`. Returns the blocks to store, and the new tail if the
 /// tail changed.
 async fn place(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut WriteTx,
     id: i64,
     tail: Points,
     new: &[(i64, f64)],
@@ -609,7 +655,8 @@ async fn place(
     let oldest_new = new[0].0;
     let mut blocks: Vec<(i64, Points)> = match tail.first() {
         Some(&(tail_start, _)) if oldest_new < tail_start => {
-            let mut older = blocks_overlapping(tx, id, oldest_new, tail_start - 1).await?;
+            let mut older =
+                blocks_overlapping(tx.begun().await?, id, oldest_new, tail_start - 1).await?;
             older.push((tail_start, tail));
             older
         }
