@@ -54,14 +54,7 @@ pub async fn post_line_protocol(
     let body = read_body(body, &state.limits)?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not UTF-8: {e}")))?;
-    let lines = text.lines().count();
-    if lines > state.limits.max_samples {
-        return Err(ApiError::BadRequest(format!(
-            "{lines} lines, the limit per request is {}",
-            state.limits.max_samples
-        )));
-    }
-    let points = lineproto::parse(text, precision, Timestamp::now(), state.limits.max_signals)
+    let points = lineproto::parse(text, precision, Timestamp::now(), &state.limits)
         .map_err(ApiError::BadRequest)?;
     state.writer.write(points).await?;
     Ok(StatusCode::NO_CONTENT)
