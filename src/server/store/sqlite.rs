@@ -106,7 +106,9 @@ impl SqliteStore {
             .pragma("cache_size", "-16384")
             // No checkpoint inside a commit: that would stall whichever request happened to cross the
             // threshold. `checkpoint` runs them in the background instead.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            // After a burst, the WAL file is cut back to this size when it starts over.
+            .pragma("journal_size_limit", "67108864");
         // `sqlite://data/signalboard.db` should work on a fresh clone: create the folder, not only the file.
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
@@ -508,10 +510,19 @@ impl SqliteStore {
 
     /// Copies committed pages from the WAL into the database file without waiting for anyone
     /// (PASSIVE), so the WAL stays small and commits never pay for it.
+    ///
+    /// Under steady writes that pass never catches up: the writer commits more while it copies, and
+    /// SQLite only starts the WAL over once every frame is copied. The WAL would grow for as long as
+    /// the load lasts (half a gigabyte a minute at full speed), every commit extending the file. So a
+    /// second pass runs on the writer's own connection, between two commits: it copies only what was
+    /// committed during the first, and the next commit starts the WAL over at its beginning, writing
+    /// into file pages the system already holds.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.pool)
-            .await?;
+        for connections in [&self.pool, &self.writes] {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(connections)
+                .await?;
+        }
         Ok(())
     }
 
