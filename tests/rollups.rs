@@ -409,3 +409,68 @@ async fn checkpoints_keep_the_wal_small_under_steady_writes() {
     );
     store.close().await;
 }
+
+/// Blocks written under migration 0002 (a table clustered on series and start) move to the table in
+/// commit order (0003) unchanged, and writes go on into them.
+#[tokio::test]
+async fn blocks_clustered_by_series_move_to_commit_order_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("0002.db").display());
+    let forever = Retention::days(36_500, 36_500, 36_500);
+    let store = Store::open(&database, Durability::Normal, forever)
+        .await
+        .unwrap();
+    let points: Vec<DataPoint> = (0..500)
+        .flat_map(|i| {
+            [
+                point("a", BASE + i * 1000, i as f64),
+                point("b", BASE + i, -(i as f64)),
+            ]
+        })
+        .collect();
+    write(&store, &points).await;
+    store.close().await;
+    // Back to the table as 0002 made it, as if 0003 had never run.
+    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE clustered (series_id INTEGER NOT NULL, first_ts INTEGER NOT NULL, \
+           last_ts INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL, \
+           PRIMARY KEY (series_id, first_ts)) WITHOUT ROWID; \
+         INSERT INTO clustered SELECT series_id, first_ts, last_ts, count, data FROM blocks; \
+         DROP TABLE blocks; \
+         ALTER TABLE clustered RENAME TO blocks; \
+         DELETE FROM _sqlx_migrations WHERE version = 3;",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    let store = Store::open(&database, Durability::Normal, forever)
+        .await
+        .unwrap();
+    write(&store, &[point("a", BASE + 500_000, 500.0)]).await;
+    let range = Range {
+        from: Timestamp::from_millis(BASE).unwrap(),
+        to: Timestamp::from_millis(BASE + 600_000).unwrap(),
+        signals: None,
+    };
+    let series = store
+        .read(&range, Shape::Raw { limit: 10_000 })
+        .await
+        .unwrap();
+    let a = &series[0];
+    assert_eq!(a.timestamps.len(), 501);
+    assert!(a.values.iter().enumerate().all(|(i, &v)| v == i as f64));
+    let b = &series[1];
+    assert_eq!(b.timestamps, (0..500).map(|i| BASE + i).collect::<Vec<_>>());
+    store.close().await;
+    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+    let (clustered,): (bool,) = sqlx::query_as(
+        "SELECT sql LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE name = 'blocks'",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert!(!clustered, "blocks is in commit order");
+}
