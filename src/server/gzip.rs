@@ -1,14 +1,16 @@
 //! Gzip for large answers, on every core. Compressing is most of the time a history answer takes (half
 //! a megabyte of JSON for an hour of five signals): tower-http's `CompressionLayer` deflates on one
-//! thread, so big bodies are cut into one slice per core here, each deflated on its own thread, and
-//! joined into a single ordinary gzip stream, as `pigz` does. Every slice but the last ends with a
-//! sync flush, which ends it on a byte boundary without ending the stream. A response that already
-//! carries `Content-Encoding` passes through the `CompressionLayer` untouched.
+//! thread, so big bodies are cut into one part per core here, each produced (for a history answer,
+//! serialized) and deflated on its own thread, and joined into a single ordinary gzip stream, as `pigz`
+//! does. Every part but the last ends with a sync flush, which ends it on a byte boundary without
+//! ending the stream. A response that already carries `Content-Encoding` passes through the
+//! `CompressionLayer` untouched.
 
 use crate::server::error::ApiError;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use std::borrow::Cow;
 
 /// Below this a single thread is quicker than starting others (and the `CompressionLayer` does it).
 const PARALLEL_FROM: usize = 128 * 1024;
@@ -32,15 +34,37 @@ pub fn accepted(headers: &HeaderMap) -> bool {
         })
 }
 
+/// An answer's body, written in `n` parts that are written side by side and joined in order.
+pub trait InParts: Send + Sync + 'static {
+    /// The body's size in bytes, or a fair guess, before it is written.
+    fn size_hint(&self) -> usize;
+    /// Part `k` of `n` (`k < n`).
+    fn part(&self, k: usize, n: usize) -> Cow<'_, [u8]>;
+}
+
+/// A finished body, cut into equal slices.
+impl InParts for Vec<u8> {
+    fn size_hint(&self) -> usize {
+        self.len()
+    }
+
+    fn part(&self, k: usize, n: usize) -> Cow<'_, [u8]> {
+        let size = self.len().div_ceil(n);
+        let start = (k * size).min(self.len());
+        Cow::Borrowed(&self[start..(start + size).min(self.len())])
+    }
+}
+
 /// `body` as the response, gzipped on all cores when it is large and the client accepts gzip;
 /// otherwise left to the `CompressionLayer`.
 pub async fn respond(
     headers: &HeaderMap,
     content_type: &'static str,
-    body: Vec<u8>,
+    body: impl InParts,
 ) -> Result<Response, ApiError> {
-    if body.len() < PARALLEL_FROM || !accepted(headers) {
-        return Ok(([(header::CONTENT_TYPE, content_type)], body).into_response());
+    if body.size_hint() < PARALLEL_FROM || !accepted(headers) {
+        let whole = body.part(0, 1).into_owned();
+        return Ok(([(header::CONTENT_TYPE, content_type)], whole).into_response());
     }
     let compressed = tokio::task::spawn_blocking(move || {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -64,33 +88,33 @@ pub async fn respond(
         .into_response())
 }
 
-/// One gzip member holding `data`, deflated in `slices` slices at once.
-pub fn compress(data: &[u8], slices: usize) -> Vec<u8> {
-    let size = data.len().div_ceil(slices.max(1)).max(1);
-    let parts: Vec<&[u8]> = data.chunks(size).collect();
-    let last = parts.len().saturating_sub(1);
-    let deflated: Vec<Vec<u8>> = std::thread::scope(|scope| {
-        let others: Vec<_> = parts
-            .iter()
-            .enumerate()
-            .skip(1)
-            .map(|(i, part)| scope.spawn(move || deflate(part, i == last)))
-            .collect();
-        let first = deflate(parts.first().copied().unwrap_or_default(), last == 0);
+/// One gzip member holding `body`, written and deflated in `parts` parts at once.
+pub fn compress(body: &impl InParts, parts: usize) -> Vec<u8> {
+    let parts = parts.max(1);
+    let last = parts - 1;
+    let write = |k: usize| {
+        let data = body.part(k, parts);
+        let mut crc = Crc::new();
+        crc.update(&data);
+        (deflate(&data, k == last), crc)
+    };
+    let deflated: Vec<(Vec<u8>, Crc)> = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..parts).map(|k| scope.spawn(move || write(k))).collect();
+        let first = write(0);
         std::iter::once(first)
             .chain(others.into_iter().map(|t| t.join().expect("deflate")))
             .collect()
     });
     let mut crc = Crc::new();
-    crc.update(data);
     // Header: magic, deflate, no flags, no time, no extra flags, unknown OS.
     let mut gz = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-    for part in deflated {
-        gz.extend_from_slice(&part);
+    for (part, part_crc) in &deflated {
+        gz.extend_from_slice(part);
+        crc.combine(part_crc);
     }
     gz.extend_from_slice(&crc.sum().to_le_bytes());
-    // ISIZE is the length modulo 2^32 by definition.
-    gz.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    // ISIZE is the length modulo 2^32 by definition, as `amount` counts it.
+    gz.extend_from_slice(&crc.amount().to_le_bytes());
     gz
 }
 
@@ -139,8 +163,8 @@ mod tests {
             assert!(gz.len() < data.len(), "{slices} slices compress");
             assert_eq!(gunzip(&gz), data, "{slices} slices");
         }
-        assert_eq!(gunzip(&compress(b"", 2)), b"");
-        assert_eq!(gunzip(&compress(b"x", 4)), b"x");
+        assert_eq!(gunzip(&compress(&Vec::new(), 2)), b"");
+        assert_eq!(gunzip(&compress(&b"x".to_vec(), 4)), b"x");
     }
 
     #[test]
