@@ -11,6 +11,11 @@ use std::collections::BTreeMap;
 const BASE: i64 = 1_795_003_200_000 - 150_000;
 const DAY: i64 = 86_400_000;
 
+/// A century of retention: nothing expires.
+fn forever() -> Retention {
+    Retention::days(36_500, 36_500, 36_500)
+}
+
 fn point(signal: &str, t: i64, v: f64) -> DataPoint {
     DataPoint {
         signal: SignalName::parse(signal).unwrap(),
@@ -24,6 +29,41 @@ async fn write(store: &Store, points: &[DataPoint]) {
         .write(&points.iter().collect::<Vec<_>>())
         .await
         .unwrap();
+}
+
+/// A store on a new database file `name` that keeps everything (a century of retention): the folder
+/// (deleted when dropped), the database's URL and the store.
+async fn keeping_everything(name: &str) -> (tempfile::TempDir, String, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join(name).display());
+    let store = Store::open(&database, Durability::Normal, forever())
+        .await
+        .unwrap();
+    (dir, database, store)
+}
+
+/// Runs `sql` on the database while no store has it open (leaving it as an older version would
+/// have), then opens a store on it again.
+async fn reopen_after(database: &str, sql: &str) -> Store {
+    let mut db = sqlx::SqliteConnection::connect(database).await.unwrap();
+    sqlx::query(sql).execute(&mut db).await.unwrap();
+    db.close().await.unwrap();
+    Store::open(database, Durability::Normal, forever())
+        .await
+        .unwrap()
+}
+
+/// The raw points of every signal from `BASE + from` to `BASE + to`.
+async fn read_raw(store: &Store, from: i64, to: i64) -> Vec<signalboard::model::Series> {
+    let range = Range {
+        from: Timestamp::from_millis(BASE + from).unwrap(),
+        to: Timestamp::from_millis(BASE + to).unwrap(),
+        signals: None,
+    };
+    store
+        .read(&range, Shape::Raw { limit: 100_000 })
+        .await
+        .unwrap()
 }
 
 /// One rollup row as stored: (series name, bucket) → (count, sum, low, high, first, first_ts, last, last_ts).
@@ -97,10 +137,7 @@ proptest! {
     fn rollups_and_raw_reads_match_any_write_history(batches in batches()) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let dir = tempfile::tempdir().unwrap();
-            let database = format!("sqlite://{}", dir.path().join("r.db").display());
-            let forever = Retention::days(36_500, 36_500, 36_500);
-            let store = Store::open(&database, Durability::Normal, forever).await.unwrap();
+            let (_dir, database, store) = keeping_everything("r.db").await;
             let mut raw = BTreeMap::new();
             for batch in &batches {
                 let points: Vec<DataPoint> = batch
@@ -137,15 +174,7 @@ proptest! {
 
 #[tokio::test]
 async fn a_rollup_answer_and_a_raw_answer_agree_on_min_and_max() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("a.db").display());
-    let store = Store::open(
-        &database,
-        Durability::Normal,
-        Retention::days(36_500, 36_500, 36_500),
-    )
-    .await
-    .unwrap();
+    let (_dir, _, store) = keeping_everything("a.db").await;
     // Two days at one point a minute, with a spike and a dip far from any bucket edge.
     let points: Vec<DataPoint> = (0..2 * 1440)
         .map(|i| {
@@ -234,16 +263,11 @@ async fn retention_deletes_what_it_should_and_nothing_else() {
 
 #[tokio::test]
 async fn points_stored_a_row_each_before_blocks_are_repacked_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("old.db").display());
-    let forever = Retention::days(36_500, 36_500, 36_500);
-    let store = Store::open(&database, Durability::Normal, forever)
-        .await
-        .unwrap();
+    let (_dir, database, store) = keeping_everything("old.db").await;
     store.close().await;
     // The table as migration 0001 made it, holding 1,000 points of "a" and 3 of "b".
-    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
-    sqlx::query(
+    let store = reopen_after(
+        &database,
         "CREATE TABLE points (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL, \
          PRIMARY KEY (series_id, ts)) WITHOUT ROWID; \
          INSERT INTO series (id, name, points, last_ts, last_value) \
@@ -254,23 +278,8 @@ async fn points_stored_a_row_each_before_blocks_are_repacked_on_open() {
          INSERT INTO points SELECT id, 1795003050000 + 8, 1e300 FROM series WHERE name = 'b'; \
          INSERT INTO points SELECT id, 1795003050000 + 9, 0.1 FROM series WHERE name = 'b';",
     )
-    .execute(&mut db)
-    .await
-    .unwrap();
-    db.close().await.unwrap();
-
-    let store = Store::open(&database, Durability::Normal, forever)
-        .await
-        .unwrap();
-    let range = Range {
-        from: Timestamp::from_millis(BASE).unwrap(),
-        to: Timestamp::from_millis(BASE + 2_000_000).unwrap(),
-        signals: None,
-    };
-    let series = store
-        .read(&range, Shape::Raw { limit: 10_000 })
-        .await
-        .unwrap();
+    .await;
+    let series = read_raw(&store, 0, 2_000_000).await;
     let a = &series[0];
     assert_eq!((a.signal.as_str(), a.timestamps.len()), ("a", 1_000));
     assert_eq!((a.timestamps[2], a.values[2]), (BASE + 2_000, 1.0));
@@ -278,10 +287,7 @@ async fn points_stored_a_row_each_before_blocks_are_repacked_on_open() {
     assert_eq!(b.values, [-7.25, 1e300, 0.1]);
     // Writes go on into the repacked blocks.
     write(&store, &[point("b", BASE + 8, 2.0)]).await;
-    let b = &store
-        .read(&range, Shape::Raw { limit: 10_000 })
-        .await
-        .unwrap()[1];
+    let b = &read_raw(&store, 0, 2_000_000).await[1];
     assert_eq!(b.values, [-7.25, 2.0, 0.1]);
     store.close().await;
     let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
@@ -298,12 +304,7 @@ async fn points_stored_a_row_each_before_blocks_are_repacked_on_open() {
 /// store goes on working.
 #[tokio::test]
 async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("fail.db").display());
-    let forever = Retention::days(36_500, 36_500, 36_500);
-    let store = Store::open(&database, Durability::Normal, forever)
-        .await
-        .unwrap();
+    let (_dir, database, store) = keeping_everything("fail.db").await;
     write(&store, &[point("a", BASE, 1.0)]).await;
     // The signal figures are the batch's last statement: refusing them fails a commit at its very end.
     let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
@@ -328,12 +329,7 @@ async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
     failing(vec![point("a", BASE + 3_000, 3.0), point("b", BASE, 13.0)]).await;
     write(&store, &[point("b", BASE + 1, 5.0)]).await;
 
-    let range = Range {
-        from: Timestamp::from_millis(BASE).unwrap(),
-        to: Timestamp::from_millis(BASE + 10_000).unwrap(),
-        signals: None,
-    };
-    let series = store.read(&range, Shape::Raw { limit: 100 }).await.unwrap();
+    let series = read_raw(&store, 0, 10_000).await;
     let read: Vec<(&str, &[i64], &[f64])> = series
         .iter()
         .map(|s| (s.signal.as_str(), &s.timestamps[..], &s.values[..]))
@@ -366,13 +362,7 @@ async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
 /// what was written, instead of growing for as long as the writes go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_keep_the_wal_small_under_steady_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wal.db");
-    let database = format!("sqlite://{}", path.display());
-    let forever = Retention::days(36_500, 36_500, 36_500);
-    let store = Store::open(&database, Durability::Normal, forever)
-        .await
-        .unwrap();
+    let (dir, _, store) = keeping_everything("wal.db").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = tokio::spawn({
         let (store, stop) = (store.clone(), stop.clone());
@@ -414,12 +404,7 @@ async fn checkpoints_keep_the_wal_small_under_steady_writes() {
 /// commit order (0003) unchanged, and writes go on into them.
 #[tokio::test]
 async fn blocks_clustered_by_series_move_to_commit_order_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("0002.db").display());
-    let forever = Retention::days(36_500, 36_500, 36_500);
-    let store = Store::open(&database, Durability::Normal, forever)
-        .await
-        .unwrap();
+    let (_dir, database, store) = keeping_everything("0002.db").await;
     let points: Vec<DataPoint> = (0..500)
         .flat_map(|i| {
             [
@@ -431,8 +416,8 @@ async fn blocks_clustered_by_series_move_to_commit_order_on_open() {
     write(&store, &points).await;
     store.close().await;
     // Back to the table as 0002 made it, as if 0003 had never run.
-    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
-    sqlx::query(
+    let store = reopen_after(
+        &database,
         "CREATE TABLE clustered (series_id INTEGER NOT NULL, first_ts INTEGER NOT NULL, \
            last_ts INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL, \
            PRIMARY KEY (series_id, first_ts)) WITHOUT ROWID; \
@@ -441,24 +426,9 @@ async fn blocks_clustered_by_series_move_to_commit_order_on_open() {
          ALTER TABLE clustered RENAME TO blocks; \
          DELETE FROM _sqlx_migrations WHERE version = 3;",
     )
-    .execute(&mut db)
-    .await
-    .unwrap();
-    db.close().await.unwrap();
-
-    let store = Store::open(&database, Durability::Normal, forever)
-        .await
-        .unwrap();
+    .await;
     write(&store, &[point("a", BASE + 500_000, 500.0)]).await;
-    let range = Range {
-        from: Timestamp::from_millis(BASE).unwrap(),
-        to: Timestamp::from_millis(BASE + 600_000).unwrap(),
-        signals: None,
-    };
-    let series = store
-        .read(&range, Shape::Raw { limit: 10_000 })
-        .await
-        .unwrap();
+    let series = read_raw(&store, 0, 600_000).await;
     let a = &series[0];
     assert_eq!(a.timestamps.len(), 501);
     assert!(a.values.iter().enumerate().all(|(i, &v)| v == i as f64));
