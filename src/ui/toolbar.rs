@@ -2,7 +2,7 @@
 //! or paused, one chart or all overlaid, the theme, CSV export, and the time under the crosshair.
 
 use crate::ui::board::Board;
-use crate::ui::view::{Window, PRESETS};
+use crate::ui::view::{View, Window, PRESETS};
 use leptos::html::Input;
 use leptos::prelude::*;
 
@@ -11,6 +11,17 @@ pub fn Toolbar(board: Board) -> impl IntoView {
     let view = board.view;
     let now = move || board.now.get_untracked();
     let live = move || view.with(|v| v.is_live());
+    // A paused window ends at the click, not where the live window ended (a tick ahead of the clock):
+    // a point that arrives after the click then falls after it, whichever way it comes (the live feed
+    // is ignored while paused, but the paused window's history read could otherwise bring it).
+    let held = move |paused: View| match paused.window {
+        #[cfg(feature = "hydrate")]
+        Window::Fixed { from, to } => paused.with_window(Window::Fixed {
+            from,
+            to: to.min(crate::ui::browser::now()),
+        }),
+        _ => paused,
+    };
     let from_input = NodeRef::<Input>::new();
     let to_input = NodeRef::<Input>::new();
     let apply_custom = move |ev: leptos::ev::SubmitEvent| {
@@ -115,7 +126,7 @@ pub fn Toolbar(board: Board) -> impl IntoView {
             <button
                 data-action="pause"
                 class:active=move || !live()
-                on:click=move |_| view.update(|v| *v = v.paused(v.is_live(), now()))
+                on:click=move |_| view.update(|v| *v = held(v.paused(v.is_live(), now())))
             >
                 {move || if live() { "Pause" } else { "Resume live" }}
             </button>
