@@ -40,6 +40,14 @@ pub trait InParts: Send + Sync + 'static {
     fn size_hint(&self) -> usize;
     /// Part `k` of `n` (`k < n`).
     fn part(&self, k: usize, n: usize) -> Cow<'_, [u8]>;
+
+    /// The whole body, for an answer sent as it is.
+    fn whole(self) -> Vec<u8>
+    where
+        Self: Sized,
+    {
+        self.part(0, 1).into_owned()
+    }
 }
 
 /// A finished body, cut into equal slices.
@@ -53,6 +61,10 @@ impl InParts for Vec<u8> {
         let start = (k * size).min(self.len());
         Cow::Borrowed(&self[start..(start + size).min(self.len())])
     }
+
+    fn whole(self) -> Vec<u8> {
+        self
+    }
 }
 
 /// `body` as the response, gzipped on all cores when it is large and the client accepts gzip;
@@ -63,8 +75,7 @@ pub async fn respond(
     body: impl InParts,
 ) -> Result<Response, ApiError> {
     if body.size_hint() < PARALLEL_FROM || !accepted(headers) {
-        let whole = body.part(0, 1).into_owned();
-        return Ok(([(header::CONTENT_TYPE, content_type)], whole).into_response());
+        return Ok(([(header::CONTENT_TYPE, content_type)], body.whole()).into_response());
     }
     let compressed = tokio::task::spawn_blocking(move || {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -40,42 +40,44 @@ pub async fn get_telemetry(
     let cap = state.limits.max_raw_points;
     let max_points = parse_max_points(params.max_points.as_deref(), cap)?;
     let answer = history(&state.store, range, max_points, cap).await?;
-    if wants_msgpack(&headers) {
-        return gzip::respond(&headers, MSGPACK, msgpack(&answer)?).await;
-    }
-    gzip::respond(&headers, JSON, HistoryJson(answer)).await
+    negotiate(&headers, answer, |answer| Ok(HistoryJson(answer))).await
 }
 
 pub async fn get_signals(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    negotiate(&headers, &state.store.signals().await?).await
+    negotiate(&headers, state.store.signals().await?, |signals| {
+        serde_json::to_vec(&signals).map_err(encoding_failed)
+    })
+    .await
 }
 
 const JSON: &str = "application/json";
 const MSGPACK: &str = "application/msgpack";
 
-/// JSON, or MessagePack (same field names) for a client that sends `Accept: application/msgpack`.
-async fn negotiate<T: Serialize>(headers: &HeaderMap, answer: &T) -> Result<Response, ApiError> {
-    if wants_msgpack(headers) {
-        return gzip::respond(headers, MSGPACK, msgpack(answer)?).await;
-    }
-    let body = serde_json::to_vec(answer).map_err(|e| ApiError::Encoding(e.to_string()))?;
-    gzip::respond(headers, JSON, body).await
-}
-
-fn wants_msgpack(headers: &HeaderMap) -> bool {
-    headers
+/// MessagePack (same field names) for a client that sends `Accept: application/msgpack`, otherwise
+/// JSON as `json` writes it.
+async fn negotiate<T: Serialize, B: InParts>(
+    headers: &HeaderMap,
+    answer: T,
+    json: impl FnOnce(T) -> Result<B, ApiError>,
+) -> Result<Response, ApiError> {
+    let wants_msgpack = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains(MSGPACK))
+        .any(|v| v.contains(MSGPACK));
+    if wants_msgpack {
+        let body = rmp_serde::to_vec_named(&answer).map_err(encoding_failed)?;
+        return gzip::respond(headers, MSGPACK, body).await;
+    }
+    gzip::respond(headers, JSON, json(answer)?).await
 }
 
 /// Plain data of strings and numbers always encodes; should it not, the error says so.
-fn msgpack<T: Serialize>(answer: &T) -> Result<Vec<u8>, ApiError> {
-    rmp_serde::to_vec_named(answer).map_err(|e| ApiError::Encoding(e.to_string()))
+fn encoding_failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Encoding(e.to_string())
 }
 
 /// A history answer as JSON, written in parts split between whole series, so that serializing (a third
