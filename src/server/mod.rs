@@ -20,6 +20,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::Uri;
 use axum::routing::{get, on, post, MethodFilter};
+use axum::serve::ListenerExt;
 use axum::Router;
 use error::ApiError;
 use leptos::config::LeptosOptions;
@@ -80,6 +81,13 @@ pub async fn serve(
     });
     let upkeep = tokio::spawn(upkeep::run(store.clone()));
     tracing::info!("listening on http://{addr} with {}", settings.database_url);
+    // Without Nagle's algorithm: a live point or the next piece of a streamed answer goes out at
+    // once instead of waiting for the client to acknowledge the one before.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await?;
