@@ -1,19 +1,27 @@
-//! Gzip for large answers, on every core. Compressing is most of the time a history answer takes (half
-//! a megabyte of JSON for an hour of five signals): tower-http's `CompressionLayer` deflates on one
-//! thread, so big bodies are cut into one part per core here, each produced (for a history answer,
-//! serialized) and deflated on its own thread, and joined into a single ordinary gzip stream, as `pigz`
-//! does. Every part but the last ends with a sync flush, which ends it on a byte boundary without
-//! ending the stream. A response that already carries `Content-Encoding` passes through the
-//! `CompressionLayer` untouched.
+//! Gzip for large answers, on every core, sent as it is made. Compressing is most of the time a
+//! history answer takes (half a megabyte of JSON for an hour of five signals), and inflating it most
+//! of the client's: tower-http's `CompressionLayer` deflates on one thread and sends when done. Here
+//! a big body is cut into parts of ~64 KiB, each produced (for a history answer, serialized) and
+//! deflated by whichever core is free, and the parts are sent in order as soon as each is ready, so
+//! the client inflates the first while the server still deflates the last. They join into a single
+//! ordinary gzip stream, as `pigz` does: every part but the last ends with a sync flush, which ends
+//! it on a byte boundary without ending the stream. A response that already carries
+//! `Content-Encoding` passes through the `CompressionLayer` untouched.
 
 use crate::server::error::ApiError;
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Below this a single thread is quicker than starting others (and the `CompressionLayer` does it).
 const PARALLEL_FROM: usize = 128 * 1024;
+
+/// Size of a part: small enough that the client starts early, large enough that deflate's 32 KiB
+/// window, lost at each part's start, costs little.
+const PART_BYTES: usize = 64 * 1024;
 
 /// Whether the request's `Accept-Encoding` allows gzip (and does not rule it out with `q=0`).
 pub fn accepted(headers: &HeaderMap) -> bool {
@@ -77,61 +85,100 @@ pub async fn respond(
     if body.size_hint() < PARALLEL_FROM || !accepted(headers) {
         return Ok(([(header::CONTENT_TYPE, content_type)], body.whole()).into_response());
     }
-    let compressed = tokio::task::spawn_blocking(move || {
+    let parts = body.size_hint().div_ceil(PART_BYTES);
+    // Room for every part, so a slow client never holds a compressing thread.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(parts + 2);
+    tokio::task::spawn_blocking(move || {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        compress(&body, threads)
-    })
-    .await;
-    let gz = match compressed {
-        Ok(gz) => gz,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Only a runtime that is shutting down cancels blocking tasks.
-        Err(_) => return Err(ApiError::ShuttingDown),
-    };
+        // A failed send means the client has gone: nobody wants the rest.
+        compress(&body, parts, threads, |piece| {
+            tx.try_send(piece.into()).is_ok()
+        });
+    });
+    let stream = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|b| b.map(Ok::<_, std::convert::Infallible>))
+    });
     Ok((
         [
             (header::CONTENT_TYPE, content_type),
             (header::CONTENT_ENCODING, "gzip"),
             (header::VARY, "accept-encoding"),
         ],
-        gz,
+        Body::from_stream(stream),
     )
         .into_response())
 }
 
-/// One gzip member holding `body`, written and deflated in `parts` parts at once.
-pub fn compress(body: &impl InParts, parts: usize) -> Vec<u8> {
+/// One gzip member holding `body`, written in `parts` parts deflated on `threads` threads, handed to
+/// `out` piece by piece in order (the header, each part, the trailer). Stops early when `out` says no.
+pub fn compress(
+    body: &impl InParts,
+    parts: usize,
+    threads: usize,
+    mut out: impl FnMut(Vec<u8>) -> bool,
+) {
     let parts = parts.max(1);
-    let last = parts - 1;
-    let write = |k: usize| {
-        let data = body.part(k, parts);
+    let next = AtomicUsize::new(0);
+    let (done, finished) = std::sync::mpsc::channel::<(usize, Vec<u8>, Crc)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, parts) {
+            let (next, done) = (&next, done.clone());
+            scope.spawn(move || {
+                let mut deflater = Compress::new(Compression::fast(), false);
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= parts {
+                        return;
+                    }
+                    let data = body.part(k, parts);
+                    let mut crc = Crc::new();
+                    crc.update(&data);
+                    let deflated = deflate(&mut deflater, &data, k == parts - 1);
+                    if done.send((k, deflated, crc)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done);
+        // Header: magic, deflate, no flags, no time, no extra flags, unknown OS.
+        let mut wanted = out(vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
         let mut crc = Crc::new();
-        crc.update(&data);
-        (deflate(&data, k == last), crc)
-    };
-    let deflated: Vec<(Vec<u8>, Crc)> = std::thread::scope(|scope| {
-        let others: Vec<_> = (1..parts).map(|k| scope.spawn(move || write(k))).collect();
-        let first = write(0);
-        std::iter::once(first)
-            .chain(others.into_iter().map(|t| t.join().expect("deflate")))
-            .collect()
+        // Parts finish in any order; each waits here until those before it have gone out.
+        let mut early: Vec<Option<(Vec<u8>, Crc)>> = (0..parts).map(|_| None).collect();
+        let mut sent = 0;
+        while wanted {
+            let Ok((k, deflated, part_crc)) = finished.recv() else {
+                break;
+            };
+            early[k] = Some((deflated, part_crc));
+            while let Some((deflated, part_crc)) = early.get_mut(sent).and_then(Option::take) {
+                crc.combine(&part_crc);
+                wanted = out(deflated);
+                sent += 1;
+                if !wanted {
+                    break;
+                }
+            }
+        }
+        if !wanted || sent < parts {
+            // The client has gone (the threads stop after the part in hand), or a thread panicked
+            // (the scope passes the panic on): no trailer, so the stream cannot pass for whole.
+            next.store(parts, Ordering::Relaxed);
+            return;
+        }
+        let mut trailer = crc.sum().to_le_bytes().to_vec();
+        // ISIZE is the length modulo 2^32 by definition, as `amount` counts it.
+        trailer.extend_from_slice(&crc.amount().to_le_bytes());
+        out(trailer);
     });
-    let mut crc = Crc::new();
-    // Header: magic, deflate, no flags, no time, no extra flags, unknown OS.
-    let mut gz = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-    for (part, part_crc) in &deflated {
-        gz.extend_from_slice(part);
-        crc.combine(part_crc);
-    }
-    gz.extend_from_slice(&crc.sum().to_le_bytes());
-    // ISIZE is the length modulo 2^32 by definition, as `amount` counts it.
-    gz.extend_from_slice(&crc.amount().to_le_bytes());
-    gz
 }
 
-/// Raw deflate of one slice: ended with a sync flush, or finished if it is the last.
-fn deflate(part: &[u8], last: bool) -> Vec<u8> {
-    let mut deflater = Compress::new(Compression::fast(), false);
+/// Raw deflate of one part, on its own (no references to earlier parts): ended with a sync flush,
+/// or finished if it is the last.
+fn deflate(deflater: &mut Compress, part: &[u8], last: bool) -> Vec<u8> {
+    deflater.reset();
     let flush = if last {
         FlushCompress::Finish
     } else {
@@ -169,13 +216,33 @@ mod tests {
         let data: Vec<u8> = (0..300_000u32)
             .flat_map(|i| format!("{},{};", i, i % 97).into_bytes())
             .collect();
-        for slices in [1, 2, 3, 8] {
-            let gz = compress(&data, slices);
+        for (slices, threads) in [(1, 1), (2, 2), (3, 2), (8, 3), (40, 2)] {
+            let gz = whole(&data, slices, threads);
             assert!(gz.len() < data.len(), "{slices} slices compress");
             assert_eq!(gunzip(&gz), data, "{slices} slices");
         }
-        assert_eq!(gunzip(&compress(&Vec::new(), 2)), b"");
-        assert_eq!(gunzip(&compress(&b"x".to_vec(), 4)), b"x");
+        assert_eq!(gunzip(&whole(&Vec::new(), 2, 2)), b"");
+        assert_eq!(gunzip(&whole(&b"x".to_vec(), 4, 2)), b"x");
+    }
+
+    fn whole(data: &Vec<u8>, parts: usize, threads: usize) -> Vec<u8> {
+        let mut gz = Vec::new();
+        compress(data, parts, threads, |piece| {
+            gz.extend(piece);
+            true
+        });
+        gz
+    }
+
+    #[test]
+    fn a_client_gone_stops_the_work() {
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut pieces = 0;
+        compress(&data, 50, 2, |_| {
+            pieces += 1;
+            pieces < 3
+        });
+        assert_eq!(pieces, 3, "nothing is handed out after the refusal");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! History: `GET /api/telemetry`, `GET /api/signals`, and the same reads for the dashboard's server
 //! functions. Parameters are validated here; the store only ever sees a valid `Range`.
 
-use crate::model::{History, DEFAULT_WINDOW_MS};
+use crate::model::{History, Series, DEFAULT_WINDOW_MS};
 use crate::server::domain::{SignalName, Timestamp};
 use crate::server::error::ApiError;
 use crate::server::gzip::{self, InParts};
@@ -80,10 +80,18 @@ fn encoding_failed(e: impl std::fmt::Display) -> ApiError {
     ApiError::Encoding(e.to_string())
 }
 
-/// A history answer as JSON, written in parts split between whole series, so that serializing (a third
-/// of what deflating costs) is shared out between the cores too. Joined, the parts are exactly what
+/// A history answer as JSON, written in parts of about equal size so that serializing (a third of
+/// what deflating costs) is shared out between the cores too. Joined, the parts are exactly what
 /// `serde_json` makes of the `History`.
 struct HistoryJson(History);
+
+impl HistoryJson {
+    /// Pieces of a series' JSON, counted so that parts can start anywhere: its opening up to the
+    /// timestamps, each timestamp, the text between the arrays, each value, and its close.
+    fn pieces(s: &Series) -> usize {
+        2 * s.timestamps.len() + 3
+    }
+}
 
 impl InParts for HistoryJson {
     fn size_hint(&self) -> usize {
@@ -92,31 +100,66 @@ impl InParts for HistoryJson {
     }
 
     fn part(&self, k: usize, n: usize) -> Cow<'_, [u8]> {
-        // Every field named, so that a new field cannot be forgotten here.
         let History { from, to, series } = &self.0;
-        let mut out = Vec::new();
+        let total: usize = series.iter().map(Self::pieces).sum();
+        // Part k holds pieces [first, end) of all the series' pieces in a row.
+        let (first, end) = (k * total / n, (k + 1) * total / n);
+        let mut out = Vec::with_capacity(32 * (end - first) / 2 + 64);
         if k == 0 {
             out.extend_from_slice(format!(r#"{{"from":{from},"to":{to},"series":["#).as_bytes());
         }
-        // Each series goes to the part its first point falls in, counting points over all series.
-        let total: usize = series.iter().map(|s| s.timestamps.len() + 1).sum();
         let mut before = 0;
         for (i, s) in series.iter().enumerate() {
-            let owner = (before * n / total.max(1)).min(n - 1);
-            before += s.timestamps.len() + 1;
-            if owner == k {
-                if i > 0 {
-                    out.push(b',');
+            // Every field named, so that a new field cannot be forgotten here.
+            let Series {
+                signal,
+                timestamps,
+                values,
+                downsampled,
+            } = s;
+            let (lo, hi) = (first.max(before), end.min(before + Self::pieces(s)));
+            let len = timestamps.len();
+            for piece in lo.saturating_sub(before)..hi.saturating_sub(before) {
+                match piece {
+                    0 => {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(br#"{"signal":"#);
+                        json(&mut out, signal);
+                        out.extend_from_slice(br#","timestamps":["#);
+                    }
+                    p if p <= len => {
+                        if p > 1 {
+                            out.push(b',');
+                        }
+                        json(&mut out, &timestamps[p - 1]);
+                    }
+                    p if p == len + 1 => out.extend_from_slice(br#"],"values":["#),
+                    p if p <= 2 * len + 1 => {
+                        if p > len + 2 {
+                            out.push(b',');
+                        }
+                        json(&mut out, &values[p - len - 2]);
+                    }
+                    _ => out.extend_from_slice(
+                        format!(r#"],"downsampled":{downsampled}}}"#).as_bytes(),
+                    ),
                 }
-                // Writing strings, numbers and booleans into a `Vec` cannot fail.
-                serde_json::to_writer(&mut out, s).expect("a series always serializes");
             }
+            before += Self::pieces(s);
         }
         if k == n - 1 {
             out.extend_from_slice(b"]}");
         }
         Cow::Owned(out)
     }
+}
+
+/// Appends `value` as serde_json writes it (so exactly as in a whole `History`).
+fn json(out: &mut Vec<u8>, value: &impl Serialize) {
+    // Writing strings and numbers into a `Vec` cannot fail.
+    serde_json::to_writer(out, value).expect("plain data serializes");
 }
 
 /// `max_points=N`: at least 4 (a bucket's first, lowest, highest, last), at most the raw cap.
@@ -304,7 +347,7 @@ mod tests {
             };
             let expected = serde_json::to_vec(&history).unwrap();
             let json = HistoryJson(history);
-            for n in 1..=4 {
+            for n in 1..=12 {
                 let joined: Vec<u8> = (0..n).flat_map(|k| json.part(k, n).into_owned()).collect();
                 assert_eq!(
                     String::from_utf8(joined).unwrap(),
