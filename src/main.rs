@@ -1,5 +1,13 @@
 //! The `signalboard` binary: `serve` (the default) or `produce`. See `signalboard --help`.
 
+/// mimalloc instead of glibc's allocator, which took ~9 % of the server's time under ingest (its
+/// consolidation of freed chunks above all): batch ingest +10–40 %, history reads faster too, for
+/// ~15 MB more resident memory (54 MB after 20 M points; 120 MB, not 65, while 1,000 signals are
+/// written at full speed).
+#[cfg(feature = "ssr")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(feature = "ssr")]
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
