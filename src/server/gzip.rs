@@ -1,7 +1,7 @@
 //! Gzip for large answers, on every core, sent as it is made. Compressing is most of the time a
 //! history answer takes (half a megabyte of JSON for an hour of five signals), and inflating it most
 //! of the client's: tower-http's `CompressionLayer` deflates on one thread and sends when done. Here
-//! a big body is cut into parts of ~64 KiB, each produced (for a history answer, serialized) and
+//! a big body is cut into parts of ~128 KiB, each produced (for a history answer, serialized) and
 //! deflated by whichever core is free, and the parts are sent in order as soon as each is ready, so
 //! the client inflates the first while the server still deflates the last. They join into a single
 //! ordinary gzip stream, as `pigz` does: every part but the last ends with a sync flush, which ends
@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const PARALLEL_FROM: usize = 128 * 1024;
 
 /// Size of a part: small enough that the client starts early, large enough that deflate's 32 KiB
-/// window, lost at each part's start, costs little.
-const PART_BYTES: usize = 64 * 1024;
+/// window, lost at each part's start, and the hand-offs between threads cost little (raw hour,
+/// interleaved runs: medians 4.7 ms with 128 KiB parts, 4.9 with 64 KiB).
+const PART_BYTES: usize = 128 * 1024;
 
 /// Whether the request's `Accept-Encoding` allows gzip (and does not rule it out with `q=0`).
 pub fn accepted(headers: &HeaderMap) -> bool {
