@@ -87,11 +87,10 @@ pub async fn respond(
         return Ok(([(header::CONTENT_TYPE, content_type)], body.whole()).into_response());
     }
     let parts = body.size_hint().div_ceil(PART_BYTES);
-    // Room for every part, so a slow client never holds a compressing thread.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(parts + 2);
+    // Room for every part: `try_send` fails only when the client has gone, and nobody wants the rest.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(parts);
     tokio::task::spawn_blocking(move || {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // A failed send means the client has gone: nobody wants the rest.
         compress(&body, parts, threads, |piece| {
             tx.try_send(piece.into()).is_ok()
         });
@@ -112,7 +111,8 @@ pub async fn respond(
 }
 
 /// One gzip member holding `body`, written in `parts` parts deflated on `threads` threads, handed to
-/// `out` piece by piece in order (the header, each part, the trailer). Stops early when `out` says no.
+/// `out` in order, the first with the gzip header and the last with the trailer. Stops early when
+/// `out` says no.
 pub fn compress(
     body: &impl InParts,
     parts: usize,
@@ -135,7 +135,13 @@ pub fn compress(
                     let data = body.part(k, parts);
                     let mut crc = Crc::new();
                     crc.update(&data);
-                    let deflated = deflate(&mut deflater, &data, k == parts - 1);
+                    // Header: magic, deflate, no flags, no time, no extra flags, unknown OS.
+                    let header: &[u8] = if k == 0 {
+                        &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]
+                    } else {
+                        &[]
+                    };
+                    let deflated = deflate(&mut deflater, header, &data, k == parts - 1);
                     if done.send((k, deflated, crc)).is_err() {
                         return;
                     }
@@ -143,49 +149,46 @@ pub fn compress(
             });
         }
         drop(done);
-        // Header: magic, deflate, no flags, no time, no extra flags, unknown OS.
-        let mut wanted = out(vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
         let mut crc = Crc::new();
         // Parts finish in any order; each waits here until those before it have gone out.
         let mut early: Vec<Option<(Vec<u8>, Crc)>> = (0..parts).map(|_| None).collect();
         let mut sent = 0;
-        while wanted {
+        while sent < parts {
+            // Only a thread's panic ends the parts early (the scope passes it on): the stream is
+            // left without its trailer, so it cannot pass for whole.
             let Ok((k, deflated, part_crc)) = finished.recv() else {
-                break;
+                return;
             };
             early[k] = Some((deflated, part_crc));
-            while let Some((deflated, part_crc)) = early.get_mut(sent).and_then(Option::take) {
+            while let Some((mut deflated, part_crc)) = early.get_mut(sent).and_then(Option::take) {
                 crc.combine(&part_crc);
-                wanted = out(deflated);
                 sent += 1;
-                if !wanted {
-                    break;
+                if sent == parts {
+                    deflated.extend_from_slice(&crc.sum().to_le_bytes());
+                    // ISIZE is the length modulo 2^32 by definition, as `amount` counts it.
+                    deflated.extend_from_slice(&crc.amount().to_le_bytes());
+                }
+                if !out(deflated) {
+                    // The threads stop after the part in hand.
+                    next.store(parts, Ordering::Relaxed);
+                    return;
                 }
             }
         }
-        if !wanted || sent < parts {
-            // The client has gone (the threads stop after the part in hand), or a thread panicked
-            // (the scope passes the panic on): no trailer, so the stream cannot pass for whole.
-            next.store(parts, Ordering::Relaxed);
-            return;
-        }
-        let mut trailer = crc.sum().to_le_bytes().to_vec();
-        // ISIZE is the length modulo 2^32 by definition, as `amount` counts it.
-        trailer.extend_from_slice(&crc.amount().to_le_bytes());
-        out(trailer);
     });
 }
 
-/// Raw deflate of one part, on its own (no references to earlier parts): ended with a sync flush,
-/// or finished if it is the last.
-fn deflate(deflater: &mut Compress, part: &[u8], last: bool) -> Vec<u8> {
+/// `header`, then the raw deflate of one part on its own (no references to earlier parts): ended
+/// with a sync flush, or finished if it is the last.
+fn deflate(deflater: &mut Compress, header: &[u8], part: &[u8], last: bool) -> Vec<u8> {
     deflater.reset();
     let flush = if last {
         FlushCompress::Finish
     } else {
         FlushCompress::Sync
     };
-    let mut out = Vec::with_capacity(part.len() / 2 + 64);
+    let mut out = Vec::with_capacity(header.len() + part.len() / 2 + 64);
+    out.extend_from_slice(header);
     loop {
         let consumed = deflater.total_in() as usize;
         let status = deflater
