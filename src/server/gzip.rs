@@ -17,10 +17,15 @@ use futures::{Stream, StreamExt};
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-/// Below this a single thread is quicker than starting others (and the `CompressionLayer` does it).
+/// Below this one thread deflating in one go is quicker than handing parts out (and the
+/// `CompressionLayer` does it).
 const PARALLEL_FROM: usize = 128 * 1024;
+
+/// Threads to deflate on. Asked once: on Linux the answer reads the cgroup's CPU quota from files.
+static CORES: LazyLock<usize> =
+    LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
 /// Size of a part: small enough that the client starts early, large enough that deflate's 32 KiB
 /// window, lost at each part's start, and the hand-offs between threads cost little (raw hour,
@@ -90,9 +95,7 @@ pub async fn respond(
         return Ok(([(header::CONTENT_TYPE, content_type)], body.whole()).into_response());
     }
     let parts = body.size_hint().div_ceil(PART_BYTES);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let stream =
-        compress(body, parts, threads).map(|piece| Ok::<_, Infallible>(Bytes::from(piece)));
+    let stream = compress(body, parts, *CORES).map(|piece| Ok::<_, Infallible>(Bytes::from(piece)));
     Ok((
         [
             (header::CONTENT_TYPE, content_type),

@@ -117,8 +117,8 @@ impl InParts for HistoryJson {
                 values,
                 downsampled,
             } = s;
-            let (lo, hi) = (first.max(before), end.min(before + Self::pieces(s)));
-            let len = timestamps.len();
+            let (pieces, len) = (Self::pieces(s), timestamps.len());
+            let (lo, hi) = (first.max(before), end.min(before + pieces));
             for piece in lo.saturating_sub(before)..hi.saturating_sub(before) {
                 match piece {
                     0 => {
@@ -147,7 +147,7 @@ impl InParts for HistoryJson {
                     ),
                 }
             }
-            before += Self::pieces(s);
+            before += pieces;
         }
         if k == n - 1 {
             out.extend_from_slice(b"]}");
