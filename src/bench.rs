@@ -450,6 +450,13 @@ async fn query_bench(args: &BenchArgs) -> anyhow::Result<()> {
         "| GET /api/signals, {} signals, gzip, median of 21 | {median} |",
         signals.len()
     );
+    let all = format!("{}/api/telemetry?hours=1", server.url);
+    let (median, body) = median_get(&client, &all).await?;
+    let history: crate::model::History = serde_json::from_slice(&body)?;
+    println!(
+        "| GET last hour, raw, of all {} signals, gzip, median of 21 | {median} |",
+        history.series.len()
+    );
     // Alone with the database: the server's own retention pass must not compete.
     let _dir = server.stop().await?.1;
     retention_bench(&url, args.durability, now).await

@@ -7,6 +7,7 @@
 //! holds a long range in memory.
 
 /// The decimator. Feed points in ascending time with `push`, then `finish`.
+#[derive(Clone)]
 pub struct M4 {
     origin: i64,
     width: i64,

@@ -82,10 +82,19 @@ async fn bad_max_points_is_a_400() {
 
 #[tokio::test]
 async fn a_range_over_the_raw_cap_asks_for_max_points() {
-    let server = TestServer::start_with(|s| s.limits.max_raw_points = 1_000).await;
+    let server = TestServer::start_with(|s| s.limits.max_raw_points = 20_000).await;
     post_wave(&server).await;
     let (status, body) = server.get(&range("")).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 200, "exactly the cap: {body}");
+    assert_eq!(
+        body["series"][0]["timestamps"].as_array().unwrap().len(),
+        20_000
+    );
+
+    let one_more = serde_json::json!({"timestamp": T0 + 500, "signals": {"other": 1.0}});
+    assert_eq!(server.post(&one_more.to_string()).await.0, 200);
+    let (status, body) = server.get(&range("")).await;
+    assert_eq!(status, 400, "one point over the cap, in another signal");
     assert!(
         body["error"].as_str().unwrap().contains("max_points"),
         "{body}"

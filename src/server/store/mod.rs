@@ -102,6 +102,7 @@ pub enum Shape {
 }
 
 /// Collects one series' points in the shape asked for.
+#[derive(Clone)]
 enum Sink {
     Raw(Vec<i64>, Vec<f64>),
     Decimated(M4),

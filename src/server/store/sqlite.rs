@@ -6,7 +6,7 @@ use super::{Durability, Range, Retention, Shape, Sink, StoreError};
 use crate::downsample::{bucket_points, M4};
 use crate::model::{Series, SignalInfo};
 use crate::server::domain::{DataPoint, Timestamp};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -14,11 +14,12 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite};
 // Signal names come from clients: a seeded hash, but a fast one (each point is looked up).
 use foldhash::HashMap;
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Signals read at once: the pool's connections.
+/// Reads at once (of different requests): the pool's connections.
 const CONCURRENT_READS: usize = 4;
 /// Blocks per multi-row upsert: 5 bound parameters each, inside SQLite's limit of 32,766 per statement.
 const BLOCKS_PER_UPSERT: usize = 5_000;
@@ -31,12 +32,33 @@ const EXPIRE_BATCH: i64 = 5_000;
 /// Blocks one retention transaction deletes (~90 points each).
 const EXPIRE_BLOCKS: i64 = 64;
 
-/// The blocks of one series that hold points in `?2..=?3`, in time order: those starting inside, and
+/// Of series `$series`'s blocks, those that hold points in `$from..=$to`: those starting inside, and
 /// the one before, which may reach in.
-const BLOCKS_OVERLAPPING: &str = "SELECT first_ts, data FROM blocks WHERE series_id = ?1 \
-     AND first_ts >= coalesce((SELECT first_ts FROM blocks WHERE series_id = ?1 AND first_ts <= ?2 \
-                               ORDER BY first_ts DESC LIMIT 1), ?2) \
-     AND first_ts <= ?3 ORDER BY first_ts";
+macro_rules! overlapping {
+    ($series:literal, $from:literal, $to:literal) => {
+        concat!(
+            "b.series_id = ",
+            $series,
+            " AND b.first_ts <= ",
+            $to,
+            " AND b.first_ts >= coalesce(",
+            "(SELECT first_ts FROM blocks WHERE series_id = ",
+            $series,
+            " AND first_ts <= ",
+            $from,
+            " ORDER BY first_ts DESC LIMIT 1), ",
+            $from,
+            ")"
+        )
+    };
+}
+
+/// The blocks of series ?1 that hold points in `?2..=?3`, in time order.
+const BLOCKS_OVERLAPPING: &str = concat!(
+    "SELECT b.first_ts, b.data FROM blocks b WHERE ",
+    overlapping!("?1", "?2", "?3"),
+    " ORDER BY b.first_ts"
+);
 
 /// IMMEDIATE takes the write lock up front. A deferred transaction that reads first (a tail or the
 /// blocks late points fall into) could not upgrade to a writer after retention's deletes committed in
@@ -277,117 +299,87 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Reads a range stretch by stretch (raw points, or minute or hour rollups), each in one query
+    /// for every signal: a round trip to SQLite's thread costs more than the rows of an hour.
     pub async fn read(&self, range: &Range, shape: Shape) -> Result<Vec<Series>, StoreError> {
-        // Raw reads stop one point past the limit, so the caller can tell "more than the limit".
-        let limit = match shape {
-            Shape::Raw { limit } => Some(limit.saturating_add(1)),
-            Shape::Decimated { .. } => None,
-        };
-        // Signals are read side by side, one per pooled connection: each read waits on SQLite's
-        // thread, and the others use that time. `buffered` keeps the answer in name order.
-        let mut reads = futures::stream::iter(self.series_in(range).await?)
-            .map(|(id, name)| self.read_series(id, name, range, shape, limit))
-            .buffered(CONCURRENT_READS);
-        let (mut out, mut total) = (Vec::new(), 0);
-        while let Some(series) = reads.try_next().await? {
-            let Some(series) = series else { continue };
-            total += series.timestamps.len();
-            out.push(series);
-            if limit.is_some_and(|limit| total >= limit) {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// One signal's points in `range`, or `None` if it has none there. `limit`: raw points to stop at.
-    async fn read_series(
-        &self,
-        id: i64,
-        name: String,
-        range: &Range,
-        shape: Shape,
-        limit: Option<usize>,
-    ) -> Result<Option<Series>, StoreError> {
         let (from, to) = (range.from.millis(), range.to.millis());
-        let (mut sink, stretches) = match shape {
-            Shape::Raw { .. } => (
+        let (empty, stretches, limit) = match shape {
+            // Raw reads stop one point past the limit, so the caller can tell "more than the limit".
+            Shape::Raw { limit } => (
                 Sink::Raw(Vec::new(), Vec::new()),
                 vec![(Source::Raw, from, to)],
+                limit.saturating_add(1),
             ),
-            Shape::Decimated { max_points } => decimation(from, to, max_points),
+            Shape::Decimated { max_points } => {
+                let (sink, stretches) = decimation(from, to, max_points);
+                (sink, stretches, usize::MAX)
+            }
         };
-        let mut from_rollups = false;
+        let from_rollups = stretches.iter().any(|(source, ..)| *source != Source::Raw);
+        let named = match &range.signals {
+            Some(names) => Some(
+                serde_json::to_string(&names.iter().map(|n| n.as_str()).collect::<Vec<_>>())
+                    .map_err(std::io::Error::other)?,
+            ),
+            None => None,
+        };
+        // By name, as the answer lists them.
+        let mut sinks: BTreeMap<String, Sink> = BTreeMap::new();
+        let mut left = limit;
         for (source, start, end) in stretches {
+            let sql = stretch_sql(source, named.is_some());
             match source {
                 Source::Raw => {
-                    let mut left = limit.unwrap_or(usize::MAX);
-                    each_point(&self.pool, id, start, end, |t, v| {
-                        sink.push(t, v);
-                        left -= 1;
-                        left > 0
-                    })
-                    .await?;
-                }
-                Source::Rollup(interval) => {
-                    from_rollups = true;
-                    let sql = format!(
-                        "SELECT first_ts, first, low_ts, low, high_ts, high, last_ts, last \
-                         FROM {} WHERE series_id = ?1 AND bucket >= ?2 AND bucket <= ?3 \
-                         ORDER BY bucket",
-                        table(interval)
-                    );
-                    let mut rows = sqlx::query_as::<_, RollupPoints>(&sql)
-                        .bind(id)
+                    let mut rows = sqlx::query_as::<_, (String, i64, Vec<u8>)>(&sql)
                         .bind(start)
                         .bind(end)
+                        .bind(named.as_deref())
+                        .fetch(&self.pool);
+                    let mut points = Vec::new();
+                    'rows: while let Some((name, first, data)) = rows.try_next().await? {
+                        points.clear();
+                        block::unpack(first, &data, &mut points).map_err(std::io::Error::other)?;
+                        let sink = sinks.entry(name).or_insert_with(|| empty.clone());
+                        for &(t, v) in points.iter().filter(|(t, _)| (start..=end).contains(t)) {
+                            sink.push(t, v);
+                            left -= 1;
+                            if left == 0 {
+                                break 'rows;
+                            }
+                        }
+                    }
+                }
+                Source::Rollup(_) => {
+                    let mut rows = sqlx::query_as::<_, RollupPoints>(&sql)
+                        .bind(start)
+                        .bind(end)
+                        .bind(named.as_deref())
                         .fetch(&self.pool);
                     while let Some(r) = rows.try_next().await? {
-                        let points = [(r.0, r.1), (r.2, r.3), (r.4, r.5), (r.6, r.7)];
+                        let sink = sinks.entry(r.0).or_insert_with(|| empty.clone());
+                        let points = [(r.1, r.2), (r.3, r.4), (r.5, r.6), (r.7, r.8)];
                         for (t, v) in bucket_points(points) {
                             sink.push(t, v);
                         }
                     }
                 }
             }
+            if left == 0 {
+                break;
+            }
         }
-        let (timestamps, values, decimated) = sink.finish();
-        if timestamps.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Series {
-            signal: name,
-            timestamps,
-            values,
-            downsampled: decimated || from_rollups,
-        }))
-    }
-
-    /// The ids and names of the signals a range asks for (all, or the named ones that exist), by name,
-    /// leaving out those whose newest point is older than the range: they cost no query.
-    async fn series_in(&self, range: &Range) -> Result<Vec<(i64, String)>, StoreError> {
-        let from = range.from.millis();
-        let Some(names) = &range.signals else {
-            return Ok(sqlx::query_as(
-                "SELECT id, name FROM series WHERE last_ts >= ?1 ORDER BY name",
-            )
-            .bind(from)
-            .fetch_all(&self.pool)
-            .await?);
-        };
-        let mut found = Vec::with_capacity(names.len());
-        for name in names {
-            let row =
-                sqlx::query_as("SELECT id, name FROM series WHERE name = ?1 AND last_ts >= ?2")
-                    .bind(name.as_str())
-                    .bind(from)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            found.extend(row);
-        }
-        found.sort_by(|a: &(i64, String), b| a.1.cmp(&b.1));
-        found.dedup();
-        Ok(found)
+        Ok(sinks
+            .into_iter()
+            .filter_map(|(signal, sink)| {
+                let (timestamps, values, decimated) = sink.finish();
+                (!timestamps.is_empty()).then_some(Series {
+                    signal,
+                    timestamps,
+                    values,
+                    downsampled: decimated || from_rollups,
+                })
+            })
+            .collect())
     }
 
     pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
@@ -540,8 +532,31 @@ impl SqliteStore {
     }
 }
 
-/// A rollup row's first, lowest, highest and last points as (timestamp, value) pairs.
-type RollupPoints = (i64, f64, i64, f64, i64, f64, i64, f64);
+/// A rollup row's signal, and its first, lowest, highest and last points as timestamps and values.
+type RollupPoints = (String, i64, f64, i64, f64, i64, f64, i64, f64);
+
+/// The query for one stretch of a range read from `source`, over `?1..=?2`, for every signal with
+/// points since ?1, or (`named`) for those of them in the JSON array ?3: rows by name, then by time.
+fn stretch_sql(source: Source, named: bool) -> String {
+    let signals = if named {
+        "s.name IN (SELECT value FROM json_each(?3))"
+    } else {
+        "?3 IS NULL"
+    };
+    match source {
+        Source::Raw => format!(
+            "SELECT s.name, b.first_ts, b.data FROM series s JOIN blocks b ON {} \
+             WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, b.first_ts",
+            overlapping!("s.id", "?1", "?2")
+        ),
+        Source::Rollup(interval) => format!(
+            "SELECT s.name, r.first_ts, r.first, r.low_ts, r.low, r.high_ts, r.high, r.last_ts, \
+             r.last FROM series s JOIN {} r ON r.series_id = s.id AND r.bucket >= ?1 \
+             AND r.bucket <= ?2 WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, r.bucket",
+            table(interval)
+        ),
+    }
+}
 
 fn table(interval: Interval) -> &'static str {
     match interval {
