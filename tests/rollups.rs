@@ -1,5 +1,5 @@
 //! The store in a real SQLite file: rollups and retention checked against the raw points, failed
-//! commits, and the WAL under steady writes.
+//! commits, and the WAL under steady writes and on close.
 
 use proptest::prelude::*;
 use signalboard::server::domain::{DataPoint, SignalName, Timestamp, Value};
@@ -443,4 +443,21 @@ async fn blocks_clustered_by_series_move_to_commit_order_on_open() {
     .await
     .unwrap();
     assert!(!clustered, "blocks is in commit order");
+}
+
+/// A store's close closes the database: SQLite's last connection to close checkpoints the WAL and
+/// removes it. sqlx's `Pool::close` may return while a connection is still on its way back to the
+/// pool (the task its drop spawned), and one that lands after that is never closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_store_closes_the_database() {
+    for round in 0..40 {
+        let (dir, _, store) = keeping_everything("closed.db").await;
+        write(&store, &[point("a", BASE + round, 1.0)]).await;
+        assert_eq!(read_raw(&store, 0, 60_000).await.len(), 1);
+        store.close().await;
+        assert!(
+            !dir.path().join("closed.db-wal").exists(),
+            "round {round}: the WAL outlived the store's close"
+        );
+    }
 }

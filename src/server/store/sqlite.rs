@@ -521,9 +521,22 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Closes every connection, the writer's last: SQLite's last close checkpoints the WAL and removes
+    /// it. sqlx's `Pool::close` can return while a connection is still on its way back to the pool (in
+    /// the task its drop spawned), and one that lands there afterwards is never closed (sqlx issue
+    /// #3217): so close again until none is left, for a few seconds at most.
     pub async fn close(&self) {
-        self.pool.close().await;
-        self.writes.close().await;
+        for pool in [&self.pool, &self.writes] {
+            let closed = tokio::time::timeout(Duration::from_secs(5), async {
+                while pool.size() > 0 {
+                    pool.close().await;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            });
+            if closed.await.is_err() {
+                tracing::warn!("a database connection was still open five seconds after closing");
+            }
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
