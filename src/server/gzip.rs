@@ -8,7 +8,6 @@
 //! it on a byte boundary without ending the stream. A response that already carries
 //! `Content-Encoding` passes through the `CompressionLayer` untouched.
 
-use crate::server::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -86,17 +85,13 @@ impl InParts for Vec<u8> {
 
 /// `body` as the response, gzipped on all cores when it is large and the client accepts gzip;
 /// otherwise left to the `CompressionLayer`.
-pub async fn respond(
-    headers: &HeaderMap,
-    content_type: &'static str,
-    body: impl InParts,
-) -> Result<Response, ApiError> {
+pub fn respond(headers: &HeaderMap, content_type: &'static str, body: impl InParts) -> Response {
     if body.size_hint() < PARALLEL_FROM || !accepted(headers) {
-        return Ok(([(header::CONTENT_TYPE, content_type)], body.whole()).into_response());
+        return ([(header::CONTENT_TYPE, content_type)], body.whole()).into_response();
     }
     let parts = body.size_hint().div_ceil(PART_BYTES);
     let stream = compress(body, parts, *CORES).map(|piece| Ok::<_, Infallible>(Bytes::from(piece)));
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CONTENT_ENCODING, "gzip"),
@@ -104,7 +99,7 @@ pub async fn respond(
         ],
         Body::from_stream(stream),
     )
-        .into_response())
+        .into_response()
 }
 
 /// One gzip member holding `body`, in `parts` parts produced and deflated on `threads` threads of

@@ -40,7 +40,7 @@ pub async fn get_telemetry(
     let cap = state.limits.max_raw_points;
     let max_points = parse_max_points(params.max_points.as_deref(), cap)?;
     let answer = history(&state.store, range, max_points, cap).await?;
-    negotiate(&headers, answer, |answer| Ok(HistoryJson(answer))).await
+    negotiate(&headers, answer, |answer| Ok(HistoryJson(answer)))
 }
 
 pub async fn get_signals(
@@ -50,7 +50,6 @@ pub async fn get_signals(
     negotiate(&headers, state.store.signals().await?, |signals| {
         serde_json::to_vec(&signals).map_err(encoding_failed)
     })
-    .await
 }
 
 const JSON: &str = "application/json";
@@ -58,7 +57,7 @@ const MSGPACK: &str = "application/msgpack";
 
 /// MessagePack (same field names) for a client that sends `Accept: application/msgpack`, otherwise
 /// JSON as `json` writes it.
-async fn negotiate<T: Serialize, B: InParts>(
+fn negotiate<T: Serialize, B: InParts>(
     headers: &HeaderMap,
     answer: T,
     json: impl FnOnce(T) -> Result<B, ApiError>,
@@ -70,9 +69,9 @@ async fn negotiate<T: Serialize, B: InParts>(
         .any(|v| v.contains(MSGPACK));
     if wants_msgpack {
         let body = rmp_serde::to_vec_named(&answer).map_err(encoding_failed)?;
-        return gzip::respond(headers, MSGPACK, body).await;
+        return Ok(gzip::respond(headers, MSGPACK, body));
     }
-    gzip::respond(headers, JSON, json(answer)?).await
+    Ok(gzip::respond(headers, JSON, json(answer)?))
 }
 
 /// Plain data of strings and numbers always encodes; should it not, the error says so.

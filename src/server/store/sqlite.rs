@@ -95,7 +95,7 @@ impl Drop for WriteTx {
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// Reads: several connections, so signals and requests are read side by side.
+    /// Reads: several connections, so requests are read side by side.
     pool: SqlitePool,
     /// Writes (the writer and retention): a connection of their own, so readers never hold up a
     /// commit by taking the last pooled connection. SQLite allows one writer at a time anyway.
