@@ -54,7 +54,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 30)]
     pub days: u32,
     /// Also send the line-protocol batches to VictoriaMetrics (Debian package `victoria-metrics`),
-    /// started on a temporary directory, and print the ratio.
+    /// started on a temporary directory, and print the ratio. With `--query`: feed it the same
+    /// history and time its raw export and `max_over_time`, taking turns with Signalboard's answers.
     #[arg(long)]
     pub victoria_metrics: bool,
 }
@@ -412,21 +413,56 @@ async fn query_bench(args: &BenchArgs) -> anyhow::Result<()> {
         bytes as f64 / written as f64
     );
 
+    let victoria = match args.victoria_metrics {
+        true => Some(Victoria::filled(args.signals, start, now).await?),
+        false => None,
+    };
     let server = OwnServer::start(dir, database, args.durability).await?;
     let client = reqwest::Client::builder().gzip(true).build()?;
-    for (what, query) in [
-        ("last hour, raw".to_owned(), "hours=1".to_owned()),
+    // The last hour of the data, not of the clock, so that both servers answer the same points.
+    let hour = now - 3_600_000;
+    let ranges = [
+        ("last hour, raw".to_owned(), format!("from={hour}&to={now}")),
         (
             format!("{} days, max_points=1000", args.days),
             format!("from={start}&to={now}&max_points=1000"),
         ),
-    ] {
-        let url = format!("{}/api/telemetry?{query}", server.url);
-        let (median, body) = median_get(&client, &url).await?;
-        let history: crate::model::History = serde_json::from_slice(&body)?;
+    ];
+    for (i, (what, query)) in ranges.into_iter().enumerate() {
+        let mut urls = vec![format!("{}/api/telemetry?{query}", server.url)];
+        if let Some(victoria) = &victoria {
+            urls.push(match i {
+                0 => victoria.export_url(hour, now),
+                _ => victoria.max_over_time_url(start, now, 1000),
+            });
+        }
+        let timed = interleaved_medians(&client, &urls).await?;
+        let (median, body) = &timed[0];
+        let history: crate::model::History = serde_json::from_slice(body)?;
         let points: usize = history.series.iter().map(|s| s.timestamps.len()).sum();
-        println!("| GET {what}, gzip, median of 21 | {median} ({points} points) |");
+        println!(
+            "| GET {what}, gzip, median of 21 | {} ({points} points) |",
+            ms(Some(*median))
+        );
+        if let Some((vm_median, vm_body)) = timed.get(1) {
+            let (how, vm_points) = match i {
+                0 => (
+                    "/api/v1/export of the same hour",
+                    Victoria::exported_points(vm_body)?,
+                ),
+                _ => (
+                    "`max_over_time`, 1,000 steps",
+                    Victoria::range_points(vm_body)?,
+                ),
+            };
+            println!(
+                "| VictoriaMetrics {how}, gzip, median of 21 (taking turns with the line above) | {} ({vm_points} points; Signalboard/VictoriaMetrics = {:.2}) |",
+                ms(Some(*vm_median)),
+                median.as_secs_f64() / vm_median.as_secs_f64()
+            );
+        }
     }
+    drop(victoria);
     // 10,000 more signals, one point each, for the signal list's timing.
     let many: Vec<crate::model::Sample> = (0..10)
         .map(|chunk| crate::model::Sample {
@@ -444,15 +480,17 @@ async fn query_bench(args: &BenchArgs) -> anyhow::Result<()> {
     if !response.status().is_success() {
         bail!("adding 10,000 signals answered {}", response.status());
     }
-    let (median, body) = median_get(&client, &format!("{}/api/signals", server.url)).await?;
-    let signals: Vec<crate::model::SignalInfo> = serde_json::from_slice(&body)?;
+    let timed = interleaved_medians(&client, &[format!("{}/api/signals", server.url)]).await?;
+    let (median, body) = (ms(Some(timed[0].0)), &timed[0].1);
+    let signals: Vec<crate::model::SignalInfo> = serde_json::from_slice(body)?;
     println!(
         "| GET /api/signals, {} signals, gzip, median of 21 | {median} |",
         signals.len()
     );
     let all = format!("{}/api/telemetry?hours=1", server.url);
-    let (median, body) = median_get(&client, &all).await?;
-    let history: crate::model::History = serde_json::from_slice(&body)?;
+    let timed = interleaved_medians(&client, &[all]).await?;
+    let (median, body) = (ms(Some(timed[0].0)), &timed[0].1);
+    let history: crate::model::History = serde_json::from_slice(body)?;
     println!(
         "| GET last hour, raw, of all {} signals, gzip, median of 21 | {median} |",
         history.series.len()
@@ -519,18 +557,34 @@ async fn store_ingest(
     Ok(written as f64 / began.elapsed().as_secs_f64())
 }
 
-/// GETs `url` 21 times; the median time, timed like `curl --compressed` (until the whole body has
+/// GETs each of `urls` in turn, 21 rounds, so that servers compared see the same stretch of a noisy
+/// machine; for each, the median time, timed like `curl --compressed` (until the whole body has
 /// arrived and been inflated: parsing is the client's business), and the last body.
-async fn median_get(client: &reqwest::Client, url: &str) -> anyhow::Result<(String, Bytes)> {
-    let mut times = Vec::with_capacity(21);
-    let mut body = Bytes::new();
+async fn interleaved_medians(
+    client: &reqwest::Client,
+    urls: &[String],
+) -> anyhow::Result<Vec<(Duration, Bytes)>> {
+    let mut timed = vec![(Vec::with_capacity(21), Bytes::new()); urls.len()];
     for _ in 0..21 {
-        let began = Instant::now();
-        body = client.get(url).send().await?.bytes().await?;
-        times.push(began.elapsed());
+        for (url, (times, body)) in urls.iter().zip(&mut timed) {
+            let began = Instant::now();
+            *body = client
+                .get(url)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?;
+            times.push(began.elapsed());
+        }
     }
-    times.sort();
-    Ok((ms(Some(times[10])), body))
+    Ok(timed
+        .into_iter()
+        .map(|(mut times, body)| {
+            times.sort();
+            (times[10], body)
+        })
+        .collect())
 }
 
 /// The bytes a SQLite database occupies: the file and, if any, its WAL and shared-memory files.
@@ -560,9 +614,9 @@ async fn wait_healthy(url: &str, what: &str, tries: u32) -> anyhow::Result<()> {
     bail!("{what} did not become healthy")
 }
 
-/// A VictoriaMetrics process on a temporary directory, for the line-protocol comparison.
+/// A VictoriaMetrics process on a temporary directory, the peer the figures are compared with.
 struct Victoria {
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
     url: String,
     _dir: tempfile::TempDir,
 }
@@ -577,13 +631,17 @@ impl Victoria {
             .arg(format!("-storageDataPath={}", dir.path().display()))
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
             .arg("-loggerLevel=ERROR")
+            // As in the peer's figures: every query computed, none answered from a cache.
+            .arg("-search.disableCache")
+            // Points are visible to queries at once, not 30 s after their timestamp.
+            .arg("-search.latencyOffset=0s")
             .kill_on_drop(true)
             .spawn()
             .context("starting victoria-metrics (apt-get install victoria-metrics)")?;
         let url = format!("http://127.0.0.1:{port}");
         wait_healthy(&format!("{url}/health"), "victoria-metrics", 400).await?;
         Ok(Victoria {
-            _child: child,
+            child,
             url,
             _dir: dir,
         })
@@ -592,6 +650,141 @@ impl Victoria {
     fn write_url(&self) -> String {
         format!("{}/write", self.url)
     }
+
+    /// Started and fed what the query benchmark's database holds: the simulation's `signals` (same
+    /// seed, so the same values) at 1 Hz from `start` to `now`, as line protocol, one line per instant
+    /// (`bench demo.sine=50.1,demo.random_walk=49.7,… T`); metrics are named `bench_<signal>`.
+    async fn filled(signals: u32, start: i64, now: i64) -> anyhow::Result<Victoria> {
+        use futures::{StreamExt, TryStreamExt};
+
+        let victoria = Victoria::start().await?;
+        let client = reqwest::Client::new();
+        let url = format!("{}?precision=ms", victoria.write_url());
+        let mut simulation = crate::server::producer::Simulation::new(signals, 7);
+        let mut t = start;
+        let bodies = std::iter::from_fn(|| {
+            let mut body = String::with_capacity(10_000 * 128);
+            for _ in 0..10_000 {
+                if t > now {
+                    break;
+                }
+                body.push_str("bench ");
+                for (i, (name, value)) in simulation.sample(t).signals.iter().enumerate() {
+                    body.push_str(&format!("{}{name}={value}", if i > 0 { "," } else { "" }));
+                }
+                body.push_str(&format!(" {t}\n"));
+                t += 1000;
+            }
+            (!body.is_empty()).then_some(body)
+        });
+        let began = Instant::now();
+        futures::stream::iter(bodies)
+            .map(|body| async {
+                let response = client.post(&url).body(body).send().await?;
+                if !response.status().is_success() {
+                    bail!("victoria-metrics' /write answered {}", response.status());
+                }
+                Ok(())
+            })
+            .buffer_unordered(4)
+            .try_collect::<()>()
+            .await?;
+        // Rows are searchable once VictoriaMetrics has flushed them from memory.
+        client
+            .get(format!("{}/internal/force_flush", victoria.url))
+            .send()
+            .await?
+            .error_for_status()?;
+        let fed = began.elapsed();
+        // It merges what it was fed in the background; timed while merging, both servers would
+        // share the cores with it.
+        let settled = victoria.settle().await?;
+        println!(
+            "| VictoriaMetrics fed the same points as line protocol | {:.1} s, then {:.1} s of background merging |",
+            fed.as_secs_f64(),
+            settled.as_secs_f64()
+        );
+        Ok(victoria)
+    }
+
+    /// Waits (a minute at most) until the process uses under 5 % of a core over half a second;
+    /// returns how long that took.
+    async fn settle(&self) -> anyhow::Result<Duration> {
+        let pid = self.child.id().context("victoria-metrics has exited")?;
+        let cpu_ticks = || -> anyhow::Result<u64> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+            // utime and stime, the 14th and 15th fields, counted after the command's ")".
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .context("odd /proc/PID/stat")?
+                .1
+                .split_whitespace()
+                .collect();
+            Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+        };
+        let began = Instant::now();
+        while began.elapsed() < Duration::from_secs(60) {
+            let before = cpu_ticks()?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Clock ticks are 10 ms: 2 of them in 500 ms is 4 %.
+            if cpu_ticks()? - before <= 2 {
+                break;
+            }
+        }
+        Ok(began.elapsed())
+    }
+
+    /// The raw points of every `bench_` metric from `from` to `to` (milliseconds).
+    fn export_url(&self, from: i64, to: i64) -> String {
+        format!(
+            "{}/api/v1/export?match[]={{__name__=~\"bench_.%2B\"}}&start={}&end={}",
+            self.url,
+            seconds(from),
+            seconds(to)
+        )
+    }
+
+    /// Each `bench_` metric's maximum in each of `steps` steps from `from` to `to` (milliseconds).
+    fn max_over_time_url(&self, from: i64, to: i64, steps: i64) -> String {
+        let step = (to - from) / steps;
+        format!(
+            "{}/api/v1/query_range?query=max_over_time({{__name__=~\"bench_.%2B\"}}[{step}ms])&start={}&end={}&step={step}ms",
+            self.url,
+            seconds(from),
+            seconds(to)
+        )
+    }
+
+    /// Points in an export: one JSON object per line and series, with its `timestamps`.
+    fn exported_points(body: &[u8]) -> anyhow::Result<usize> {
+        #[derive(serde::Deserialize)]
+        struct Exported {
+            timestamps: Vec<i64>,
+        }
+        let mut points = 0;
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            points += serde_json::from_slice::<Exported>(line)?.timestamps.len();
+        }
+        Ok(points)
+    }
+
+    /// Points in a `query_range` answer: the `values` of every series in `data.result`.
+    fn range_points(body: &[u8]) -> anyhow::Result<usize> {
+        let answer: serde_json::Value = serde_json::from_slice(body)?;
+        let series = answer["data"]["result"]
+            .as_array()
+            .context("no data.result in the query_range answer")?;
+        Ok(series
+            .iter()
+            .filter_map(|s| s["values"].as_array())
+            .map(Vec::len)
+            .sum())
+    }
+}
+
+/// Milliseconds as the seconds VictoriaMetrics takes in `start` and `end`.
+fn seconds(millis: i64) -> String {
+    format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
 }
 
 /// A `signalboard serve` child process on a fresh database.
