@@ -1,0 +1,234 @@
+//! The history benchmark (`--query`): a database filled with `--days` of `--signals` at 1 Hz, then the
+//! last hour raw and the whole range at `max_points=1000` timed from a client (beside VictoriaMetrics
+//! fed the same points, with `--victoria-metrics`), the signal list, and ingest with retention at work.
+
+use super::servers::{file_bytes, OwnServer, Victoria};
+use super::{ms, BenchArgs};
+use crate::server::store::Durability;
+use anyhow::bail;
+use axum::body::Bytes;
+use std::time::{Duration, Instant};
+
+pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
+    use crate::server::store::{Retention, Store};
+
+    let dir = tempfile::tempdir()?;
+    let database = dir.path().join("history.db");
+    let url = format!("sqlite://{}", database.display());
+    let now = Timestamp::now().millis();
+    let start = now - i64::from(args.days) * 86_400_000;
+
+    let store = Store::open(&url, args.durability, Retention::default()).await?;
+    let mut simulation = crate::server::producer::Simulation::new(args.signals, 7);
+    let began = Instant::now();
+    let (mut written, mut batch) = (0u64, Vec::with_capacity(50_000));
+    let mut t = start;
+    while t <= now {
+        for (name, value) in simulation.sample(t).signals {
+            batch.push(DataPoint {
+                signal: SignalName::parse(&name).map_err(anyhow::Error::msg)?,
+                timestamp: Timestamp::from_millis(t).map_err(anyhow::Error::msg)?,
+                value: Value::new(value).map_err(anyhow::Error::msg)?,
+            });
+        }
+        if batch.len() >= 50_000 || t + 1000 > now {
+            store.write(&batch.iter().collect::<Vec<_>>()).await?;
+            written += batch.len() as u64;
+            batch.clear();
+        }
+        t += 1000;
+    }
+    let fill = began.elapsed();
+    store.close().await;
+    let bytes = file_bytes(&database);
+
+    println!("| phase | figure |\n|---|---|");
+    println!(
+        "| fill: {} days × {} signals at 1 Hz | {written} points in {:.1} s ({:.0} points/s) |",
+        args.days,
+        args.signals,
+        fill.as_secs_f64(),
+        written as f64 / fill.as_secs_f64()
+    );
+    println!(
+        "| database (7 days raw + minute and hour rollups of all {} days) | {:.1} MB, {:.2} bytes per point written |",
+        args.days,
+        bytes as f64 / 1e6,
+        bytes as f64 / written as f64
+    );
+
+    let victoria = if args.victoria_metrics {
+        Some(Victoria::filled(args.signals, start, now).await?)
+    } else {
+        None
+    };
+    let server = OwnServer::start(dir, database, args.durability).await?;
+    let client = reqwest::Client::builder().gzip(true).build()?;
+    // The last hour of the data, not of the clock, so that both servers answer the same points.
+    let hour = now - 3_600_000;
+    let ranges = [
+        ("last hour, raw".to_owned(), format!("from={hour}&to={now}")),
+        (
+            format!("{} days, max_points=1000", args.days),
+            format!("from={start}&to={now}&max_points=1000"),
+        ),
+    ];
+    for (i, (what, query)) in ranges.into_iter().enumerate() {
+        let mut urls = vec![format!("{}/api/telemetry?{query}", server.url)];
+        if let Some(victoria) = &victoria {
+            urls.push(match i {
+                0 => victoria.export_url(hour, now),
+                _ => victoria.max_over_time_url(start, now, 1000),
+            });
+        }
+        let timed = interleaved_medians(&client, &urls).await?;
+        let (median, body) = &timed[0];
+        let history: crate::model::History = serde_json::from_slice(body)?;
+        let points: usize = history.series.iter().map(|s| s.timestamps.len()).sum();
+        println!(
+            "| GET {what}, gzip, median of 21 | {} ({points} points) |",
+            ms(Some(*median))
+        );
+        if let Some((vm_median, vm_body)) = timed.get(1) {
+            let (how, vm_points) = match i {
+                0 => (
+                    "/api/v1/export of the same hour",
+                    Victoria::exported_points(vm_body)?,
+                ),
+                _ => (
+                    "`max_over_time`, 1,000 steps",
+                    Victoria::range_points(vm_body)?,
+                ),
+            };
+            println!(
+                "| VictoriaMetrics {how}, gzip, median of 21 (taking turns with the line above) | {} ({vm_points} points; Signalboard/VictoriaMetrics = {:.2}) |",
+                ms(Some(*vm_median)),
+                median.as_secs_f64() / vm_median.as_secs_f64()
+            );
+        }
+    }
+    drop(victoria);
+    // 10,000 more signals, one point each, for the signal list's timing.
+    let many: Vec<crate::model::Sample> = (0..10)
+        .map(|chunk| crate::model::Sample {
+            timestamp: now,
+            signals: (0..1_000)
+                .map(|i| (format!("bench.many.{}", chunk * 1_000 + i), f64::from(i)))
+                .collect(),
+        })
+        .collect();
+    let response = client
+        .post(format!("{}/api/telemetry", server.url))
+        .json(&many)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("adding 10,000 signals answered {}", response.status());
+    }
+    let timed = interleaved_medians(&client, &[format!("{}/api/signals", server.url)]).await?;
+    let (median, body) = (ms(Some(timed[0].0)), &timed[0].1);
+    let signals: Vec<crate::model::SignalInfo> = serde_json::from_slice(body)?;
+    println!(
+        "| GET /api/signals, {} signals, gzip, median of 21 | {median} |",
+        signals.len()
+    );
+    let all = format!("{}/api/telemetry?hours=1", server.url);
+    let timed = interleaved_medians(&client, &[all]).await?;
+    let (median, body) = (ms(Some(timed[0].0)), &timed[0].1);
+    let history: crate::model::History = serde_json::from_slice(body)?;
+    println!(
+        "| GET last hour, raw, of all {} signals, gzip, median of 21 | {median} |",
+        history.series.len()
+    );
+    // Alone with the database: the server's own retention pass must not compete.
+    let _dir = server.stop().await?.1;
+    retention_bench(&url, args.durability, now).await
+}
+
+/// Ingest with and without retention at work: the same database opened by a second store whose raw
+/// retention is one day, so that its pass deletes six days of raw points while batches are written.
+async fn retention_bench(url: &str, durability: Durability, now: i64) -> anyhow::Result<()> {
+    use crate::server::store::{Retention, Store};
+
+    let store = Store::open(url, durability, Retention::days(1, 90, 730)).await?;
+    let mut t = now - 3_600_000;
+    let alone = store_ingest(&store, &mut t, Duration::from_secs(3), || false).await?;
+    let began = Instant::now();
+    let expiring = tokio::spawn({
+        let store = store.clone();
+        async move { store.expire(now).await }
+    });
+    let during = store_ingest(&store, &mut t, Duration::MAX, || expiring.is_finished()).await?;
+    let deleted = expiring.await??;
+    println!(
+        "| store ingest, 1,000-point batches, alone | {alone:.0} points/s |\n\
+         | store ingest while retention deletes {deleted} points and rows ({:.1} s) | {during:.0} points/s ({:.0} % of alone) |",
+        began.elapsed().as_secs_f64(),
+        during / alone * 100.0
+    );
+    store.close().await;
+    Ok(())
+}
+
+/// Writes 1,000-point batches (5 signals, 200 ms at 1 kHz each) straight to `store`, from `t` on,
+/// for `duration` or until `done`; returns points/s.
+async fn store_ingest(
+    store: &crate::server::store::Store,
+    t: &mut i64,
+    duration: Duration,
+    done: impl Fn() -> bool,
+) -> anyhow::Result<f64> {
+    use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
+
+    let names = (0..5)
+        .map(|i| SignalName::parse(&format!("bench.retention.{i}")).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (began, mut written) = (Instant::now(), 0u64);
+    while began.elapsed() < duration && !done() {
+        let mut batch = Vec::with_capacity(1_000);
+        for k in 0..200 {
+            for (i, name) in names.iter().enumerate() {
+                batch.push(DataPoint {
+                    signal: name.clone(),
+                    timestamp: Timestamp::from_millis(*t + k).map_err(anyhow::Error::msg)?,
+                    value: Value::new((k * 5 + i as i64) as f64).map_err(anyhow::Error::msg)?,
+                });
+            }
+        }
+        store.write(&batch.iter().collect::<Vec<_>>()).await?;
+        *t += 200;
+        written += batch.len() as u64;
+    }
+    Ok(written as f64 / began.elapsed().as_secs_f64())
+}
+
+/// GETs each of `urls` in turn, 21 rounds, so that servers compared see the same stretch of a noisy
+/// machine; for each, the median time, timed like `curl --compressed` (until the whole body has
+/// arrived and been inflated: parsing is the client's business), and the last body.
+async fn interleaved_medians(
+    client: &reqwest::Client,
+    urls: &[String],
+) -> anyhow::Result<Vec<(Duration, Bytes)>> {
+    let mut timed = vec![(Vec::with_capacity(21), Bytes::new()); urls.len()];
+    for _ in 0..21 {
+        for (url, (times, body)) in urls.iter().zip(&mut timed) {
+            let began = Instant::now();
+            *body = client
+                .get(url)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?;
+            times.push(began.elapsed());
+        }
+    }
+    Ok(timed
+        .into_iter()
+        .map(|(mut times, body)| {
+            times.sort();
+            (times[10], body)
+        })
+        .collect())
+}

@@ -1,0 +1,66 @@
+//! `signalboard bench`: the benchmarks whose figures the README quotes — ingest (`ingest.rs`) and,
+//! with `--query`, history reads (`history.rs`) — against real server processes (`servers.rs`): this
+//! same binary's `serve` on a fresh database in a temporary directory, and with `--victoria-metrics`
+//! the peer. Client and server share the machine, as they do in the peer's figures.
+
+mod history;
+mod ingest;
+mod servers;
+
+use crate::server::store::Durability;
+use clap::Args;
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Benchmark a running server at this base URL (e.g. http://127.0.0.1:3000) instead of starting one.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Points to send in the batch phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub points: u64,
+    /// Distinct signals in the batch phase.
+    #[arg(long, default_value_t = 5)]
+    pub signals: u32,
+    /// Seconds each single-sample phase lasts.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent clients in the saturation phase.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Offered rate of the fixed-rate phase, requests per second.
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u32,
+    /// Durability of the server started by the benchmark.
+    #[arg(long, default_value = "normal")]
+    pub durability: Durability,
+    /// Benchmark history reads instead: fill a database with `--days` of `--signals` at 1 Hz (through
+    /// the store, as the writer would), then time the last hour raw and the whole range at
+    /// `max_points=1000`, gzip on, median of 21 runs each; then ingest speed with and without a
+    /// retention pass deleting six days of raw points.
+    #[arg(long)]
+    pub query: bool,
+    /// Days of history for `--query`.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Also send the line-protocol batches to VictoriaMetrics (Debian package `victoria-metrics`),
+    /// started on a temporary directory, and print the ratio. With `--query`: feed it the same
+    /// history and time its raw export and `max_over_time`, taking turns with Signalboard's answers.
+    #[arg(long)]
+    pub victoria_metrics: bool,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.query {
+        history::run(&args).await
+    } else {
+        ingest::run(args).await
+    }
+}
+
+/// A duration as the tables print it, or a dash for none.
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("–".into(), |d| {
+        format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+    })
+}
