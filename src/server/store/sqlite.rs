@@ -337,10 +337,8 @@ impl SqliteStore {
                         .fetch(&self.pool);
                     let mut points = Vec::new();
                     'rows: while let Some((name, first, data)) = rows.try_next().await? {
-                        points.clear();
-                        block::unpack(first, &data, &mut points).map_err(std::io::Error::other)?;
                         let sink = sinks.entry(name).or_insert_with(|| empty.clone());
-                        for &(t, v) in points.iter().filter(|(t, _)| (start..=end).contains(t)) {
+                        for &(t, v) in points_within(first, &data, start, end, &mut points)? {
                             sink.push(t, v);
                             left -= 1;
                             if left == 0 {
@@ -632,18 +630,31 @@ where
         .fetch(db);
     let mut points = Vec::new();
     while let Some((first, data)) = rows.try_next().await? {
-        points.clear();
-        block::unpack(first, &data, &mut points).map_err(std::io::Error::other)?;
-        for &(t, v) in &points {
-            if t > to {
-                return Ok(());
-            }
-            if t >= from && !f(t, v) {
+        for &(t, v) in points_within(first, &data, from, to, &mut points)? {
+            if !f(t, v) {
                 return Ok(());
             }
         }
     }
     Ok(())
+}
+
+/// The points in `from..=to` of the stored block that starts at `first`, unpacked into `buffer`.
+fn points_within<'b>(
+    first: i64,
+    data: &[u8],
+    from: i64,
+    to: i64,
+    buffer: &'b mut Points,
+) -> Result<&'b [(i64, f64)], StoreError> {
+    buffer.clear();
+    block::unpack(first, data, buffer).map_err(std::io::Error::other)?;
+    // A block's points are in time order.
+    let (start, end) = (
+        buffer.partition_point(|p| p.0 < from),
+        buffer.partition_point(|p| p.0 <= to),
+    );
+    Ok(&buffer[start..end])
 }
 
 /// The blocks of one series that hold points in `from..=to`, unpacked, each with its start.
