@@ -94,6 +94,15 @@ async fn rollup_rows(database: &str, table: &str) -> BTreeMap<(String, i64), Row
     rows
 }
 
+/// The hours whose minutes are packed, of every signal.
+async fn packed_hours(database: &str) -> Vec<i64> {
+    let mut db = sqlx::SqliteConnection::connect(database).await.unwrap();
+    sqlx::query_scalar("SELECT bucket FROM minutes_packed")
+        .fetch_all(&mut db)
+        .await
+        .unwrap()
+}
+
 /// What the rollup rows must be, computed from the final raw points.
 fn expected(raw: &BTreeMap<(String, i64), f64>, interval: i64) -> BTreeMap<(String, i64), Row> {
     let mut out: BTreeMap<(String, i64), Row> = BTreeMap::new();
@@ -217,6 +226,80 @@ async fn a_rollup_answer_and_a_raw_answer_agree_on_min_and_max() {
 }
 
 #[tokio::test]
+async fn packed_hours_answer_as_their_minutes_did_and_never_hide_a_later_write() {
+    // Three signals over two days, one point every 7 s with a six-hour gap, values from a simple
+    // generator: minutes with up to four distinct points.
+    let mut seed = 12_345u64;
+    let mut points = Vec::new();
+    for i in 0..(2 * DAY / 7_000) {
+        let t = BASE + i * 7_000;
+        if (DAY / 2..DAY / 2 + 6 * 3_600_000).contains(&(t - BASE)) {
+            continue;
+        }
+        for signal in ["a", "b", "c"] {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            points.push(point(signal, t, (seed >> 40) as f64 / 1e3));
+        }
+    }
+    let (_dir, database, store) = keeping_everything("packed.db").await;
+    write(&store, &points).await;
+    // Ranges read from minute rollups: whole days, and ragged ends that cut packed hours.
+    let ranges = [
+        (0, 2 * DAY, None),
+        (1_234_567, 2 * DAY - 98_765, None),
+        (
+            DAY / 3,
+            DAY + 17,
+            Some(vec![SignalName::parse("b").unwrap()]),
+        ),
+    ];
+    let read = |store: Store| {
+        let ranges = ranges.clone();
+        async move {
+            let mut answers = Vec::new();
+            for (from, to, signals) in ranges {
+                let range = Range {
+                    from: Timestamp::from_millis(BASE + from).unwrap(),
+                    to: Timestamp::from_millis(BASE + to).unwrap(),
+                    signals,
+                };
+                let shape = Shape::Decimated { max_points: 1_000 };
+                answers.push(store.read(&range, shape).await.unwrap());
+            }
+            answers
+        }
+    };
+    let unpacked = read(store.clone()).await;
+    assert!(unpacked[0]
+        .iter()
+        .all(|s| s.downsampled && s.values.len() > 600));
+    let now = Timestamp::now().millis();
+    // Two days from 150 s before an hour touch 49 hours; the gap empties five of them.
+    assert_eq!(store.pack(now).await.unwrap(), 3 * 44);
+    assert_eq!(packed_hours(&database).await.len(), 3 * 44);
+    assert_eq!(read(store.clone()).await, unpacked);
+    assert_eq!(store.pack(now).await.unwrap(), 0, "nothing left to pack");
+
+    // A late spike into a packed hour, a replaced point in another, a point in the gap.
+    let late = [
+        point("a", BASE + DAY + 3_333, 1e9),
+        point("b", BASE + DAY / 3 + 7_000 * 50, -1e9),
+        point("c", BASE + DAY / 2 + 3_600_000, 0.5),
+    ];
+    write(&store, &late).await;
+    // The same points written into a store that never packed.
+    let (_dir2, _, fresh) = keeping_everything("fresh.db").await;
+    write(&fresh, &points).await;
+    write(&fresh, &late).await;
+    let expected = read(fresh).await;
+    assert_ne!(expected, unpacked);
+    assert_eq!(read(store.clone()).await, expected, "before packing again");
+    assert!(store.pack(now).await.unwrap() > 0);
+    assert_eq!(read(store.clone()).await, expected, "after packing again");
+    store.close().await;
+}
+
+#[tokio::test]
 async fn retention_deletes_what_it_should_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("ret.db").display());
@@ -249,8 +332,16 @@ async fn retention_deletes_what_it_should_and_nothing_else() {
         "minute rollups outlive raw points"
     );
 
+    // Packed, an hour's minutes are kept as long as any of the minutes themselves: 36 hours on,
+    // the minutes of 12 hours ago and later are kept (2 days), so is their hour.
+    assert_eq!(store.pack(now + 13 * 3_600_000).await.unwrap(), 3);
+    assert_eq!(packed_hours(&database).await.len(), 3);
+    store.expire(now + DAY + 12 * 3_600_000).await.unwrap();
+    assert_eq!(packed_hours(&database).await.len(), 2);
+
     // Three days on, minute rollups (2 days) are gone, hour rollups (3 days) are not yet.
     store.expire(now + 3 * DAY - 4 * 3_600_000).await.unwrap();
+    assert!(packed_hours(&database).await.is_empty());
     assert!(rollup_rows(&database, "rollup_1m")
         .await
         .values()

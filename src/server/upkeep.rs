@@ -1,6 +1,7 @@
 //! Background upkeep of the store: a WAL checkpoint every second (so commits never pay for one), and
 //! once a minute, retention: raw points and rollups past their age (see `store::Retention`) deleted in
-//! small transactions that never hold the write lock for long.
+//! small transactions that never hold the write lock for long, and the packing of closed hours'
+//! minutes (see `store::Store::pack`).
 
 use crate::server::domain::Timestamp;
 use crate::server::store::Store;
@@ -25,6 +26,11 @@ pub async fn run(store: Store) {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "retention: expired rows deleted"),
             Err(e) => tracing::warn!(error = %e, "retention pass failed; retrying next minute"),
+        }
+        match store.pack(Timestamp::now().millis()).await {
+            Ok(0) => {}
+            Ok(hours) => tracing::info!(hours, "packed the minutes of closed hours"),
+            Err(e) => tracing::warn!(error = %e, "packing failed; retrying next minute"),
         }
     }
 }

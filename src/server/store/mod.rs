@@ -183,6 +183,14 @@ impl Store {
         }
     }
 
+    /// Packs the minute rollups of closed hours into one row an hour, which reads of a few hours to
+    /// a few days take instead of the minute rows. Returns the hours packed.
+    pub async fn pack(&self, now: i64) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.pack(now).await,
+        }
+    }
+
     /// Moves committed data from the write-ahead log into the database file, off the commit path.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         match self {

@@ -25,12 +25,14 @@ const CONCURRENT_READS: usize = 4;
 const BLOCKS_PER_UPSERT: usize = 5_000;
 /// Rollup rows per multi-row upsert: 12 parameters each.
 const ROLLUPS_PER_UPSERT: usize = 2_000;
-/// Signals per figures update: 4 parameters each.
+/// Signals per figures update: 5 parameters each.
 const STATS_PER_UPDATE: usize = 5_000;
 /// Rows one retention transaction deletes: few, so the writer never waits long for the lock.
 const EXPIRE_BATCH: i64 = 5_000;
 /// Blocks one retention transaction deletes (~90 points each).
 const EXPIRE_BLOCKS: i64 = 64;
+/// Hours one packing transaction packs (see `SqliteStore::pack`).
+const PACK_HOURS: i64 = 24;
 
 /// Of series `$series`'s blocks, those that hold points in `$from..=$to`: those starting inside, and
 /// the one before, which may reach in.
@@ -221,8 +223,7 @@ impl SqliteStore {
         let mut changes = Changes::default();
         let mut blocks: Vec<(i64, Packed)> = Vec::new();
         let mut new_tails: Vec<(i64, Points)> = Vec::new();
-        // Per series: raw points added, and the newest point written.
-        let mut stats: Vec<(i64, i64, (i64, f64))> = Vec::new();
+        let mut stats: Vec<Stats> = Vec::new();
         for series in unique.chunk_by(|a, b| a.0 == b.0) {
             let id = series[0].0;
             let mut raw: Points = Vec::with_capacity(series.len());
@@ -252,9 +253,12 @@ impl SqliteStore {
                     changes.added(id, t, v);
                 }
             }
-            let added = (raw.len() - replaced.len()) as i64;
-            let &(_, t, v) = series.last().expect("chunk_by yields non-empty chunks");
-            stats.push((id, added, (t, v)));
+            stats.push(Stats {
+                id,
+                added: (raw.len() - replaced.len()) as i64,
+                oldest_hour: bucket(series[0].1, HOUR),
+                newest: (series[series.len() - 1].1, series[series.len() - 1].2),
+            });
         }
 
         // Blocks, rollup deltas and signal figures go to SQLite as one multi-statement batch: one
@@ -323,49 +327,32 @@ impl SqliteStore {
             ),
             None => None,
         };
-        // By name, as the answer lists them.
-        let mut sinks: BTreeMap<String, Sink> = BTreeMap::new();
-        let mut left = limit;
+        let mut answer = Answer {
+            sinks: BTreeMap::new(),
+            empty,
+            left: limit,
+        };
+        // One snapshot for the whole read: the packed and the unpacked minutes of a stretch are split
+        // at each signal's packing mark, which a write or the packer may move in between.
+        let mut tx = self.pool.begin().await?;
         for (source, start, end) in stretches {
-            let sql = stretch_sql(source, named.is_some());
+            let bounds = (start, end, named.as_deref());
             match source {
-                Source::Raw => {
-                    let mut rows = sqlx::query_as::<_, (String, i64, Vec<u8>)>(&sql)
-                        .bind(start)
-                        .bind(end)
-                        .bind(named.as_deref())
-                        .fetch(&self.pool);
-                    let mut points = Vec::new();
-                    'rows: while let Some((name, first, data)) = rows.try_next().await? {
-                        let sink = sinks.entry(name).or_insert_with(|| empty.clone());
-                        for &(t, v) in points_within(first, &data, start, end, &mut points)? {
-                            sink.push(t, v);
-                            left -= 1;
-                            if left == 0 {
-                                break 'rows;
-                            }
-                        }
-                    }
+                Source::Raw => answer.runs(&mut tx, Rows::Blocks, bounds).await?,
+                Source::Rollup(Interval::Minute) => {
+                    answer.runs(&mut tx, Rows::PackedMinutes, bounds).await?;
+                    answer.rollups(&mut tx, Interval::Minute, bounds).await?;
                 }
-                Source::Rollup(_) => {
-                    let mut rows = sqlx::query_as::<_, RollupPoints>(&sql)
-                        .bind(start)
-                        .bind(end)
-                        .bind(named.as_deref())
-                        .fetch(&self.pool);
-                    while let Some(r) = rows.try_next().await? {
-                        let sink = sinks.entry(r.0).or_insert_with(|| empty.clone());
-                        let points = [(r.1, r.2), (r.3, r.4), (r.5, r.6), (r.7, r.8)];
-                        for (t, v) in bucket_points(points) {
-                            sink.push(t, v);
-                        }
-                    }
+                Source::Rollup(Interval::Hour) => {
+                    answer.rollups(&mut tx, Interval::Hour, bounds).await?
                 }
             }
-            if left == 0 {
+            if answer.left == 0 {
                 break;
             }
         }
+        tx.commit().await?;
+        let Answer { sinks, .. } = answer;
         Ok(sinks
             .into_iter()
             .filter_map(|(signal, sink)| {
@@ -404,15 +391,17 @@ impl SqliteStore {
         let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM series")
             .fetch_all(&self.pool)
             .await?;
+        let minutes = now - self.retention.minute_rollups_ms;
         let rollups = [
-            (Interval::Minute, now - self.retention.minute_rollups_ms),
-            (Interval::Hour, now - self.retention.hour_rollups_ms),
+            (table(Interval::Minute), minutes),
+            // An hour is kept packed while any of its minutes is kept.
+            ("minutes_packed", minutes - HOUR),
+            (table(Interval::Hour), now - self.retention.hour_rollups_ms),
         ];
         let mut deleted = 0;
         for (id,) in ids {
             deleted += self.expire_points(id, now - self.retention.raw_ms).await?;
-            for (interval, cutoff) in rollups {
-                let table = table(interval);
+            for (table, cutoff) in rollups {
                 // Looked for on a reading connection first: a pass that finds nothing to delete (the
                 // common case, for most signals) takes no write lock at all.
                 let any: Option<(i64,)> = sqlx::query_as(&format!(
@@ -448,6 +437,82 @@ impl SqliteStore {
             }
         }
         Ok(deleted)
+    }
+
+    /// Packs the minutes of closed hours (see 0004's migration), each signal from its packing mark on,
+    /// a day at a time per transaction so the writer never waits long. The current hour and the one
+    /// before stay minute rows: late points for them are common (a producer's retries), and each one
+    /// sends the mark back. Returns the hours packed.
+    pub async fn pack(&self, now: i64) -> Result<u64, StoreError> {
+        let limit = bucket(now, HOUR) - HOUR;
+        let ids: Vec<(i64,)> =
+            sqlx::query_as("SELECT id FROM series WHERE packed_to IS NULL OR packed_to < ?1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut packed = 0;
+        for (id,) in ids {
+            loop {
+                let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+                // Read inside the transaction: a write may have moved the mark back since. Hours
+                // without minutes (before the first, or in a gap) are skipped, not walked through.
+                let (from,): (Option<i64>,) = sqlx::query_as(
+                    "SELECT min(bucket) FROM rollup_1m WHERE series_id = ?1 AND bucket >= \
+                       coalesce((SELECT packed_to FROM series WHERE id = ?1), -9223372036854775808)",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let Some(from) = from.map(|m| bucket(m, HOUR)).filter(|&h| h < limit) else {
+                    tx.commit().await?;
+                    break;
+                };
+                let to = (from + PACK_HOURS * HOUR).min(limit);
+                let minutes: Vec<Extremes> = sqlx::query_as(
+                    "SELECT first_ts, first, low_ts, low, high_ts, high, last_ts, last \
+                     FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 \
+                     ORDER BY bucket",
+                )
+                .bind(id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut batch = QueryBuilder::<Sqlite>::new("");
+                let hours = minutes.chunk_by(|a, b| bucket(a.0, HOUR) == bucket(b.0, HOUR));
+                let hours: Vec<(i64, Vec<u8>)> = hours
+                    .map(|hour| {
+                        let start = bucket(hour[0].0, HOUR);
+                        let points: Points = hour
+                            .iter()
+                            .flat_map(|m| {
+                                bucket_points([(m.0, m.1), (m.2, m.3), (m.4, m.5), (m.6, m.7)])
+                            })
+                            .collect();
+                        (start, block::pack_run(start, &points))
+                    })
+                    .collect();
+                if !hours.is_empty() {
+                    batch.push("INSERT INTO minutes_packed (series_id, bucket, data) ");
+                    batch.push_values(&hours, |mut row, (start, data)| {
+                        row.push_bind(id).push_bind(*start).push_bind(data.clone());
+                    });
+                    batch.push(
+                        " ON CONFLICT (series_id, bucket) DO UPDATE SET data = excluded.data; ",
+                    );
+                }
+                batch
+                    .push("UPDATE series SET packed_to = ")
+                    .push_bind(to)
+                    .push(" WHERE id = ")
+                    .push_bind(id);
+                batch.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+                packed += hours.len() as u64;
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(packed)
     }
 
     /// Deletes one series' raw points older than `cutoff`: whole blocks a few at a time, then the part
@@ -546,27 +611,130 @@ impl SqliteStore {
 /// A rollup row's signal, and its first, lowest, highest and last points as timestamps and values.
 type RollupPoints = (String, i64, f64, i64, f64, i64, f64, i64, f64);
 
-/// The query for one stretch of a range read from `source`, over `?1..=?2`, for every signal with
-/// points since ?1, or (`named`) for those of them in the JSON array ?3: rows by name, then by time.
-fn stretch_sql(source: Source, named: bool) -> String {
-    let signals = if named {
+/// A rollup row's first, lowest, highest and last points as timestamps and values.
+type Extremes = (i64, f64, i64, f64, i64, f64, i64, f64);
+
+/// A stretch of a range: `start..=end`, and the signals asked for (a JSON array), or `None` for all.
+type Bounds<'a> = (i64, i64, Option<&'a str>);
+
+/// Rows holding packed runs of points: (signal, the run's origin, its bytes).
+#[derive(Clone, Copy)]
+enum Rows {
+    /// Raw points (see block.rs).
+    Blocks,
+    /// The minutes' points of hours before each signal's packing mark (see 0004's migration).
+    PackedMinutes,
+}
+
+/// A range read's answer as it is collected: one sink per signal, by name as the answer lists them.
+struct Answer {
+    sinks: BTreeMap<String, Sink>,
+    /// A new signal's sink.
+    empty: Sink,
+    /// Points still to read before a raw read stops.
+    left: usize,
+}
+
+impl Answer {
+    /// Adds the points within the stretch of every run of `rows` that reaches into it.
+    async fn runs(
+        &mut self,
+        db: &mut sqlx::SqliteConnection,
+        rows: Rows,
+        (start, end, named): Bounds<'_>,
+    ) -> Result<(), StoreError> {
+        let sql = match rows {
+            Rows::Blocks => stretch_sql(Source::Raw, named.is_some()),
+            Rows::PackedMinutes => packed_minutes_sql(named.is_some()),
+        };
+        let mut rows = sqlx::query_as::<_, (String, i64, Vec<u8>)>(&sql)
+            .bind(start)
+            .bind(end)
+            .bind(named)
+            .fetch(db);
+        let mut points = Vec::new();
+        while let Some((name, first, data)) = rows.try_next().await? {
+            let sink = self.sinks.entry(name).or_insert_with(|| self.empty.clone());
+            for &(t, v) in points_within(first, &data, start, end, &mut points)? {
+                sink.push(t, v);
+                self.left -= 1;
+                if self.left == 0 {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds each rollup row's first, lowest, highest and last points; minute rows only from each
+    /// signal's packing mark on, the hours before it being packed.
+    async fn rollups(
+        &mut self,
+        db: &mut sqlx::SqliteConnection,
+        interval: Interval,
+        (start, end, named): Bounds<'_>,
+    ) -> Result<(), StoreError> {
+        let sql = stretch_sql(Source::Rollup(interval), named.is_some());
+        let mut rows = sqlx::query_as::<_, RollupPoints>(&sql)
+            .bind(start)
+            .bind(end)
+            .bind(named)
+            .fetch(db);
+        while let Some(r) = rows.try_next().await? {
+            let sink = self.sinks.entry(r.0).or_insert_with(|| self.empty.clone());
+            for (t, v) in bucket_points([(r.1, r.2), (r.3, r.4), (r.5, r.6), (r.7, r.8)]) {
+                sink.push(t, v);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The SQL choosing signals for a stretch's query: every signal, or (`named`) those in the JSON
+/// array ?3.
+fn signals_sql(named: bool) -> &'static str {
+    if named {
         "s.name IN (SELECT value FROM json_each(?3))"
     } else {
         "?3 IS NULL"
-    };
+    }
+}
+
+/// The query for one stretch of a range read from `source`, over `?1..=?2`, for the signals chosen
+/// (`signals_sql`) with points since ?1: rows by name, then by time. Minute rows are read from each
+/// signal's packing mark on.
+fn stretch_sql(source: Source, named: bool) -> String {
+    let signals = signals_sql(named);
     match source {
         Source::Raw => format!(
             "SELECT s.name, b.first_ts, b.data FROM series s JOIN blocks b ON {} \
              WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, b.first_ts",
             overlapping!("s.id", "?1", "?2")
         ),
-        Source::Rollup(interval) => format!(
-            "SELECT s.name, r.first_ts, r.first, r.low_ts, r.low, r.high_ts, r.high, r.last_ts, \
-             r.last FROM series s JOIN {} r ON r.series_id = s.id AND r.bucket >= ?1 \
-             AND r.bucket <= ?2 WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, r.bucket",
-            table(interval)
-        ),
+        Source::Rollup(interval) => {
+            let from = match interval {
+                Interval::Minute => "max(?1, coalesce(s.packed_to, ?1))",
+                Interval::Hour => "?1",
+            };
+            format!(
+                "SELECT s.name, r.first_ts, r.first, r.low_ts, r.low, r.high_ts, r.high, r.last_ts, \
+                 r.last FROM series s JOIN {} r ON r.series_id = s.id AND r.bucket >= {from} \
+                 AND r.bucket <= ?2 WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, r.bucket",
+                table(interval)
+            )
+        }
     }
+}
+
+/// The packed hours before each signal's packing mark that reach into `?1..=?2`, as `stretch_sql`
+/// chooses signals and orders rows.
+fn packed_minutes_sql(named: bool) -> String {
+    format!(
+        "SELECT s.name, p.bucket, p.data FROM series s JOIN minutes_packed p \
+         ON p.series_id = s.id AND p.bucket > ?1 - {HOUR} AND p.bucket <= ?2 AND p.bucket < s.packed_to \
+         WHERE s.last_ts >= ?1 AND {} ORDER BY s.name, p.bucket",
+        signals_sql(named)
+    )
 }
 
 fn table(interval: Interval) -> &'static str {
@@ -909,17 +1077,34 @@ async fn recompute_hour(
     Ok(())
 }
 
-/// Appends the statement that adds each series' new raw points to its count and moves its last point
-/// forward.
-fn push_stats_update(batch: &mut QueryBuilder<'_, Sqlite>, stats: &[(i64, i64, (i64, f64))]) {
+/// What one write changes in a series' row.
+struct Stats {
+    id: i64,
+    /// Raw points added (not replacing stored ones).
+    added: i64,
+    /// The start of the oldest hour written into: its minutes may have changed.
+    oldest_hour: i64,
+    /// The newest point written.
+    newest: (i64, f64),
+}
+
+/// Appends the statement that adds each series' new raw points to its count, moves its last point
+/// forward, and moves its packing mark back to the oldest hour written into (see 0004's migration).
+fn push_stats_update(batch: &mut QueryBuilder<'_, Sqlite>, stats: &[Stats]) {
     batch.push(
         "UPDATE series SET points = points + d.added, \
            last_value = CASE WHEN last_ts IS NULL OR d.ts >= last_ts THEN d.value ELSE last_value END, \
-           last_ts = CASE WHEN last_ts IS NULL OR d.ts >= last_ts THEN d.ts ELSE last_ts END \
-         FROM (SELECT column1 AS id, column2 AS added, column3 AS ts, column4 AS value FROM (",
+           last_ts = CASE WHEN last_ts IS NULL OR d.ts >= last_ts THEN d.ts ELSE last_ts END, \
+           packed_to = CASE WHEN packed_to > d.hour THEN d.hour ELSE packed_to END \
+         FROM (SELECT column1 AS id, column2 AS added, column3 AS ts, column4 AS value, \
+                      column5 AS hour FROM (",
     );
-    batch.push_values(stats, |mut row, &(id, added, (t, v))| {
-        row.push_bind(id).push_bind(added).push_bind(t).push_bind(v);
+    batch.push_values(stats, |mut row, s| {
+        row.push_bind(s.id)
+            .push_bind(s.added)
+            .push_bind(s.newest.0)
+            .push_bind(s.newest.1)
+            .push_bind(s.oldest_hour);
     });
     batch.push(")) AS d WHERE series.id = d.id; ");
 }
