@@ -452,18 +452,18 @@ impl SqliteStore {
                 .await?;
         let mut packed = 0;
         for (id,) in ids {
-            loop {
+            // Looked for on a reading connection first: most signals, most minutes, have nothing
+            // to pack, and then take no write lock.
+            while first_unpacked_hour(&self.pool, id)
+                .await?
+                .is_some_and(|h| h < limit)
+            {
                 let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-                // Read inside the transaction: a write may have moved the mark back since. Hours
-                // without minutes (before the first, or in a gap) are skipped, not walked through.
-                let (from,): (Option<i64>,) = sqlx::query_as(
-                    "SELECT min(bucket) FROM rollup_1m WHERE series_id = ?1 AND bucket >= \
-                       coalesce((SELECT packed_to FROM series WHERE id = ?1), -9223372036854775808)",
-                )
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let Some(from) = from.map(|m| bucket(m, HOUR)).filter(|&h| h < limit) else {
+                // Again inside the transaction: a write may have moved the mark back since.
+                let Some(from) = first_unpacked_hour(&mut *tx, id)
+                    .await?
+                    .filter(|&h| h < limit)
+                else {
                     tx.commit().await?;
                     break;
                 };
@@ -778,6 +778,22 @@ fn push_block_upsert(batch: &mut QueryBuilder<'_, Sqlite>, blocks: &[(i64, Packe
         " ON CONFLICT (series_id, first_ts) DO UPDATE SET \
           last_ts = excluded.last_ts, count = excluded.count, data = excluded.data; ",
     );
+}
+
+/// The first hour of series `id` at or after its packing mark that has minutes: hours without
+/// any (before the first, or in a gap) are skipped, not walked through.
+async fn first_unpacked_hour<'c, E>(db: E, id: i64) -> Result<Option<i64>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    let (first,): (Option<i64>,) = sqlx::query_as(
+        "SELECT min(bucket) FROM rollup_1m WHERE series_id = ?1 AND bucket >= \
+           coalesce((SELECT packed_to FROM series WHERE id = ?1), -9223372036854775808)",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await?;
+    Ok(first.map(|minute| bucket(minute, HOUR)))
 }
 
 /// Calls `f` with each point of one series in `from..=to`, in time order, until it returns false.
