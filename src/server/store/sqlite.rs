@@ -337,14 +337,16 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         for (source, start, end) in stretches {
             let bounds = (start, end, named.as_deref());
+            let sql = stretch_sql(source, named.is_some());
             match source {
-                Source::Raw => answer.runs(&mut tx, Rows::Blocks, bounds).await?,
-                Source::Rollup(Interval::Minute) => {
-                    answer.runs(&mut tx, Rows::PackedMinutes, bounds).await?;
-                    answer.rollups(&mut tx, Interval::Minute, bounds).await?;
-                }
-                Source::Rollup(Interval::Hour) => {
-                    answer.rollups(&mut tx, Interval::Hour, bounds).await?
+                Source::Raw => answer.runs(&mut tx, &sql, bounds).await?,
+                Source::Rollup(interval) => {
+                    // Packed hours come before the mark, minute rows after: in time order.
+                    if interval == Interval::Minute {
+                        let packed = packed_minutes_sql(named.is_some());
+                        answer.runs(&mut tx, &packed, bounds).await?;
+                    }
+                    answer.rollups(&mut tx, &sql, bounds).await?;
                 }
             }
             if answer.left == 0 {
@@ -478,7 +480,6 @@ impl SqliteStore {
                 .bind(to)
                 .fetch_all(&mut *tx)
                 .await?;
-                let mut batch = QueryBuilder::<Sqlite>::new("");
                 let hours = minutes.chunk_by(|a, b| bucket(a.0, HOUR) == bucket(b.0, HOUR));
                 let hours: Vec<(i64, Vec<u8>)> = hours
                     .map(|hour| {
@@ -492,6 +493,7 @@ impl SqliteStore {
                         (start, block::pack_run(start, &points))
                     })
                     .collect();
+                let mut batch = QueryBuilder::<Sqlite>::new("");
                 if !hours.is_empty() {
                     batch.push("INSERT INTO minutes_packed (series_id, bucket, data) ");
                     batch.push_values(&hours, |mut row, (start, data)| {
@@ -617,15 +619,6 @@ type Extremes = (i64, f64, i64, f64, i64, f64, i64, f64);
 /// A stretch of a range: `start..=end`, and the signals asked for (a JSON array), or `None` for all.
 type Bounds<'a> = (i64, i64, Option<&'a str>);
 
-/// Rows holding packed runs of points: (signal, the run's origin, its bytes).
-#[derive(Clone, Copy)]
-enum Rows {
-    /// Raw points (see block.rs).
-    Blocks,
-    /// The minutes' points of hours before each signal's packing mark (see 0004's migration).
-    PackedMinutes,
-}
-
 /// A range read's answer as it is collected: one sink per signal, by name as the answer lists them.
 struct Answer {
     sinks: BTreeMap<String, Sink>,
@@ -636,18 +629,15 @@ struct Answer {
 }
 
 impl Answer {
-    /// Adds the points within the stretch of every run of `rows` that reaches into it.
+    /// Adds the points within the stretch of each packed run of points (raw blocks, or packed hours
+    /// of minutes) that `sql` selects as (signal, the run's origin, its bytes).
     async fn runs(
         &mut self,
         db: &mut sqlx::SqliteConnection,
-        rows: Rows,
+        sql: &str,
         (start, end, named): Bounds<'_>,
     ) -> Result<(), StoreError> {
-        let sql = match rows {
-            Rows::Blocks => stretch_sql(Source::Raw, named.is_some()),
-            Rows::PackedMinutes => packed_minutes_sql(named.is_some()),
-        };
-        let mut rows = sqlx::query_as::<_, (String, i64, Vec<u8>)>(&sql)
+        let mut rows = sqlx::query_as::<_, (String, i64, Vec<u8>)>(sql)
             .bind(start)
             .bind(end)
             .bind(named)
@@ -666,16 +656,14 @@ impl Answer {
         Ok(())
     }
 
-    /// Adds each rollup row's first, lowest, highest and last points; minute rows only from each
-    /// signal's packing mark on, the hours before it being packed.
+    /// Adds the first, lowest, highest and last points of each rollup row `sql` selects.
     async fn rollups(
         &mut self,
         db: &mut sqlx::SqliteConnection,
-        interval: Interval,
+        sql: &str,
         (start, end, named): Bounds<'_>,
     ) -> Result<(), StoreError> {
-        let sql = stretch_sql(Source::Rollup(interval), named.is_some());
-        let mut rows = sqlx::query_as::<_, RollupPoints>(&sql)
+        let mut rows = sqlx::query_as::<_, RollupPoints>(sql)
             .bind(start)
             .bind(end)
             .bind(named)
