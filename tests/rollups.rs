@@ -300,6 +300,56 @@ async fn packed_hours_answer_as_their_minutes_did_and_never_hide_a_later_write()
 }
 
 #[tokio::test]
+async fn ranges_past_a_retention_are_read_from_what_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("kept.db").display());
+    let store = Store::open(&database, Durability::Normal, Retention::days(1, 2, 3))
+        .await
+        .unwrap();
+    let now = Timestamp::now().millis();
+    // Six hours at a point every 10 s, with a spike, around 1.5 days ago (past raw retention: minute
+    // rollups left) and around 2.5 days ago (past minute retention too: hour rollups left).
+    let centres = [now - 3 * DAY / 2, now - 5 * DAY / 2];
+    let mut written = BTreeMap::new();
+    for centre in centres {
+        for i in -1_080..1_080 {
+            let v = if i == 7 { 1e6 } else { (i as f64 / 50.0).sin() };
+            written.insert(centre + i * 10_000, v);
+        }
+    }
+    let points: Vec<DataPoint> = written.iter().map(|(&t, &v)| point("a", t, v)).collect();
+    write(&store, &points).await;
+    assert!(store.expire(now).await.unwrap() > 0);
+
+    for centre in centres {
+        // Buckets of about a minute, and of 14 s: both finer than what is kept.
+        for half in [2 * 3_600_000 + 1_234, 1_800_000] {
+            let (from, to) = (centre - half, centre + half);
+            let range = Range {
+                from: Timestamp::from_millis(from).unwrap(),
+                to: Timestamp::from_millis(to).unwrap(),
+                signals: None,
+            };
+            let shape = Shape::Decimated { max_points: 1_000 };
+            let answer = store.read(&range, shape).await.unwrap();
+            let a = &answer[0];
+            assert!(a.downsampled);
+            assert!(
+                a.values.contains(&1e6),
+                "the spike {} ms back",
+                now - centre
+            );
+            assert!(a.timestamps.windows(2).all(|w| w[0] < w[1]));
+            for (t, v) in a.timestamps.iter().zip(&a.values) {
+                assert!((from..=to).contains(t), "{t} is outside the range");
+                assert_eq!(written.get(t), Some(v), "a written point, at its time");
+            }
+        }
+    }
+    store.close().await;
+}
+
+#[tokio::test]
 async fn retention_deletes_what_it_should_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("ret.db").display());

@@ -9,6 +9,7 @@ mod sqlite;
 use crate::downsample::M4;
 use crate::model::{Series, SignalInfo};
 use crate::server::domain::{DataPoint, SignalName, Timestamp};
+use rollup::{bucket, Interval, Source, MINUTE};
 use std::sync::Arc;
 
 /// A database failure. Cloneable because one failed group commit fails every request in the group.
@@ -76,6 +77,20 @@ pub struct Retention {
 }
 
 impl Retention {
+    /// The finest source that still holds what happened at `t`, as of `now`: raw points, then
+    /// minute rollups (a minute is deleted whole once its start is past the age), then hour rollups.
+    /// Reads go by this rule, not by what the last retention pass left, so an answer does not
+    /// depend on when that pass ran.
+    pub fn finest_at(&self, t: i64, now: i64) -> Source {
+        if t >= now - self.raw_ms {
+            Source::Raw
+        } else if bucket(t, MINUTE) >= now - self.minute_rollups_ms {
+            Source::Rollup(Interval::Minute)
+        } else {
+            Source::Rollup(Interval::Hour)
+        }
+    }
+
     pub fn days(raw: u32, minute_rollups: u32, hour_rollups: u32) -> Retention {
         let ms = |days: u32| i64::from(days) * 86_400_000;
         Retention {
@@ -210,5 +225,26 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.ping().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_finest_source_kept_coarsens_with_age() {
+        const DAY: i64 = 86_400_000;
+        let retention = Retention::days(1, 2, 3);
+        let now = 10 * DAY + 30_000;
+        let minute = Source::Rollup(Interval::Minute);
+        assert_eq!(retention.finest_at(now - DAY, now), Source::Raw);
+        assert_eq!(retention.finest_at(now - DAY - 1, now), minute);
+        // The minute holding the cutoff started before it: deleted whole.
+        assert_eq!(retention.finest_at(now - 2 * DAY + 30_000, now), minute);
+        assert_eq!(
+            retention.finest_at(now - 2 * DAY + 29_999, now),
+            Source::Rollup(Interval::Hour)
+        );
     }
 }

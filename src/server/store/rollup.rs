@@ -69,8 +69,8 @@ impl Changes {
     }
 }
 
-/// A rollup table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A rollup table, finer first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Interval {
     Minute,
     Hour,
@@ -85,8 +85,8 @@ impl Interval {
     }
 }
 
-/// Where a stretch of a range is read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a stretch of a range is read from, finer first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Source {
     Raw,
     Rollup(Interval),

@@ -315,7 +315,9 @@ impl SqliteStore {
                 limit.saturating_add(1),
             ),
             Shape::Decimated { max_points } => {
-                let (sink, stretches) = decimation(from, to, max_points);
+                let now = Timestamp::now().millis();
+                let finest_at = |t| self.retention.finest_at(t, now);
+                let (sink, stretches) = decimation(from, to, max_points, finest_at);
                 (sink, stretches, usize::MAX)
             }
         };
@@ -331,6 +333,8 @@ impl SqliteStore {
             sinks: BTreeMap::new(),
             empty,
             left: limit,
+            from,
+            to,
         };
         // One snapshot for the whole read: the packed and the unpacked minutes of a stretch are split
         // at each signal's packing mark, which a write or the packer may move in between.
@@ -626,6 +630,9 @@ struct Answer {
     empty: Sink,
     /// Points still to read before a raw read stops.
     left: usize,
+    /// The range asked for: a stretch may reach out of it to read whole rollup buckets.
+    from: i64,
+    to: i64,
 }
 
 impl Answer {
@@ -642,6 +649,7 @@ impl Answer {
             .bind(end)
             .bind(named)
             .fetch(db);
+        let (start, end) = (start.max(self.from), end.min(self.to));
         let mut points = Vec::new();
         while let Some((name, first, data)) = rows.try_next().await? {
             let sink = self.sinks.entry(name).or_insert_with(|| self.empty.clone());
@@ -671,7 +679,9 @@ impl Answer {
         while let Some(r) = rows.try_next().await? {
             let sink = self.sinks.entry(r.0).or_insert_with(|| self.empty.clone());
             for (t, v) in bucket_points([(r.1, r.2), (r.3, r.4), (r.5, r.6), (r.7, r.8)]) {
-                sink.push(t, v);
+                if (self.from..=self.to).contains(&t) {
+                    sink.push(t, v);
+                }
             }
         }
         Ok(())
@@ -735,10 +745,19 @@ fn table(interval: Interval) -> &'static str {
 /// The decimator and the stretches to read for `max_points` over `from..=to`: rollups wherever their
 /// buckets are narrower than the answer's, with the answer's buckets aligned to theirs, so each rollup
 /// bucket falls wholly inside one answer bucket and its extremes land where they belong.
-fn decimation(from: i64, to: i64, max_points: usize) -> (Sink, Vec<(Source, i64, i64)>) {
+///
+/// Where retention kept only coarser data (`finest_at`), that is read instead: the rollup kept at
+/// `from` at least, and the range's ends widened to whole buckets of what is kept there, since finer
+/// data for its ragged ends is gone. The answer still holds only points within `from..=to`.
+fn decimation(
+    from: i64,
+    to: i64,
+    max_points: usize,
+    finest_at: impl Fn(i64) -> Source,
+) -> (Sink, Vec<(Source, i64, i64)>) {
     let buckets = (max_points / 4).max(1) as i64;
     let span = to - from + 1;
-    let source = Source::for_width(span / buckets);
+    let source = Source::for_width(span / buckets).max(finest_at(from));
     if source == Source::Raw {
         return (
             Sink::Decimated(M4::over(from, to, max_points)),
@@ -749,6 +768,11 @@ fn decimation(from: i64, to: i64, max_points: usize) -> (Sink, Vec<(Source, i64,
     let origin = bucket(from, r);
     let per_bucket = (to + 1 - origin + r * buckets - 1) / (r * buckets);
     let m4 = M4::with_buckets(origin, per_bucket * r, max_points);
+    let kept = |t: i64| finest_at(t).interval();
+    let (from, to) = (
+        bucket(from, kept(from)),
+        bucket(to, kept(to)) + kept(to) - 1,
+    );
     (Sink::Decimated(m4), rollup::plan(source, from, to))
 }
 
