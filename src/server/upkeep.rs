@@ -2,26 +2,36 @@
 //! once a minute, retention: raw points and rollups past their age (see `store::Retention`) deleted in
 //! small transactions that never hold the write lock for long, and the packing of closed hours'
 //! minutes (see `store::Store::pack`).
+//!
+//! The two run side by side: a first retention or packing pass over a large database can take
+//! minutes, and checkpoints must go on meanwhile, or the WAL would grow for as long as it lasts.
 
 use crate::server::domain::Timestamp;
 use crate::server::store::Store;
 use std::time::Duration;
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-const RETENTION_EVERY: u32 = 60;
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs until aborted (at shutdown).
 pub async fn run(store: Store) {
-    let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for n in 0u32.. {
+    tokio::join!(checkpoints(&store), retention_and_packing(&store));
+}
+
+async fn checkpoints(store: &Store) {
+    let mut ticks = every(CHECKPOINT_EVERY);
+    loop {
         ticks.tick().await;
         if let Err(e) = store.checkpoint().await {
             tracing::warn!(error = %e, "checkpoint failed; retrying in a second");
         }
-        if n % RETENTION_EVERY != 0 {
-            continue;
-        }
+    }
+}
+
+async fn retention_and_packing(store: &Store) {
+    let mut ticks = every(RETENTION_EVERY);
+    loop {
+        ticks.tick().await;
         match store.expire(Timestamp::now().millis()).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "retention: expired rows deleted"),
@@ -33,4 +43,11 @@ pub async fn run(store: Store) {
             Err(e) => tracing::warn!(error = %e, "packing failed; retrying next minute"),
         }
     }
+}
+
+/// Ticks from now on, the first at once; a pass that overruns delays the next instead of bunching.
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks
 }
