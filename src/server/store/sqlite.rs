@@ -21,12 +21,16 @@ use std::time::Duration;
 
 /// Reads at once (of different requests): the pool's connections.
 const CONCURRENT_READS: usize = 4;
-/// Blocks per multi-row upsert: 5 bound parameters each, inside SQLite's limit of 32,766 per statement.
-const BLOCKS_PER_UPSERT: usize = 5_000;
+/// Bound values a batch of statements sent to SQLite's thread holds at most. A usual write is one
+/// batch, one round trip; a large one goes in several, so its memory stays small: 10,000 new signals
+/// in one batch held 17 MB of bound values, and SQLite's compiled statements 19 MB more.
+const BATCH_BINDS: usize = 8_192;
+/// Blocks per multi-row upsert: 5 bound parameters each.
+const BLOCKS_PER_UPSERT: usize = BATCH_BINDS / 5;
 /// Rollup rows per multi-row upsert: 12 parameters each.
-const ROLLUPS_PER_UPSERT: usize = 2_000;
+const ROLLUPS_PER_UPSERT: usize = BATCH_BINDS / 12;
 /// Signals per figures update: 5 parameters each.
-const STATS_PER_UPDATE: usize = 5_000;
+const STATS_PER_UPDATE: usize = BATCH_BINDS / 5;
 /// Rows one retention transaction deletes: few, so the writer never waits long for the lock.
 const EXPIRE_BATCH: i64 = 5_000;
 /// Blocks one retention transaction deletes (~90 points each).
@@ -261,31 +265,38 @@ impl SqliteStore {
             });
         }
 
-        // Blocks, rollup deltas and signal figures go to SQLite as one multi-statement batch: one
-        // round trip to sqlx's SQLite thread instead of one per statement. Unless something had to be
-        // read or must be recomputed inside the transaction (rare), that one batch also begins and
-        // commits it.
+        // Blocks, rollup deltas and signal figures go to SQLite as multi-statement batches (`Batch`):
+        // a round trip to sqlx's SQLite thread per batch instead of one per statement. Unless
+        // something had to be read or must be recomputed inside the transaction (rare), the first
+        // batch also begins it and the last commits it.
         let recompute = !changes.stale_minutes.is_empty() || !changes.stale_hours.is_empty();
         let whole = !tx.begun && !recompute;
-        let mut batch = QueryBuilder::<Sqlite>::new(if whole { BEGIN } else { "" });
+        let conn = if whole {
+            tx.begun = true;
+            &mut *tx.conn
+        } else {
+            tx.begun().await?
+        };
+        let mut batch = Batch::new(if whole { BEGIN } else { "" });
         for chunk in blocks.chunks(BLOCKS_PER_UPSERT) {
-            push_block_upsert(&mut batch, chunk);
+            batch.room(conn, chunk.len() * 5).await?;
+            push_block_upsert(&mut batch.sql, chunk);
         }
         for (interval, merges) in changes.merges() {
             for chunk in merges.chunks(ROLLUPS_PER_UPSERT) {
-                push_rollup_merge(&mut batch, interval, chunk);
+                batch.room(conn, chunk.len() * 12).await?;
+                push_rollup_merge(&mut batch.sql, interval, chunk);
             }
         }
         for chunk in stats.chunks(STATS_PER_UPDATE) {
-            push_stats_update(&mut batch, chunk);
+            batch.room(conn, chunk.len() * 5).await?;
+            push_stats_update(&mut batch.sql, chunk);
         }
         if whole {
-            batch.push("COMMIT;");
-            tx.begun = true;
-            batch.build().execute(&mut *tx.conn).await?;
+            batch.sql.push("COMMIT;");
+            batch.send(conn).await?;
         } else {
-            let conn = tx.begun().await?;
-            batch.build().execute(&mut *conn).await?;
+            batch.send(conn).await?;
             // Buckets where a point was replaced. Minutes first, since an hour is rebuilt from them.
             for &(id, start) in &changes.stale_minutes {
                 recompute_minute(conn, id, start).await?;
@@ -774,6 +785,41 @@ fn decimation(
         bucket(to, kept(to)) + kept(to) - 1,
     );
     (Sink::Decimated(m4), rollup::plan(source, from, to))
+}
+
+/// Statements queued for one transaction, sent in batches of at most `BATCH_BINDS` bound values.
+struct Batch {
+    sql: QueryBuilder<'static, Sqlite>,
+    binds: usize,
+}
+
+impl Batch {
+    fn new(start: &str) -> Batch {
+        Batch {
+            sql: QueryBuilder::new(start),
+            binds: 0,
+        }
+    }
+
+    /// Makes room for a statement of `binds` values, sending what is queued if it would not fit.
+    async fn room(
+        &mut self,
+        conn: &mut sqlx::SqliteConnection,
+        binds: usize,
+    ) -> Result<(), StoreError> {
+        if self.binds > 0 && self.binds + binds > BATCH_BINDS {
+            self.send(conn).await?;
+        }
+        self.binds += binds;
+        Ok(())
+    }
+
+    async fn send(&mut self, conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+        let mut sql = std::mem::replace(&mut self.sql, QueryBuilder::new(""));
+        self.binds = 0;
+        sql.build().execute(conn).await?;
+        Ok(())
+    }
 }
 
 /// Appends the multi-row upsert of blocks (a block rewritten with more points replaces its row).
