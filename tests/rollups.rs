@@ -499,6 +499,43 @@ async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
     assert_eq!(counts, [("a".into(), 2, 3.0), ("b".into(), 1, 5.0)]);
 }
 
+#[tokio::test]
+async fn a_write_sent_in_several_batches_is_still_one_transaction() {
+    let (_dir, database, store) = keeping_everything("large.db").await;
+    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_13 BEFORE UPDATE ON series WHEN NEW.last_value = 13 \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    // 3,000 new signals: ~100,000 bound values, sent to SQLite in a dozen batches.
+    let many = |last: f64| -> Vec<DataPoint> {
+        (0..3_000)
+            .map(|i| point(&format!("s.{i}"), BASE, if i == 2_999 { last } else { 1.0 }))
+            .collect()
+    };
+    // The last signal's figures, in the last batch, are refused: the batches before roll back too.
+    let refused = many(13.0);
+    let error = store.write(&refused.iter().collect::<Vec<_>>()).await;
+    assert!(error
+        .unwrap_err()
+        .to_string()
+        .contains("refused by the test"));
+    assert!(store.signals().await.unwrap().is_empty());
+    assert!(read_raw(&store, -DAY, DAY).await.is_empty());
+    assert!(rollup_rows(&database, "rollup_1m").await.is_empty());
+
+    write(&store, &many(2.0)).await;
+    let signals = store.signals().await.unwrap();
+    assert_eq!(signals.len(), 3_000);
+    assert!(signals.iter().all(|s| s.points == 1));
+    assert_eq!(read_raw(&store, -DAY, DAY).await.len(), 3_000);
+    assert_eq!(rollup_rows(&database, "rollup_1h").await.len(), 3_000);
+    store.close().await;
+}
+
 /// Under steady writes the WAL still starts over at each checkpoint: it stays a small fraction of
 /// what was written, instead of growing for as long as the writes go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
