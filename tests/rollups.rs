@@ -34,9 +34,14 @@ async fn write(store: &Store, points: &[DataPoint]) {
 /// A store on a new database file `name` that keeps everything (a century of retention): the folder
 /// (deleted when dropped), the database's URL and the store.
 async fn keeping_everything(name: &str) -> (tempfile::TempDir, String, Store) {
+    keeping(name, forever()).await
+}
+
+/// A store on a new database file `name` with `retention`, as `keeping_everything`.
+async fn keeping(name: &str, retention: Retention) -> (tempfile::TempDir, String, Store) {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join(name).display());
-    let store = Store::open(&database, Durability::Normal, forever())
+    let store = Store::open(&database, Durability::Normal, retention)
         .await
         .unwrap();
     (dir, database, store)
@@ -301,11 +306,7 @@ async fn packed_hours_answer_as_their_minutes_did_and_never_hide_a_later_write()
 
 #[tokio::test]
 async fn ranges_past_a_retention_are_read_from_what_is_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("kept.db").display());
-    let store = Store::open(&database, Durability::Normal, Retention::days(1, 2, 3))
-        .await
-        .unwrap();
+    let (_dir, _, store) = keeping("kept.db", Retention::days(1, 2, 3)).await;
     let now = Timestamp::now().millis();
     // Six hours at a point every 10 s, with a spike, around 1.5 days ago (past raw retention: minute
     // rollups left) and around 2.5 days ago (past minute retention too: hour rollups left).
@@ -351,11 +352,7 @@ async fn ranges_past_a_retention_are_read_from_what_is_kept() {
 
 #[tokio::test]
 async fn retention_deletes_what_it_should_and_nothing_else() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("ret.db").display());
-    let store = Store::open(&database, Durability::Normal, Retention::days(1, 2, 3))
-        .await
-        .unwrap();
+    let (_dir, database, store) = keeping("ret.db", Retention::days(1, 2, 3)).await;
     let now = Timestamp::now().millis();
     // 12,000 points from 12 h ago (more than one deletion batch), one point an hour ago.
     let old: Vec<DataPoint> = (0..12_000)
@@ -440,15 +437,10 @@ async fn points_stored_a_row_each_before_blocks_are_repacked_on_open() {
     assert!(left.is_none(), "the old table is gone");
 }
 
-/// A commit that fails stores nothing of its batch (neither raw points nor rollups nor figures), both
-/// when its transaction begins inside the batch (known signals) and before it (a new signal), and the
-/// store goes on working.
-#[tokio::test]
-async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
-    let (_dir, database, store) = keeping_everything("fail.db").await;
-    write(&store, &[point("a", BASE, 1.0)]).await;
-    // The signal figures are the batch's last statement: refusing them fails a commit at its very end.
-    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+/// Makes SQLite refuse, from now on, to update a signal's figures to a last value of 13: the
+/// figures are a write's last statement, so that fails a commit at its very end.
+async fn refuse_figures_of_13(database: &str) {
+    let mut db = sqlx::SqliteConnection::connect(database).await.unwrap();
     sqlx::query(
         "CREATE TRIGGER refuse_13 BEFORE UPDATE ON series WHEN NEW.last_value = 13 \
          BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
@@ -456,6 +448,17 @@ async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
     .execute(&mut db)
     .await
     .unwrap();
+    db.close().await.unwrap();
+}
+
+/// A commit that fails stores nothing of its batch (neither raw points nor rollups nor figures), both
+/// when its transaction begins inside the batch (known signals) and before it (a new signal), and the
+/// store goes on working.
+#[tokio::test]
+async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
+    let (_dir, database, store) = keeping_everything("fail.db").await;
+    write(&store, &[point("a", BASE, 1.0)]).await;
+    refuse_figures_of_13(&database).await;
 
     let failing = |points: Vec<DataPoint>| {
         let store = store.clone();
@@ -502,14 +505,7 @@ async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
 #[tokio::test]
 async fn a_write_sent_in_several_batches_is_still_one_transaction() {
     let (_dir, database, store) = keeping_everything("large.db").await;
-    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_13 BEFORE UPDATE ON series WHEN NEW.last_value = 13 \
-         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-    )
-    .execute(&mut db)
-    .await
-    .unwrap();
+    refuse_figures_of_13(&database).await;
     // 3,000 new signals: ~100,000 bound values, sent to SQLite in a dozen batches.
     let many = |last: f64| -> Vec<DataPoint> {
         (0..3_000)
