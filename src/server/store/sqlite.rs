@@ -25,12 +25,12 @@ const CONCURRENT_READS: usize = 4;
 /// batch, one round trip; a large one goes in several, so its memory stays small: 10,000 new signals
 /// in one batch held 17 MB of bound values, and SQLite's compiled statements 19 MB more.
 const BATCH_BINDS: usize = 8_192;
-/// Blocks per multi-row upsert: 5 bound parameters each.
-const BLOCKS_PER_UPSERT: usize = BATCH_BINDS / 5;
-/// Rollup rows per multi-row upsert: 12 parameters each.
-const ROLLUPS_PER_UPSERT: usize = BATCH_BINDS / 12;
-/// Signals per figures update: 5 parameters each.
-const STATS_PER_UPDATE: usize = BATCH_BINDS / 5;
+/// Bound values per row of a block upsert (`push_block_upsert`).
+const BLOCK_BINDS: usize = 5;
+/// Bound values per row of a rollup merge (`push_rollup_merge`).
+const ROLLUP_BINDS: usize = 12;
+/// Bound values per signal of a figures update (`push_stats_update`).
+const STATS_BINDS: usize = 5;
 /// Rows one retention transaction deletes: few, so the writer never waits long for the lock.
 const EXPIRE_BATCH: i64 = 5_000;
 /// Blocks one retention transaction deletes (~90 points each).
@@ -278,20 +278,16 @@ impl SqliteStore {
             tx.begun().await?
         };
         let mut batch = Batch::new(if whole { BEGIN } else { "" });
-        for chunk in blocks.chunks(BLOCKS_PER_UPSERT) {
-            batch.room(conn, chunk.len() * 5).await?;
-            push_block_upsert(&mut batch.sql, chunk);
-        }
+        batch
+            .statements(conn, &blocks, BLOCK_BINDS, push_block_upsert)
+            .await?;
         for (interval, merges) in changes.merges() {
-            for chunk in merges.chunks(ROLLUPS_PER_UPSERT) {
-                batch.room(conn, chunk.len() * 12).await?;
-                push_rollup_merge(&mut batch.sql, interval, chunk);
-            }
+            let push = |sql: &mut _, chunk: &[_]| push_rollup_merge(sql, interval, chunk);
+            batch.statements(conn, &merges, ROLLUP_BINDS, push).await?;
         }
-        for chunk in stats.chunks(STATS_PER_UPDATE) {
-            batch.room(conn, chunk.len() * 5).await?;
-            push_stats_update(&mut batch.sql, chunk);
-        }
+        batch
+            .statements(conn, &stats, STATS_BINDS, push_stats_update)
+            .await?;
         if whole {
             batch.sql.push("COMMIT;");
             batch.send(conn).await?;
@@ -801,16 +797,24 @@ impl Batch {
         }
     }
 
-    /// Makes room for a statement of `binds` values, sending what is queued if it would not fit.
-    async fn room(
+    /// Queues the multi-row statements `push` writes for `rows`, each of `binds_per_row` bound
+    /// values, as many rows to a statement as a batch holds, sending what is queued whenever the
+    /// next statement would not fit.
+    async fn statements<T>(
         &mut self,
         conn: &mut sqlx::SqliteConnection,
-        binds: usize,
+        rows: &[T],
+        binds_per_row: usize,
+        push: impl Fn(&mut QueryBuilder<'static, Sqlite>, &[T]),
     ) -> Result<(), StoreError> {
-        if self.binds > 0 && self.binds + binds > BATCH_BINDS {
-            self.send(conn).await?;
+        for chunk in rows.chunks(BATCH_BINDS / binds_per_row) {
+            let binds = chunk.len() * binds_per_row;
+            if self.binds > 0 && self.binds + binds > BATCH_BINDS {
+                self.send(conn).await?;
+            }
+            self.binds += binds;
+            push(&mut self.sql, chunk);
         }
-        self.binds += binds;
         Ok(())
     }
 
@@ -1040,11 +1044,11 @@ async fn repack_rows(pool: &SqlitePool) -> Result<(), StoreError> {
                 .await?;
         let blocks: Vec<(i64, Packed)> =
             block::pack(&points).into_iter().map(|b| (id, b)).collect();
-        for chunk in blocks.chunks(BLOCKS_PER_UPSERT) {
-            let mut batch = QueryBuilder::<Sqlite>::new("");
-            push_block_upsert(&mut batch, chunk);
-            batch.build().execute(&mut *tx).await?;
-        }
+        let mut batch = Batch::new("");
+        batch
+            .statements(&mut tx, &blocks, BLOCK_BINDS, push_block_upsert)
+            .await?;
+        batch.send(&mut tx).await?;
     }
     sqlx::query("DROP TABLE points").execute(&mut *tx).await?;
     tx.commit().await?;
