@@ -34,6 +34,9 @@ pub async fn read_history(
 /// The size the server draws a chart at: the browser redraws at its real width once it takes over.
 pub const PICTURE_SIZE: (u32, u32) = (1000, 200);
 
+/// Most charts the server draws into one page (an overlay of more is drawn by the browser alone).
+pub const SERVER_PICTURES: usize = crate::ui::view::DEFAULT_CHARTS;
+
 /// What a page opens with: every signal with its last point, and the server's pictures (SVG) of the
 /// view's charts, by chart: the signal's name, or `overlay`. The pictures reach the browser as the
 /// page's markup only: the field is not serialized, so the resource the page hydrates from carries
@@ -55,17 +58,21 @@ pub async fn open_view(view: View) -> Result<Opening, ServerFnError> {
     let state = state()?;
     let signals = state.store.signals().await.map_err(ServerFnError::new)?;
     let names: Vec<String> = signals.iter().map(|s| s.signal.clone()).collect();
+    // Only signals that exist are drawn, and only the first few on the server: a URL naming
+    // thousands makes a page of a few charts, the browser drawing the rest as they scroll into view.
     let charted: Vec<String> = view
         .charted(&names)
         .into_iter()
+        .filter(|name| names.binary_search_by(|n| n.as_str().cmp(name)).is_ok())
         .map(str::to_owned)
         .collect();
-    if charted.is_empty() {
+    if charted.is_empty() || (view.overlay && charted.len() > SERVER_PICTURES) {
         return Ok(Opening {
             signals,
             pictures: Vec::new(),
         });
     }
+    let charted: Vec<String> = charted.into_iter().take(SERVER_PICTURES).collect();
     let (from, to) = view.bounds(Timestamp::now().millis());
     let range =
         query::range_from_millis(from, to, Some(charted.clone())).map_err(ServerFnError::new)?;

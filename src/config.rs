@@ -11,6 +11,7 @@ use leptos::config::LeptosOptions;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/signalboard.db";
 
@@ -89,7 +90,8 @@ impl Default for SimulationArgs {
     }
 }
 
-/// Limits that protect the server from oversized or too many requests.
+/// Limits that protect the server from oversized, too many, too slow or too wide requests. Each has
+/// a `[signalboard]` setting of the same name in kebab-case; the README lists them all.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Largest accepted request body, after decompression; larger gets 413.
@@ -98,12 +100,26 @@ pub struct Limits {
     pub max_samples: usize,
     /// Most signals in one sample, or fields in one line; more gets 400.
     pub max_signals: usize,
-    /// Requests that may wait for a commit; more get 503 + Retry-After.
-    pub write_queue: usize,
-    /// Most raw points one history read may return; more gets 400.
+    /// Points that may wait for a commit, all requests together; past them 503 + Retry-After.
+    pub write_queue_points: usize,
+    /// Most points one history answer holds, raw or decimated; a raw range holding more gets 400.
     pub max_raw_points: usize,
-    /// Committed groups a live subscriber may lag behind before it is disconnected.
-    pub live_backlog: usize,
+    /// Points a live subscriber may lag behind before it is disconnected.
+    pub live_backlog_points: usize,
+    /// How long a live subscriber may take to accept one message before it is disconnected.
+    pub live_send_timeout: Duration,
+    /// Most distinct signals the database may hold; a request that would pass it gets 400.
+    pub max_total_signals: usize,
+    /// Most signals one request may create; more gets 400.
+    pub max_new_signals: usize,
+    /// Open connections at once; past them a new connection is closed at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (and an idle kept-alive connection to send the
+    /// next); past it the connection is closed.
+    pub header_timeout: Duration,
+    /// Time a request may take from its headers to its answer, reading its body included; past it
+    /// 408 (a client that trickles its body holds nothing for longer).
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -112,9 +128,15 @@ impl Default for Limits {
             max_body_bytes: 8 * 1024 * 1024,
             max_samples: 100_000,
             max_signals: 1_000,
-            write_queue: 1024,
+            write_queue_points: 2_000_000,
             max_raw_points: 1_000_000,
-            live_backlog: 256,
+            live_backlog_points: 256 * 1024,
+            live_send_timeout: Duration::from_secs(10),
+            max_total_signals: 1_000_000,
+            max_new_signals: 100_000,
+            max_connections: 4_096,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -141,9 +163,15 @@ struct FileSettings {
     max_body_bytes: Option<usize>,
     max_samples: Option<usize>,
     max_signals: Option<usize>,
-    write_queue: Option<usize>,
+    write_queue_points: Option<usize>,
     max_raw_points: Option<usize>,
-    live_backlog: Option<usize>,
+    live_backlog_points: Option<usize>,
+    live_send_timeout_secs: Option<u64>,
+    max_total_signals: Option<usize>,
+    max_new_signals: Option<usize>,
+    max_connections: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
     raw_retention_days: Option<u32>,
     minute_rollup_retention_days: Option<u32>,
     hour_rollup_retention_days: Option<u32>,
@@ -179,14 +207,31 @@ impl Settings {
                 max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
                 max_samples: file.max_samples.unwrap_or(defaults.max_samples),
                 max_signals: file.max_signals.unwrap_or(defaults.max_signals),
-                write_queue: file.write_queue.unwrap_or(defaults.write_queue),
+                write_queue_points: file
+                    .write_queue_points
+                    .unwrap_or(defaults.write_queue_points),
                 max_raw_points: file.max_raw_points.unwrap_or(defaults.max_raw_points),
-                live_backlog: file.live_backlog.unwrap_or(defaults.live_backlog),
+                live_backlog_points: file
+                    .live_backlog_points
+                    .unwrap_or(defaults.live_backlog_points),
+                live_send_timeout: seconds(file.live_send_timeout_secs)
+                    .unwrap_or(defaults.live_send_timeout),
+                max_total_signals: file.max_total_signals.unwrap_or(defaults.max_total_signals),
+                max_new_signals: file.max_new_signals.unwrap_or(defaults.max_new_signals),
+                max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+                header_timeout: seconds(file.header_timeout_secs)
+                    .unwrap_or(defaults.header_timeout),
+                request_timeout: seconds(file.request_timeout_secs)
+                    .unwrap_or(defaults.request_timeout),
             },
             demo: args.demo.then(|| args.producer.clone()),
             leptos,
         })
     }
+}
+
+fn seconds(secs: Option<u64>) -> Option<Duration> {
+    secs.map(Duration::from_secs)
 }
 
 /// The Leptos options from the settings file, with `LEPTOS_*` environment variables applied (cargo-leptos
@@ -220,7 +265,8 @@ mod tests {
         std::fs::write(
             &path,
             "[package.metadata.leptos]\noutput-name = \"signalboard\"\nsite-addr = \"127.0.0.1:4000\"\n\
-             [signalboard]\ndatabase-url = \"sqlite://file.db\"\ndurability = \"fsync\"\nwrite-queue = 7\n",
+             [signalboard]\ndatabase-url = \"sqlite://file.db\"\ndurability = \"fsync\"\nwrite-queue-points = 7\n\
+             header-timeout-secs = 3\n",
         )
         .unwrap();
         let mut args = ServeArgs {
@@ -230,7 +276,8 @@ mod tests {
         let from_file = Settings::load(&args).unwrap();
         assert_eq!(from_file.database_url, "sqlite://file.db");
         assert_eq!(from_file.durability, Durability::Fsync);
-        assert_eq!(from_file.limits.write_queue, 7);
+        assert_eq!(from_file.limits.write_queue_points, 7);
+        assert_eq!(from_file.limits.header_timeout, Duration::from_secs(3));
         assert_eq!(from_file.limits.max_body_bytes, 8 * 1024 * 1024);
         args.database_url = Some("sqlite://flag.db".into());
         args.addr = Some("127.0.0.1:5000".parse().unwrap());

@@ -71,3 +71,7 @@ pub struct Accepted {
 
 /// How far back a history read without `from` looks, and the dashboard's window until one is picked.
 pub const DEFAULT_WINDOW_MS: i64 = 60 * 60 * 1000;
+
+/// 9999-12-31T23:59:59.999Z: the last instant RFC 3339 can write, and far inside `i64` milliseconds.
+/// Every timestamp stored or asked for lies in `0..=LAST_TIMESTAMP_MS`.
+pub const LAST_TIMESTAMP_MS: i64 = 253_402_300_799_999;

@@ -150,7 +150,7 @@ async fn gzip_bodies_are_accepted_and_a_gzip_bomb_is_refused() {
 
 #[tokio::test]
 async fn a_full_write_queue_answers_503_with_retry_after_and_loses_nothing_acknowledged() {
-    let server = TestServer::start_with(|s| s.limits.write_queue = 2).await;
+    let server = TestServer::start_with(|s| s.limits.write_queue_points = 2).await;
     // Another connection takes the database's write lock: the writer's next commit has to wait for it,
     // exactly as it would behind a slow disk.
     let mut blocker =
@@ -201,7 +201,7 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_loses_nothing_ackno
             other => panic!("unexpected {other}: {body}"),
         }
     }
-    // One group in the blocked commit, at most two waiting in the queue; the rest are turned away.
+    // Room for two points, in the blocked commit or waiting for the next; the rest are turned away.
     assert!(refused >= 20, "{refused} refused, {accepted} accepted");
     let (_, signals) = server.get("/api/signals").await;
     assert_eq!(
@@ -218,7 +218,7 @@ async fn a_live_client_that_stops_reading_is_dropped_and_never_slows_ingest() {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
     use tokio_tungstenite::tungstenite::Message;
 
-    let server = TestServer::start_with(|s| s.limits.live_backlog = 4).await;
+    let server = TestServer::start_with(|s| s.limits.live_backlog_points = 4_000).await;
     let (mut stalled, _) =
         tokio_tungstenite::connect_async(format!("ws://{}/api/live", server.addr))
             .await

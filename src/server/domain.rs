@@ -3,16 +3,18 @@
 
 use std::fmt;
 use std::sync::Arc;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Longest accepted signal name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 /// How far ahead of the server's clock a sample may be stamped: beyond that it is a producer's clock bug.
 pub const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
-/// 9999-12-31T23:59:59.999Z: the last instant RFC 3339 can write, and far inside `i64` milliseconds.
-const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+use crate::model::LAST_TIMESTAMP_MS;
 
-/// A signal's name: 1 to 200 characters, none of them a control character. Shared, not copied: a
-/// body names a few signals thousands of times, and each point holds its name.
+/// A signal's name: 1 to 200 characters, none of them a control character or an invisible format
+/// character (Unicode category Cf: bidirectional overrides, zero-width spaces and joiners), which
+/// would let two different names look the same. Shared, not copied: a body names a few signals
+/// thousands of times, and each point holds its name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SignalName(Arc<str>);
 
@@ -31,6 +33,15 @@ impl SignalName {
             return Err(format!(
                 "signal name {raw:?} contains the control character {:?}",
                 c
+            ));
+        }
+        if let Some(c) = raw
+            .chars()
+            .find(|c| c.general_category() == GeneralCategory::Format)
+        {
+            return Err(format!(
+                "signal name {raw:?} contains the invisible format character U+{:04X}",
+                u32::from(c)
             ));
         }
         Ok(SignalName(raw.into()))
@@ -57,11 +68,11 @@ pub struct Timestamp(i64);
 
 impl Timestamp {
     pub fn from_millis(ms: i64) -> Result<Timestamp, String> {
-        if (0..=MAX_TIMESTAMP_MS).contains(&ms) {
+        if (0..=LAST_TIMESTAMP_MS).contains(&ms) {
             Ok(Timestamp(ms))
         } else {
             Err(format!(
-                "timestamp {ms} is out of range: epoch milliseconds must lie between 0 (1970) and {MAX_TIMESTAMP_MS} (year 9999)"
+                "timestamp {ms} is out of range: epoch milliseconds must lie between 0 (1970) and {LAST_TIMESTAMP_MS} (year 9999)"
             ))
         }
     }
@@ -103,7 +114,7 @@ impl Timestamp {
 
     /// The same instant shifted by `delta_ms`, clamped to the valid range.
     pub fn saturating_add(self, delta_ms: i64) -> Timestamp {
-        Timestamp(self.0.saturating_add(delta_ms).clamp(0, MAX_TIMESTAMP_MS))
+        Timestamp(self.0.saturating_add(delta_ms).clamp(0, LAST_TIMESTAMP_MS))
     }
 }
 
@@ -153,6 +164,14 @@ mod tests {
         assert!(SignalName::parse("a\nb").unwrap_err().contains("control"));
         assert!(SignalName::parse("a\u{7f}b").is_err());
         assert!(SignalName::parse("température °C").is_ok());
+        // Names that would look like another: a right-to-left override, a zero-width space, a BOM.
+        for lying in ["temp\u{202e}C", "cpu\u{200b}", "\u{feff}cpu", "a\u{2066}b"] {
+            let err = SignalName::parse(lying).unwrap_err();
+            assert!(
+                err.contains("invisible format character"),
+                "{lying:?}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -177,7 +196,7 @@ mod tests {
         assert!(Timestamp::parse("99999999999999999999")
             .unwrap_err()
             .contains("overflows"));
-        assert!(Timestamp::from_millis(MAX_TIMESTAMP_MS + 1).is_err());
+        assert!(Timestamp::from_millis(LAST_TIMESTAMP_MS + 1).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! decides which status and which `{"error": …}` body each failure becomes.
 
 use crate::model::ErrorBody;
+use crate::server::store::StoreError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,6 +14,14 @@ pub enum ApiError {
     BadRequest(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// More points in one request than the whole write queue may hold.
+    #[error("the request holds {points} points, more than the write queue's {limit} (setting write-queue-points)")]
+    TooManyPoints { points: usize, limit: usize },
+    #[error("the request took longer than {} s (setting request-timeout-secs)", .deadline.as_secs())]
+    RequestTimeout { deadline: std::time::Duration },
+    /// A browser request from a page of another site, to an endpoint that changes or streams data.
+    #[error("requests from pages of another origin ({0}) are refused here")]
+    CrossOrigin(String),
     /// No route and no file of the site answers this path.
     #[error("nothing here: {0}")]
     NotFound(String),
@@ -24,9 +33,13 @@ pub enum ApiError {
     /// The write queue is full: the client should retry after a short pause.
     #[error("server is busy: the write queue is full, retry shortly")]
     Overloaded,
-    /// The database failed. Nothing of the request was stored; retrying is safe.
-    #[error("storage unavailable: {0}")]
-    Store(#[from] crate::server::store::StoreError),
+    /// The database failed; nothing of the request was stored. The client learns whether retrying
+    /// may help, never the database's own words (those go to the log).
+    #[error("{}", match .0 {
+        StoreError::Unavailable(_) => "the database is unavailable: retry shortly",
+        _ => "internal error: the database failed (see the server's log)",
+    })]
+    Store(#[from] StoreError),
     #[error("server is shutting down")]
     ShuttingDown,
     /// An answer could not be encoded (a bug, not the client's fault).
@@ -39,12 +52,16 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Overloaded | ApiError::Store(_) | ApiError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
+            ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::PayloadTooLarge { .. } | ApiError::TooManyPoints { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Overloaded
+            | ApiError::Store(StoreError::Unavailable(_))
+            | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(_) | ApiError::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -52,8 +69,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::warn!(error = %self, "request failed");
+        match &self {
+            ApiError::Store(cause) => tracing::error!(error = %cause, "request failed"),
+            _ if status.is_server_error() => tracing::warn!(error = %self, "request failed"),
+            _ => {}
         }
         let mut response = (
             status,

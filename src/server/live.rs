@@ -1,6 +1,8 @@
 //! Live fan-out: the writer publishes each committed group here, and every `/api/live` WebSocket
-//! subscriber gets it. The broadcast is bounded: a client that falls behind is disconnected (it then
-//! reconnects and backfills from history), so one slow browser can neither slow ingest nor grow memory.
+//! subscriber gets it. Both ways a subscriber can fall behind are bounded, so one slow or stalled
+//! browser can neither slow ingest nor grow memory: the broadcast keeps a bounded number of points
+//! (a subscriber that lags past them is disconnected, reconnects and backfills from history), and a
+//! send that the client does not take within a deadline closes its connection.
 
 use crate::model::{LiveMessage, Point};
 use crate::server::domain::SignalName;
@@ -12,9 +14,14 @@ use axum::response::Response;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-/// A committed group, serialised once for all unfiltered subscribers.
+/// Most points in one live message: a large commit goes out in several, so that the broadcast,
+/// which counts messages, holds a bounded number of points.
+const MESSAGE_POINTS: usize = 1_000;
+
+/// A piece of a committed group, serialised once for all unfiltered subscribers.
 pub struct Published {
     message: LiveMessage,
     json: Utf8Bytes,
@@ -23,13 +30,20 @@ pub struct Published {
 #[derive(Clone)]
 pub struct LiveFeed {
     tx: broadcast::Sender<Arc<Published>>,
+    /// Points per message: `MESSAGE_POINTS`, or the whole backlog when that is smaller.
+    message_points: usize,
+    /// How long a subscriber may take to accept one message before it is disconnected.
+    send_timeout: Duration,
 }
 
 impl LiveFeed {
-    /// `capacity` is how many groups a subscriber may lag behind before it is dropped.
-    pub fn new(capacity: usize) -> LiveFeed {
+    /// `backlog_points` is how many points a subscriber may lag behind before it is dropped.
+    pub fn new(backlog_points: usize, send_timeout: Duration) -> LiveFeed {
+        let message_points = MESSAGE_POINTS.min(backlog_points).max(1);
         LiveFeed {
-            tx: broadcast::channel(capacity).0,
+            tx: broadcast::channel((backlog_points / message_points).max(1)).0,
+            message_points,
+            send_timeout,
         }
     }
 
@@ -39,12 +53,16 @@ impl LiveFeed {
     }
 
     pub fn publish(&self, points: Vec<Point>) {
-        let message = LiveMessage { points };
-        let json = serde_json::to_string(&message)
-            .expect("a LiveMessage of finite floats always serialises")
-            .into();
-        // No subscribers is not an error: nobody is watching.
-        let _ = self.tx.send(Arc::new(Published { message, json }));
+        for piece in points.chunks(self.message_points) {
+            let message = LiveMessage {
+                points: piece.to_vec(),
+            };
+            let json = serde_json::to_string(&message)
+                .expect("a LiveMessage of finite floats always serialises")
+                .into();
+            // No subscribers is not an error: nobody is watching.
+            let _ = self.tx.send(Arc::new(Published { message, json }));
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
@@ -75,7 +93,8 @@ pub async fn live_socket(
         None => None,
     };
     let updates = state.live.subscribe();
-    Ok(upgrade.on_upgrade(move |socket| stream(socket, updates, filter)))
+    let send_timeout = state.live.send_timeout;
+    Ok(upgrade.on_upgrade(move |socket| stream(socket, updates, filter, send_timeout)))
 }
 
 /// Parses `a,b,c` into validated names, the shared syntax of every `signals=` parameter.
@@ -99,21 +118,25 @@ async fn stream(
     mut socket: WebSocket,
     mut updates: broadcast::Receiver<Arc<Published>>,
     filter: Option<HashSet<String>>,
+    send_timeout: Duration,
 ) {
     loop {
         tokio::select! {
             update = updates.recv() => match update {
                 Ok(published) => {
                     let Some(text) = render(&published, filter.as_ref()) else { continue };
-                    if socket.send(Message::Text(text)).await.is_err() {
-                        return;
+                    let send = tokio::time::timeout(send_timeout, socket.send(Message::Text(text)));
+                    match send.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            tracing::info!(?send_timeout, "closing a live client that stopped reading");
+                            return close(socket, "stopped reading the live feed", send_timeout).await;
+                        }
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
-                    // 1013 "try again later": the client reconnects and backfills what it missed.
-                    let frame = CloseFrame { code: 1013, reason: "lagged behind the live feed".into() };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
-                    return;
+                    return close(socket, "lagged behind the live feed", send_timeout).await;
                 }
                 Err(RecvError::Closed) => return,
             },
@@ -124,6 +147,16 @@ async fn stream(
             },
         }
     }
+}
+
+/// Closes with 1013 "try again later": the client reconnects and backfills what it missed. A
+/// client that does not take even the close frame in time is cut off all the same.
+async fn close(mut socket: WebSocket, reason: &'static str, deadline: Duration) {
+    let frame = CloseFrame {
+        code: 1013,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(deadline, socket.send(Message::Close(Some(frame)))).await;
 }
 
 /// The text to send to one subscriber, or `None` when its filter leaves nothing of this group.
@@ -144,4 +177,40 @@ fn render(published: &Published, filter: Option<&HashSet<String>>) -> Option<Utf
     serde_json::to_string(&LiveMessage { points })
         .ok()
         .map(Utf8Bytes::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(n: usize) -> Vec<Point> {
+        (0..n)
+            .map(|i| Point {
+                signal: "s".into(),
+                timestamp: i as i64,
+                value: 1.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_backlog_is_counted_in_points_not_commits() {
+        let feed = LiveFeed::new(2_000, Duration::from_secs(1));
+        let mut subscriber = feed.subscribe();
+        // Three commits of 1,000 points: more than the 2,000 a subscriber may lag behind.
+        for _ in 0..3 {
+            feed.publish(points(1_000));
+        }
+        assert!(matches!(
+            subscriber.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
+        // A large commit goes out in pieces of at most `MESSAGE_POINTS`.
+        let mut subscriber = feed.subscribe();
+        feed.publish(points(1_500));
+        let sizes: Vec<usize> = std::iter::from_fn(|| subscriber.try_recv().ok())
+            .map(|p| p.message.points.len())
+            .collect();
+        assert_eq!(sizes, [1_000, 500]);
+    }
 }

@@ -1,11 +1,13 @@
 //! The server: state shared by the handlers, the router, and the one place where background tasks start
 //! and stop. Read `serve` first; each route's handler lives in the file named for its concern.
 
+pub mod access;
 pub mod domain;
 pub mod error;
 pub mod gzip;
 pub mod ingest;
 pub mod lineproto;
+pub mod listen;
 pub mod live;
 pub mod producer;
 pub mod query;
@@ -16,11 +18,12 @@ pub mod writer;
 use crate::app::shell;
 use crate::config::{Limits, Settings};
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::Uri;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, on, post, MethodFilter};
-use axum::serve::ListenerExt;
 use axum::Router;
 use error::ApiError;
 use leptos::config::LeptosOptions;
@@ -60,14 +63,14 @@ pub async fn serve(
     )
     .await
     .with_context(|| format!("opening the database {}", settings.database_url))?;
-    let live = LiveFeed::new(settings.limits.live_backlog);
-    let (writer, writer_task) =
-        Writer::spawn(store.clone(), live.clone(), settings.limits.write_queue);
+    let limits = Arc::new(settings.limits.clone());
+    let live = LiveFeed::new(limits.live_backlog_points, limits.live_send_timeout);
+    let (writer, writer_task) = Writer::spawn(store.clone(), live.clone(), limits.clone());
     let state = AppState {
         store: store.clone(),
         writer,
         live,
-        limits: Arc::new(settings.limits.clone()),
+        limits,
         leptos: settings.leptos.clone(),
     };
     let demo = settings.demo.clone().map(|simulation| {
@@ -81,16 +84,7 @@ pub async fn serve(
     });
     let upkeep = tokio::spawn(upkeep::run(store.clone()));
     tracing::info!("listening on http://{addr} with {}", settings.database_url);
-    // Without Nagle's algorithm: a live point or the next piece of a streamed answer goes out at
-    // once instead of waiting for the client to acknowledge the one before.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    listen::serve(listener, router(state), &settings.limits, shutdown).await;
     if let Some(demo) = demo {
         demo.abort();
     }
@@ -103,16 +97,18 @@ pub async fn serve(
 }
 
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route(
-            "/api/telemetry",
-            get(query::get_telemetry).post(ingest::post_json),
-        )
+    // What writes or streams is refused to pages of other sites.
+    let guarded = Router::new()
+        .route("/api/telemetry", post(ingest::post_json))
         .route("/api/v2/write", post(ingest::post_line_protocol))
         .route("/write", post(ingest::post_line_protocol))
-        .route("/api/signals", get(query::get_signals))
         .route("/api/live", get(live::live_socket))
+        .route_layer(middleware::from_fn(access::same_origin_only));
+    let mut router = Router::new()
+        .route("/api/telemetry", get(query::get_telemetry))
+        .route("/api/signals", get(query::get_signals))
         .route("/healthz", get(healthz))
+        .merge(guarded)
         // The limit applies to the decompressed body: a gzip bomb is refused like any large body.
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(RequestDecompressionLayer::new());
@@ -150,8 +146,22 @@ pub fn router(state: AppState) -> Router {
         // brotli, at the fastest level: on loopback and LANs the CPU, not the bytes, is what a
         // request waits for.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            within_deadline,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Answers 408 to a request that takes longer than `request-timeout-secs` from its headers to its
+/// answer: a body trickled a byte at a time holds its connection and buffer no longer than that.
+async fn within_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let deadline = state.limits.request_timeout;
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout { deadline }.into_response(),
+    }
 }
 
 /// 200 when the database answers, 503 when it does not.

@@ -227,25 +227,42 @@ fn ordered_range(
     Ok(Range { from, to, signals })
 }
 
-/// Reads a range: decimated to `max_points` per series when given, else raw, refusing (400) a range
-/// that holds more than `raw_cap` points.
+/// Reads a range: decimated to `max_points` per series when given, else raw. Either way the answer
+/// holds at most `cap` points in all: raw, a range that holds more is refused (400); decimated, each
+/// series gets its share of the cap when `max_points` for every signal asked for would exceed it.
 pub async fn history(
     store: &Store,
     range: Range,
     max_points: Option<usize>,
-    raw_cap: usize,
+    cap: usize,
 ) -> Result<History, ApiError> {
     let shape = match max_points {
-        Some(max_points) => Shape::Decimated { max_points },
-        None => Shape::Raw { limit: raw_cap },
+        Some(max_points) => {
+            let signals = match &range.signals {
+                Some(names) => names.len(),
+                None => store.signal_count(),
+            };
+            let share = (cap / signals.max(1)).max(MIN_MAX_POINTS);
+            Shape::Decimated {
+                max_points: max_points.min(share),
+            }
+        }
+        None => Shape::Raw { limit: cap },
     };
     let series = store.read(&range, shape).await?;
     let total: usize = series.iter().map(|s| s.timestamps.len()).sum();
-    if max_points.is_none() && total > raw_cap {
-        return Err(ApiError::BadRequest(format!(
-            "the range holds more than {raw_cap} points; narrow the range or the signals, \
-             or ask for max_points"
-        )));
+    if total > cap {
+        return Err(ApiError::BadRequest(match max_points {
+            None => format!(
+                "the range holds more than {cap} points; narrow the range or the signals, \
+                 or ask for max_points"
+            ),
+            Some(_) => format!(
+                "{} signals at {MIN_MAX_POINTS} points each are more than the {cap} points an \
+                 answer may hold; ask for fewer signals",
+                series.len()
+            ),
+        }));
     }
     Ok(History {
         from: range.from.millis(),

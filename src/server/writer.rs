@@ -3,12 +3,14 @@
 //! (group commit), so a burst of a thousand small requests costs one commit, not a thousand. Only after
 //! the commit does it answer the waiting requests and publish the points live: a 2xx always means stored.
 
+use crate::config::Limits;
 use crate::model::Point;
-use crate::server::domain::DataPoint;
+use crate::server::domain::{DataPoint, Timestamp};
 use crate::server::error::ApiError;
 use crate::server::live::LiveFeed;
 use crate::server::store::{Store, StoreError};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Upper bound on the points of one group commit, so one transaction stays short and memory bounded.
@@ -17,40 +19,114 @@ const MAX_GROUP_POINTS: usize = 50_000;
 struct WriteJob {
     points: Vec<DataPoint>,
     done: oneshot::Sender<Result<(), StoreError>>,
+    /// This job's share of the queue's room, given back once it is committed (or failed).
+    _room: OwnedSemaphorePermit,
 }
 
 /// The handlers' side of the queue.
 #[derive(Clone)]
 pub struct Writer {
-    queue: mpsc::Sender<WriteJob>,
+    queue: mpsc::UnboundedSender<WriteJob>,
+    /// A permit per point that may wait for a commit: the queue's memory has a stated ceiling
+    /// whatever the size of the requests, and past it a request is refused at once.
+    room: Arc<Semaphore>,
+    store: Store,
+    limits: Arc<Limits>,
 }
 
 impl Writer {
-    /// Starts the writer task. `queue_capacity` bounds how many requests may wait for a commit; past it
-    /// `write` fails fast with `Overloaded` instead of buffering without limit.
+    /// Starts the writer task. `limits.write_queue_points` bounds the points waiting for a commit,
+    /// all requests together; past it `write` fails fast with `Overloaded` instead of buffering.
     /// The task ends once every `Writer` is dropped and the queue is drained.
-    pub fn spawn(store: Store, live: LiveFeed, queue_capacity: usize) -> (Writer, JoinHandle<()>) {
-        let (queue, jobs) = mpsc::channel(queue_capacity.max(1));
-        let task = tokio::spawn(run(store, live, jobs));
-        (Writer { queue }, task)
+    pub fn spawn(store: Store, live: LiveFeed, limits: Arc<Limits>) -> (Writer, JoinHandle<()>) {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(store.clone(), live, jobs));
+        let room = Arc::new(Semaphore::new(limits.write_queue_points));
+        let writer = Writer {
+            queue,
+            room,
+            store,
+            limits,
+        };
+        (writer, task)
     }
 
     /// Queues `points` and returns once they are committed.
     pub async fn write(&self, points: Vec<DataPoint>) -> Result<usize, ApiError> {
         let count = points.len();
+        self.admit_old_points(&points)?;
+        self.admit_new_signals(&points)?;
+        let limit = self.limits.write_queue_points;
+        let room = u32::try_from(count)
+            .ok()
+            .filter(|&n| n as usize <= limit)
+            .ok_or(ApiError::TooManyPoints {
+                points: count,
+                limit,
+            })?;
+        let room = self
+            .room
+            .clone()
+            .try_acquire_many_owned(room)
+            .map_err(|_| ApiError::Overloaded)?;
         let (done, committed) = oneshot::channel();
         self.queue
-            .try_send(WriteJob { points, done })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => ApiError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => ApiError::ShuttingDown,
-            })?;
+            .send(WriteJob {
+                points,
+                done,
+                _room: room,
+            })
+            .map_err(|_| ApiError::ShuttingDown)?;
         committed.await.map_err(|_| ApiError::ShuttingDown)??;
         Ok(count)
     }
+
+    /// Refuses a request with a point older than raw retention. Such a point could only go into the
+    /// rollups, which add it to a minute's count and sum: they cannot tell a producer's resend (at
+    /// least once, as producers deliver) from a new point, and would count it twice.
+    fn admit_old_points(&self, points: &[DataPoint]) -> Result<(), ApiError> {
+        let raw_ms = self.store.retention().raw_ms;
+        let cutoff = Timestamp::now().saturating_add(-raw_ms);
+        match points.iter().find(|p| p.timestamp < cutoff) {
+            None => Ok(()),
+            Some(old) => Err(ApiError::BadRequest(format!(
+                "signal {}: timestamp {} is older than the raw retention of {} days \
+                 (setting raw-retention-days); older points cannot be written",
+                old.signal,
+                old.timestamp.millis(),
+                raw_ms / 86_400_000
+            ))),
+        }
+    }
+
+    /// Refuses a request that would create more signals than one request may, or than the database
+    /// may hold. Requests in flight at once may pass the total by what each creates: a soft ceiling.
+    fn admit_new_signals(&self, points: &[DataPoint]) -> Result<(), ApiError> {
+        let new = self
+            .store
+            .count_new_signals(points.iter().map(|p| &p.signal));
+        if new == 0 {
+            return Ok(());
+        }
+        let per_request = self.limits.max_new_signals;
+        if new > per_request {
+            return Err(ApiError::BadRequest(format!(
+                "the request creates {new} new signals; the limit per request is {per_request} \
+                 (setting max-new-signals)"
+            )));
+        }
+        let (known, total) = (self.store.signal_count(), self.limits.max_total_signals);
+        if known + new > total {
+            return Err(ApiError::BadRequest(format!(
+                "the request creates {new} new signals, and the database holds {known} of at \
+                 most {total} (setting max-total-signals)"
+            )));
+        }
+        Ok(())
+    }
 }
 
-async fn run(store: Store, live: LiveFeed, mut jobs: mpsc::Receiver<WriteJob>) {
+async fn run(store: Store, live: LiveFeed, mut jobs: mpsc::UnboundedReceiver<WriteJob>) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         let mut points = group[0].points.len();

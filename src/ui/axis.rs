@@ -25,22 +25,44 @@ const STEPS: [i64; 17] = [
     30 * DAY,
 ];
 
+/// A year, nominally: what a spacing of whole years is compared and labelled by.
+pub const YEAR: i64 = 365 * DAY;
+
+/// Spacings past a month, in whole years: ticks on the 1st of January of years divisible by them.
+const YEARS: [i64; 11] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 10_000];
+
 /// Ticks for `from..=to`, at most `max_ticks`, on round times of the local clock (`offset` ms east of
-/// UTC): returns the spacing and the ticks.
+/// UTC): returns the spacing and the ticks. Any window, up to the ten thousand years a timestamp can
+/// span, gets at most `max_ticks` ticks.
 pub fn time_ticks(from: i64, to: i64, max_ticks: usize, offset: i64) -> (i64, Vec<i64>) {
-    let span = (to - from).max(1);
-    let step = STEPS
+    let max_ticks = max_ticks.max(1);
+    let span = to.saturating_sub(from).max(1);
+    let fits = |step: i64| span / step < max_ticks as i64;
+    if let Some(step) = STEPS.iter().copied().find(|&s| fits(s)) {
+        let local = from + offset;
+        let first = local - local.rem_euclid(step) + step - offset;
+        let ticks = (0..)
+            .map(|k| first + k * step)
+            .take_while(|&t| t <= to)
+            .take(max_ticks)
+            .collect();
+        return (step, ticks);
+    }
+    let years = YEARS
         .iter()
         .copied()
-        .find(|&s| span / s < max_ticks.max(1) as i64)
-        .unwrap_or(STEPS[STEPS.len() - 1]);
-    let local = from + offset;
-    let first = local - local.rem_euclid(step) + step - offset;
+        .find(|&n| fits(n * YEAR))
+        .unwrap_or(YEARS[YEARS.len() - 1]);
+    let year_of = |t: i64| civil_date((t + offset).div_euclid(DAY)).0;
+    let first = year_of(from).div_euclid(years) * years;
     let ticks = (0..)
-        .map(|k| first + k * step)
+        .map(|k| (first + k * years, 1, 1))
+        .map(|date| days_from_civil(date) * DAY - offset)
+        .skip_while(|&t| t < from)
         .take_while(|&t| t <= to)
+        .take(max_ticks)
         .collect();
-    (step, ticks)
+    (years * YEAR, ticks)
 }
 
 /// A tick's label: the time of day for ticks within a day (with seconds when they are that close),
@@ -54,7 +76,9 @@ pub fn time_label(t: i64, step: i64, offset: i64) -> String {
         of_day % HOUR / MINUTE,
         of_day % MINUTE / SECOND,
     );
-    if step >= DAY || of_day == 0 {
+    if step >= YEAR {
+        format!("{}", civil_date(local.div_euclid(DAY)).0)
+    } else if step >= DAY || of_day == 0 {
         format!("{day} {}", MONTHS[month as usize - 1])
     } else if step < MINUTE {
         format!("{h:02}:{m:02}:{s:02}")
@@ -103,8 +127,19 @@ fn civil_date(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// The civil date's count of days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
+fn days_from_civil((year, month, day): (i64, i64, i64)) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// A value as the dashboard prints it: at most four significant digits, SI prefixes past a thousand
-/// and below a thousandth (`1.23k`, `45.6M`, `12.5µ`), no trailing zeros.
+/// and below a thousandth (`1.23k`, `45.6M`, `12.5µ`), no trailing zeros; beyond the prefixes,
+/// scientific notation (`1.7e308`, `4.941e-324`).
 pub fn format_value(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return if v.is_finite() {
@@ -112,6 +147,12 @@ pub fn format_value(v: f64) -> String {
         } else {
             v.to_string()
         };
+    }
+    if !(1e-12..1e15).contains(&v.abs()) {
+        let text = format!("{v:.3e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        return format!("{mantissa}e{exponent}");
     }
     const PREFIXES: [(f64, &str); 8] = [
         (1e12, "T"),
@@ -176,6 +217,40 @@ mod tests {
     }
 
     #[test]
+    fn any_window_gets_a_bounded_count_of_ticks_on_new_years() {
+        let last = crate::model::LAST_TIMESTAMP_MS;
+        for (from, to) in [
+            (0, last),
+            (T - 3 * YEAR, T),
+            (T - 60 * DAY, T),
+            (0, i64::MAX),
+        ] {
+            for max_ticks in [1, 2, 9, 30] {
+                let (step, ticks) = time_ticks(from, to, max_ticks, HOUR);
+                // A narrow chart may find no round time in its window; one of usual width does.
+                assert!(
+                    (max_ticks < 9 || !ticks.is_empty()) && ticks.len() <= max_ticks,
+                    "{from}..{to} at {max_ticks}: {} ticks",
+                    ticks.len()
+                );
+                assert!(ticks.iter().all(|t| (from..=to).contains(t)));
+                if step >= YEAR {
+                    // 1 January, local midnight.
+                    assert!(ticks.iter().all(|&t| time_label(t, DAY, HOUR) == "1 Jan"));
+                }
+            }
+        }
+        // All of time at 1,000 pixels: a tick every thousand years, labelled with the year.
+        let (step, ticks) = time_ticks(0, last, 9, 0);
+        assert_eq!(step, 1_000 * YEAR);
+        let labels: Vec<String> = ticks.iter().map(|&t| time_label(t, step, 0)).collect();
+        assert_eq!(
+            labels,
+            ["2000", "3000", "4000", "5000", "6000", "7000", "8000", "9000"]
+        );
+    }
+
+    #[test]
     fn labels_say_what_changes() {
         assert_eq!(time_label(T, 10 * MINUTE, 0), "10:00");
         assert_eq!(time_label(T + 5_000, 5 * SECOND, 0), "10:00:05");
@@ -202,6 +277,10 @@ mod tests {
             (0.0001234, "123.4µ"),
             (-4.2e9, "-4.2G"),
             (1e-12, "0.001n"),
+            (1.7e308, "1.7e308"),
+            (-f64::MAX, "-1.798e308"),
+            (5e-324, "4.941e-324"),
+            (2.5e15, "2.5e15"),
         ] {
             assert_eq!(format_value(v), text, "{v}");
         }

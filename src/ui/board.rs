@@ -352,18 +352,29 @@ impl Board {
 pub fn csv(series: &[(String, SeriesData)], from: i64, to: i64) -> String {
     let mut out = String::from("signal,timestamp,time,value\n");
     for (name, data) in series {
-        // Names may hold commas (tags): quoted as CSV wants, inner quotes doubled.
-        let name = if name.contains([',', '"']) {
-            format!("\"{}\"", name.replace('"', "\"\""))
-        } else {
-            name.clone()
-        };
+        let name = csv_text(name);
         let (times, values) = data.within(from, to);
         for (&t, &v) in times.iter().zip(values) {
             out.push_str(&format!("{name},{t},{},{v}\n", crate::ui::axis::rfc3339(t)));
         }
     }
     out
+}
+
+/// A text cell: a name that a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return) gets a leading `'`, as OWASP recommends; one holding a comma (tags), a
+/// quote or a line break is quoted, inner quotes doubled.
+fn csv_text(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
 }
 
 fn charted_in(view: &View, all: &[SeriesHandle]) -> Vec<SeriesHandle> {
@@ -480,6 +491,29 @@ mod tests {
              a,1795687201000,2026-11-26T10:00:01.000Z,-2\n\
              \"cpu.usage{dc=eu,host=a}\",1795687200500,2026-11-26T10:00:00.500Z,0.25\n"
         );
+    }
+
+    #[test]
+    fn csv_names_never_run_as_spreadsheet_formulas() {
+        let mut data = SeriesData::default();
+        data.insert(1_795_687_200_000, -1.0);
+        let row = |name: &str| {
+            let text = csv(&[(name.into(), data.clone())], 0, i64::MAX);
+            text.lines().nth(1).unwrap().to_owned()
+        };
+        assert_eq!(
+            row("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",1795687200000,2026-11-26T10:00:00.000Z,-1"
+        );
+        for formula in ["+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            let cell = row(formula);
+            assert!(
+                cell.starts_with('\'') || cell.starts_with("\"'"),
+                "{formula:?} exported as {cell:?}"
+            );
+        }
+        // The value column is a number, negative or not: left as it is.
+        assert!(row("cpu").ends_with(",-1"));
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub struct Painted {
     /// The plot area's horizontal span, which maps the pointer back to time.
     pub span: PlotSpan,
     window: (i64, i64),
-    values: (f64, f64),
+    axis: ValueAxis,
     theme: Theme,
     size: (u32, u32),
     /// Per series: its revision, and how many of its points the picture holds.
@@ -85,7 +85,8 @@ pub fn paint<DB: DrawingBackend>(
             }
         })
         .collect();
-    let (low, high) = y_range(visible.iter().flat_map(|(_, v)| v.iter().copied()));
+    let axis = ValueAxis::of(visible.iter().flat_map(|(_, v)| v.iter().copied()));
+    let (low, high) = (axis.low, axis.high);
     let (step, ticks) = time_ticks(from, to, (width / 110).max(2) as usize, offset);
 
     root.fill(&background).map_err(failed)?;
@@ -103,17 +104,20 @@ pub fn paint<DB: DrawingBackend>(
         .axis_style(grid)
         .label_style(("sans-serif", 12).into_font().color(&text))
         .x_label_formatter(&|t| time_label(*t, step, offset))
-        .y_label_formatter(&|v| format_value(*v))
+        .y_label_formatter(&|v| axis.label(*v))
         .draw()
         .map_err(failed)?;
     for (i, (times, values)) in visible.iter().enumerate() {
-        let points = times.iter().copied().zip(values.iter().copied());
+        let points = times
+            .iter()
+            .copied()
+            .zip(values.iter().map(|&v| axis.scaled(v)));
         draw_line(&mut chart, i, points).map_err(failed)?;
         // A lone point, marked: a line of one point would not show.
         if let ([t], [v]) = (&times[..], &values[..]) {
             chart
                 .draw_series(std::iter::once(Circle::new(
-                    (*t, *v),
+                    (*t, axis.scaled(*v)),
                     3,
                     colour(i).filled(),
                 )))
@@ -126,7 +130,7 @@ pub fn paint<DB: DrawingBackend>(
         state: chart.into_shared_chart_state(),
         span: (f64::from(x_range.start), f64::from(x_range.end)),
         window: (from, to),
-        values: (low, high),
+        axis,
         theme,
         size: (width, height),
         drawn: drawn(series),
@@ -154,9 +158,7 @@ pub fn extend<DB: DrawingBackend>(
             d.revision == revision
                 && d.len() >= n
                 && d.timestamps[n..].iter().all(|&t| t <= to)
-                && d.values[n..]
-                    .iter()
-                    .all(|v| (painted.values.0..=painted.values.1).contains(v))
+                && d.values[n..].iter().all(|&v| painted.axis.holds(v))
         });
     if !(unchanged && appended) {
         return None;
@@ -165,10 +167,11 @@ pub fn extend<DB: DrawingBackend>(
     for (i, (d, &(_, n))) in series.iter().zip(&painted.drawn).enumerate() {
         // From the last point drawn, so the line joins up.
         let start = n.saturating_sub(1);
+        let axis = painted.axis;
         let points = d.timestamps[start..]
             .iter()
             .copied()
-            .zip(d.values[start..].iter().copied())
+            .zip(d.values[start..].iter().map(|&v| axis.scaled(v)))
             .filter(|&(t, _)| t >= from);
         if let Err(e) = draw_line(&mut chart, i, points) {
             return Some(Err(e.to_string()));
@@ -217,20 +220,86 @@ pub fn svg(
     Ok(out)
 }
 
-/// The values' range with a little air, never empty.
-fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    if !low.is_finite() {
-        return (0.0, 1.0);
+/// The value axis: the values' range with a little air, never empty, drawn in a space scaled by
+/// `10^exponent`. Any finite value can be stored, and `±1.7e308` or `5e-324` are beyond what the
+/// chart's arithmetic survives (the range's span overflows to infinity, and plotters' tick search
+/// then never ends); scaled, every range is a few units wide and the labels are scaled back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ValueAxis {
+    /// Powers of ten that drawn values are divided by: 0 for everyday magnitudes.
+    exponent: i32,
+    /// The bounds, scaled.
+    low: f64,
+    high: f64,
+}
+
+/// Magnitudes drawn as they are; past them the axis is scaled.
+const UNSCALED: std::ops::RangeInclusive<f64> = 1e-100..=1e100;
+
+impl ValueAxis {
+    pub fn of(values: impl Iterator<Item = f64>) -> ValueAxis {
+        let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        if !low.is_finite() {
+            return ValueAxis {
+                exponent: 0,
+                low: 0.0,
+                high: 1.0,
+            };
+        }
+        let magnitude = low.abs().max(high.abs());
+        let exponent = if magnitude == 0.0 || UNSCALED.contains(&magnitude) {
+            0
+        } else {
+            magnitude.log10().floor() as i32
+        };
+        let (low, high) = (times_ten_to(low, -exponent), times_ten_to(high, -exponent));
+        let pad = if high > low {
+            (high - low) * 0.08
+        } else {
+            low.abs().max(1.0) * 0.1
+        };
+        ValueAxis {
+            exponent,
+            low: low - pad,
+            high: high + pad,
+        }
     }
-    let pad = if high > low {
-        (high - low) * 0.08
-    } else {
-        low.abs().max(1.0) * 0.1
-    };
-    (low - pad, high + pad)
+
+    /// A value as drawn.
+    pub fn scaled(&self, v: f64) -> f64 {
+        times_ten_to(v, -self.exponent)
+    }
+
+    /// The label of a drawn position: its value, even past what an `f64` holds (an axis padded
+    /// beyond ±1.8e308), where mantissa and exponent are written apart.
+    pub fn label(&self, v: f64) -> String {
+        let value = times_ten_to(v, self.exponent);
+        if value.is_finite() {
+            return format_value(value);
+        }
+        let (mut mantissa, mut exponent) = (v, self.exponent);
+        while mantissa.abs() >= 10.0 {
+            mantissa /= 10.0;
+            exponent += 1;
+        }
+        format!("{}e{exponent}", format_value(mantissa))
+    }
+
+    /// Whether `v` lies inside the axis' range.
+    pub fn holds(&self, v: f64) -> bool {
+        (self.low..=self.high).contains(&self.scaled(v))
+    }
+}
+
+/// `x · 10^exponent`, in two factors: `10^±308` and beyond do not fit one `f64`.
+fn times_ten_to(x: f64, exponent: i32) -> f64 {
+    if exponent == 0 {
+        return x;
+    }
+    let half = exponent / 2;
+    x * 10f64.powi(half) * 10f64.powi(exponent - half)
 }
 
 #[cfg(all(test, feature = "ssr"))]
@@ -254,5 +323,65 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{}", &svg[..50]);
         assert!(svg.contains("<polyline"), "the line is drawn");
         assert!(svg.contains("10:00"), "the time axis is labelled");
+    }
+
+    /// The value labels of a chart of `values`, as the server draws it.
+    fn value_labels(values: &[f64]) -> Vec<String> {
+        let mut data = SeriesData::default();
+        for (i, &v) in values.iter().enumerate() {
+            data.insert(1_795_687_200_000 + i as i64 * 1000, v);
+        }
+        let svg = svg(
+            &[&data],
+            1_795_687_200_000,
+            1_795_687_210_000,
+            Theme::Light,
+            (800, 200),
+        )
+        .unwrap();
+        // Value labels are right-aligned on the left of the plot: `text-anchor="end"`.
+        svg.split("<text")
+            .filter(|t| t.contains("text-anchor=\"end\""))
+            .filter_map(|t| Some(t.split_once('>')?.1.split_once('<')?.0.trim().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_largest_and_smallest_values_draw_with_labelled_axes() {
+        for values in [
+            vec![1.7e308],
+            vec![-1.7e308, 1.7e308],
+            vec![f64::MAX, f64::MIN],
+            vec![5e-324],
+            vec![0.0, 5e-324],
+            vec![-5e-324, 5e-324],
+            vec![71.5, 71.5],
+            vec![0.0, 1e-200, 1e200],
+        ] {
+            let labels = value_labels(&values);
+            assert!(
+                (2..=12).contains(&labels.len()),
+                "{values:?}: labels {labels:?}"
+            );
+            assert!(
+                labels.iter().all(|l| l.len() <= 12 && !l.contains("inf")),
+                "{values:?}: labels {labels:?}"
+            );
+        }
+        let huge = value_labels(&[-1.7e308, 1.7e308]);
+        assert!(huge.iter().any(|l| l.contains("e308")), "{huge:?}");
+    }
+
+    #[test]
+    fn an_axis_holds_its_values_and_scales_only_when_it_must() {
+        let everyday = ValueAxis::of([20.0, 80.0].into_iter());
+        assert_eq!(everyday.exponent, 0);
+        assert!(everyday.low < 20.0 && everyday.high > 80.0);
+        for values in [[-1.7e308, 1.7e308], [0.0, 5e-324], [3e-150, 4e-150]] {
+            let axis = ValueAxis::of(values.into_iter());
+            assert_ne!(axis.exponent, 0);
+            assert!((axis.high - axis.low).is_finite() && axis.high - axis.low < 100.0);
+            assert!(values.iter().all(|&v| axis.holds(v)), "{values:?}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! It lives in the URL's query string, so a link reopens the same view; everything here is plain data
 //! and pure functions, tested natively.
 
+use crate::model::LAST_TIMESTAMP_MS;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -92,7 +93,11 @@ impl View {
                 .into_owned()
                 .collect();
         let mut view = View::default();
-        let millis = |key: &str| query.get(key).and_then(|v| v.parse::<i64>().ok());
+        // Bounds outside what can be stored are clamped to it, so spans stay far from overflowing.
+        let millis = |key: &str| {
+            let ms = query.get(key)?.parse::<i64>().ok()?;
+            Some(ms.clamp(0, LAST_TIMESTAMP_MS))
+        };
         if let (Some(from), Some(to)) = (millis("from"), millis("to")) {
             if to - from >= MIN_SPAN / 5 {
                 view.window = Window::Fixed { from, to };
@@ -281,6 +286,21 @@ mod tests {
         assert_eq!(View::from_query("from=10&to=5"), View::default());
         assert_eq!(View::from_query("from=10"), View::default());
         assert_eq!(View::from_query("range=1s").window, Window::Last(MIN_SPAN));
+    }
+
+    #[test]
+    fn extreme_bounds_are_clamped_to_storable_times() {
+        let view = View::from_query(&format!("from={}&to={}", i64::MIN, i64::MAX));
+        let window = Window::Fixed {
+            from: 0,
+            to: LAST_TIMESTAMP_MS,
+        };
+        assert_eq!(view.window, window);
+        // Zooming and panning such a window stays in range instead of overflowing.
+        let now = 1_795_687_200_000;
+        assert!(view.zoomed_out(now).bounds(now).1 <= LAST_TIMESTAMP_MS + MAX_SPAN);
+        let (from, to) = view.panned(-0.5, now).bounds(now);
+        assert!(from < to);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! below. Adding PostgreSQL means one more variant here and one more file, nothing above.
 
 mod block;
+mod lock;
 pub mod rollup;
 mod sqlite;
 
@@ -12,26 +13,68 @@ use crate::server::domain::{DataPoint, SignalName, Timestamp};
 use rollup::{bucket, Interval, Source, MINUTE};
 use std::sync::Arc;
 
-/// A database failure. Cloneable because one failed group commit fails every request in the group.
+/// A database failure, by what a client can do about it. Cloneable because one failed group commit
+/// fails every request in the group.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(Arc<dyn std::error::Error + Send + Sync>);
+pub enum StoreError {
+    /// Busy, out of disk, or unreachable for now: nothing was stored, and retrying later may succeed.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(Arc<dyn std::error::Error + Send + Sync>),
+    /// What is stored cannot be read (a corrupt block or file), or the schema cannot be brought up
+    /// to date: retrying will not help, an operator must look.
+    #[error("the database is damaged: {0}")]
+    Damaged(Arc<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be opened as asked: another server holds it, or its URL names a database
+    /// this build does not store in.
+    #[error("{0}")]
+    CannotOpen(String),
+}
+
+impl StoreError {
+    fn damaged(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Damaged(Arc::new(e))
+    }
+}
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError(Arc::new(e))
+        use sqlx::Error as E;
+        // SQLite's primary result codes (the low byte of an extended code) that mean the file itself
+        // is broken, as opposed to busy, locked, full or failing to reach the disk for now.
+        const CORRUPT: &str = "11";
+        const NOT_A_DATABASE: &str = "26";
+        let damaged = match &e {
+            E::Database(db) => db.code().is_some_and(|code| {
+                let primary = code.parse::<u32>().map(|c| (c & 0xff).to_string());
+                matches!(primary.as_deref(), Ok(CORRUPT | NOT_A_DATABASE))
+            }),
+            E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => false,
+            // A row or a column that does not decode as the schema says.
+            _ => true,
+        };
+        if damaged {
+            StoreError::damaged(e)
+        } else {
+            StoreError::Unavailable(Arc::new(e))
+        }
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError(Arc::new(e))
+        StoreError::damaged(e)
     }
 }
 
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
-        StoreError(Arc::new(e))
+        StoreError::Unavailable(Arc::new(e))
+    }
+}
+
+impl From<block::CorruptBlock> for StoreError {
+    fn from(e: block::CorruptBlock) -> Self {
+        StoreError::damaged(e)
     }
 }
 
@@ -164,6 +207,14 @@ impl Store {
         durability: Durability,
         retention: Retention,
     ) -> Result<Store, StoreError> {
+        if !url.starts_with("sqlite:") {
+            let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+            return Err(StoreError::CannotOpen(format!(
+                "unsupported database URL scheme {scheme:?}: this build stores in SQLite \
+                 (sqlite://PATH, e.g. {})",
+                crate::config::DEFAULT_DATABASE_URL
+            )));
+        }
         let store = sqlite::SqliteStore::open(url, durability, retention).await?;
         Ok(Store::Sqlite(store))
     }
@@ -187,6 +238,27 @@ impl Store {
     pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
         match self {
             Store::Sqlite(s) => s.signals().await,
+        }
+    }
+
+    /// How many distinct signals of `names` are not stored yet.
+    pub fn count_new_signals<'a>(&self, names: impl Iterator<Item = &'a SignalName>) -> usize {
+        match self {
+            Store::Sqlite(s) => s.count_new_signals(names),
+        }
+    }
+
+    /// How long each kind of data is kept.
+    pub fn retention(&self) -> Retention {
+        match self {
+            Store::Sqlite(s) => s.retention(),
+        }
+    }
+
+    /// How many signals are stored (known to this store: cheap, no query).
+    pub fn signal_count(&self) -> usize {
+        match self {
+            Store::Sqlite(s) => s.signal_count(),
         }
     }
 
