@@ -8,6 +8,8 @@ use crate::ui::dashboard::Dashboard;
 use leptos::prelude::*;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -24,5 +26,19 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <Dashboard/>
             </body>
         </html>
+    }
+}
+
+/// The page's Content-Security-Policy, naming the nonce Leptos puts on this response's inline scripts.
+#[cfg(feature = "ssr")]
+fn content_security_policy() {
+    use axum::http::{header, HeaderValue};
+    let nonce = leptos::nonce::use_nonce();
+    let response = use_context::<leptos_axum::ResponseOptions>();
+    if let (Some(nonce), Some(response)) = (nonce, response) {
+        let policy = crate::server::access::page_policy(&nonce);
+        if let Ok(policy) = HeaderValue::from_str(&policy) {
+            response.insert_header(header::CONTENT_SECURITY_POLICY, policy);
+        }
     }
 }

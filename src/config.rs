@@ -38,6 +38,53 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Measure ingest speed, database size and memory (see the README's performance table).
     Bench(crate::bench::BenchArgs),
+    /// Create, list or revoke access tokens (a running server sees the change within a second).
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub action: TokenAction,
+    /// The database the tokens are stored in [default: database-url of Leptos.toml, else
+    /// sqlite://data/signalboard.db].
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// The settings file.
+    #[arg(
+        long,
+        env = "SIGNALBOARD_CONFIG",
+        default_value = "Leptos.toml",
+        global = true
+    )]
+    pub config: PathBuf,
+}
+
+impl TokenArgs {
+    /// The database, resolved as `serve` resolves it.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        let file = read_file_settings(&self.config)?;
+        Ok(self
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()))
+    }
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum TokenAction {
+    /// Make a token and print it, once.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        scope: crate::server::access::tokens::Scope,
+    },
+    /// List the tokens: names, scopes and when they were made (never the tokens).
+    List,
+    /// Delete a token: clients presenting it are refused from then on.
+    Revoke { name: String },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -55,6 +102,10 @@ pub struct ServeArgs {
     /// Also run the simulated producer in-process, feeding this server.
     #[arg(long)]
     pub demo: bool,
+    /// Serve beyond loopback without access tokens (anyone who can reach the port may read and
+    /// write everything). Without it, such a server refuses to start until a token exists.
+    #[arg(long, env = "SIGNALBOARD_NO_AUTH")]
+    pub no_auth: bool,
     #[command(flatten)]
     pub producer: SimulationArgs,
     /// The settings file.
@@ -67,6 +118,9 @@ pub struct ProduceArgs {
     /// The server's ingest endpoint.
     #[arg(long, default_value = "http://127.0.0.1:3000/api/telemetry")]
     pub url: String,
+    /// An access token of scope write or admin, for a server that requires one.
+    #[arg(long, env = "SIGNALBOARD_TOKEN")]
+    pub token: Option<String>,
     #[command(flatten)]
     pub simulation: SimulationArgs,
 }
@@ -102,6 +156,9 @@ pub struct Limits {
     pub max_signals: usize,
     /// Points that may wait for a commit, all requests together; past them 503 + Retry-After.
     pub write_queue_points: usize,
+    /// Write requests being read, parsed or waiting at once; past them 503 + Retry-After. With
+    /// `max_body_bytes` it bounds the memory that request bodies can take.
+    pub max_concurrent_writes: usize,
     /// Most points one history answer holds, raw or decimated; a raw range holding more gets 400.
     pub max_raw_points: usize,
     /// Points a live subscriber may lag behind before it is disconnected.
@@ -117,6 +174,8 @@ pub struct Limits {
     /// Time a client has to send a request's headers (and an idle kept-alive connection to send the
     /// next); past it the connection is closed.
     pub header_timeout: Duration,
+    /// Write requests per second each access token may make (a second's worth at once); past it 429.
+    pub token_write_rate: u32,
     /// Time a request may take from its headers to its answer, reading its body included; past it
     /// 408 (a client that trickles its body holds nothing for longer).
     pub request_timeout: Duration,
@@ -129,6 +188,7 @@ impl Default for Limits {
             max_samples: 100_000,
             max_signals: 1_000,
             write_queue_points: 2_000_000,
+            max_concurrent_writes: 64,
             max_raw_points: 1_000_000,
             live_backlog_points: 256 * 1024,
             live_send_timeout: Duration::from_secs(10),
@@ -136,6 +196,7 @@ impl Default for Limits {
             max_new_signals: 100_000,
             max_connections: 4_096,
             header_timeout: Duration::from_secs(10),
+            token_write_rate: 10_000,
             request_timeout: Duration::from_secs(60),
         }
     }
@@ -150,6 +211,8 @@ pub struct Settings {
     pub limits: Limits,
     /// `Some` runs the simulated producer in-process.
     pub demo: Option<SimulationArgs>,
+    /// Serve beyond loopback even with no token.
+    pub no_auth: bool,
     /// Includes `site_addr`, the address to listen on.
     pub leptos: LeptosOptions,
 }
@@ -164,6 +227,7 @@ struct FileSettings {
     max_samples: Option<usize>,
     max_signals: Option<usize>,
     write_queue_points: Option<usize>,
+    max_concurrent_writes: Option<usize>,
     max_raw_points: Option<usize>,
     live_backlog_points: Option<usize>,
     live_send_timeout_secs: Option<u64>,
@@ -171,6 +235,7 @@ struct FileSettings {
     max_new_signals: Option<usize>,
     max_connections: Option<usize>,
     header_timeout_secs: Option<u64>,
+    token_write_rate: Option<u32>,
     request_timeout_secs: Option<u64>,
     raw_retention_days: Option<u32>,
     minute_rollup_retention_days: Option<u32>,
@@ -210,6 +275,9 @@ impl Settings {
                 write_queue_points: file
                     .write_queue_points
                     .unwrap_or(defaults.write_queue_points),
+                max_concurrent_writes: file
+                    .max_concurrent_writes
+                    .unwrap_or(defaults.max_concurrent_writes),
                 max_raw_points: file.max_raw_points.unwrap_or(defaults.max_raw_points),
                 live_backlog_points: file
                     .live_backlog_points
@@ -219,12 +287,14 @@ impl Settings {
                 max_total_signals: file.max_total_signals.unwrap_or(defaults.max_total_signals),
                 max_new_signals: file.max_new_signals.unwrap_or(defaults.max_new_signals),
                 max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+                token_write_rate: file.token_write_rate.unwrap_or(defaults.token_write_rate),
                 header_timeout: seconds(file.header_timeout_secs)
                     .unwrap_or(defaults.header_timeout),
                 request_timeout: seconds(file.request_timeout_secs)
                     .unwrap_or(defaults.request_timeout),
             },
             demo: args.demo.then(|| args.producer.clone()),
+            no_auth: args.no_auth,
             leptos,
         })
     }

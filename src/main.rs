@@ -42,10 +42,11 @@ async fn main() -> anyhow::Result<()> {
             server::serve(listener, settings, shutdown_signal()).await
         }
         Command::Produce(args) => {
-            server::producer::run(args.url, args.simulation).await;
+            server::producer::run(args.url, args.simulation, args.token).await;
             Ok(())
         }
         Command::Bench(args) => signalboard::bench::run(args).await,
+        Command::Token(args) => server::access::token_command(args).await,
     }
 }
 

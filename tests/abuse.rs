@@ -325,16 +325,9 @@ async fn a_hundred_thousand_new_signals_in_one_request_are_all_stored() {
 
 #[tokio::test]
 async fn the_write_queue_is_bounded_in_points_not_requests() {
-    use sqlx::Connection;
-
     let server = TestServer::start_with(|s| s.limits.write_queue_points = 1_000).await;
-    // Another connection holds the database's write lock: the first request waits in the queue.
-    let url = format!("sqlite://{}", server.database.display());
-    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    // The first request waits in the queue.
+    let blocker = server.block_writes().await;
     let batch = |signal: &str| {
         let samples: Vec<Value> = (0..800)
             .map(|i| json!({"timestamp": T0 + i, "signals": {signal: i}}))
@@ -372,13 +365,43 @@ async fn the_write_queue_is_bounded_in_points_not_requests() {
         .as_str()
         .unwrap()
         .contains("write-queue-points"));
-    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    blocker.release().await;
     assert_eq!(first.await.unwrap(), 200, "the queued request is committed");
     let (_, signals) = server.get("/api/signals").await;
     assert_eq!(
         signals,
         json!([{"signal": "first", "points": 800, "last_timestamp": T0 + 799, "last_value": 799.0}])
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn write_requests_past_the_concurrency_limit_are_turned_away_at_once() {
+    let server = TestServer::start_with(|s| s.limits.max_concurrent_writes = 1).await;
+    let blocker = server.block_writes().await;
+    let first = {
+        let (client, url) = (server.client.clone(), server.url("/write"));
+        tokio::spawn(async move {
+            let body = format!("first v=1 {}", T0 * 1_000_000);
+            client.post(url).body(body).send().await.unwrap().status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = server
+        .client
+        .post(server.url("/write"))
+        .body(format!("second v=1 {}", T0 * 1_000_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 503);
+    assert_eq!(second.headers()["retry-after"], "1");
+    blocker.release().await;
+    assert_eq!(first.await.unwrap(), 204);
+    // Reads are not writes: they never wait for a write's place.
+    assert!(server.healthy().await);
+    let (_, signals) = server.get("/api/signals").await;
+    assert_eq!(signals.as_array().unwrap().len(), 1);
     server.stop().await;
 }
 
@@ -459,13 +482,12 @@ async fn a_corrupt_block_answers_500_without_the_database_s_words() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_second_server_on_the_same_database_refuses_to_start() {
+/// Serves `database_url` with the repo's settings, expecting a refusal to start; returns its message.
+async fn refusal_to_serve(database_url: String) -> String {
     use signalboard::config::{ServeArgs, Settings};
 
-    let first = TestServer::start().await;
     let args = ServeArgs {
-        database_url: Some(format!("sqlite://{}", first.database.display())),
+        database_url: Some(database_url),
         config: "Leptos.toml".into(),
         ..ServeArgs::default()
     };
@@ -474,9 +496,15 @@ async fn a_second_server_on_the_same_database_refuses_to_start() {
     let serving = signalboard::server::serve(listener, settings, std::future::pending());
     let error = tokio::time::timeout(Duration::from_secs(10), serving)
         .await
-        .expect("the second server started serving")
+        .expect("the server started serving")
         .unwrap_err();
-    let message = format!("{error:#}");
+    format!("{error:#}")
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_database_refuses_to_start() {
+    let first = TestServer::start().await;
+    let message = refusal_to_serve(format!("sqlite://{}", first.database.display())).await;
     assert!(
         message.contains("in use by another Signalboard server"),
         "{message}"
@@ -491,21 +519,7 @@ async fn a_second_server_on_the_same_database_refuses_to_start() {
 
 #[tokio::test]
 async fn a_database_url_of_another_kind_is_refused_not_made_a_file() {
-    use signalboard::config::{ServeArgs, Settings};
-
-    let args = ServeArgs {
-        database_url: Some("postgres://user@host:5432/db".into()),
-        config: "Leptos.toml".into(),
-        ..ServeArgs::default()
-    };
-    let settings = Settings::load(&args).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let serving = signalboard::server::serve(listener, settings, std::future::pending());
-    let error = tokio::time::timeout(Duration::from_secs(10), serving)
-        .await
-        .expect("the server started serving")
-        .unwrap_err();
-    let message = format!("{error:#}");
+    let message = refusal_to_serve("postgres://user@host:5432/db".into()).await;
     assert!(
         message.contains("unsupported database URL scheme \"postgres\""),
         "{message}"

@@ -4,7 +4,6 @@ mod common;
 
 use common::TestServer;
 use serde_json::{json, Value};
-use sqlx::Connection;
 use std::io::Write;
 use std::time::Duration;
 
@@ -151,16 +150,7 @@ async fn gzip_bodies_are_accepted_and_a_gzip_bomb_is_refused() {
 #[tokio::test]
 async fn a_full_write_queue_answers_503_with_retry_after_and_loses_nothing_acknowledged() {
     let server = TestServer::start_with(|s| s.limits.write_queue_points = 2).await;
-    // Another connection takes the database's write lock: the writer's next commit has to wait for it,
-    // exactly as it would behind a slow disk.
-    let mut blocker =
-        sqlx::SqliteConnection::connect(&format!("sqlite://{}", server.database.display()))
-            .await
-            .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let blocker = server.block_writes().await;
 
     let mut posts = tokio::task::JoinSet::new();
     for i in 0..30i64 {
@@ -186,7 +176,7 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_loses_nothing_ackno
         });
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    blocker.release().await;
 
     let (mut accepted, mut refused) = (0, 0);
     while let Some(result) = posts.join_next().await {

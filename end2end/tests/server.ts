@@ -1,7 +1,7 @@
 // Starts and stops real Signalboard servers for the browser tests: the binary that `cargo leptos build`
 // made, run from the repository root (so it finds Leptos.toml and target/site), on a free port, over a
 // SQLite file in a fresh temporary directory.
-import { ChildProcess, spawn } from "node:child_process";
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -21,6 +21,12 @@ export function tempDatabase(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "signalboard-e2e-"));
   folders.push(dir);
   return `sqlite://${path.join(dir, "e2e.db")}`;
+}
+
+/** Makes an access token with the real `signalboard token create`; returns the token. */
+export function createToken(database: string, name: string, scope: "read" | "write" | "admin"): string {
+  const args = ["token", "create", "--name", name, "--scope", scope, "--database-url", database];
+  return execFileSync(binary, args, { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
 }
 
 export async function freePort(): Promise<number> {

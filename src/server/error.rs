@@ -22,6 +22,15 @@ pub enum ApiError {
     /// A browser request from a page of another site, to an endpoint that changes or streams data.
     #[error("requests from pages of another origin ({0}) are refused here")]
     CrossOrigin(String),
+    /// Tokens are required and the request presents none, or one that is not valid.
+    #[error("an access token is required: send Authorization: Bearer TOKEN (or Token TOKEN)")]
+    Unauthorized,
+    /// The token presented may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The token's write rate is used up for now.
+    #[error("the token {token:?} writes faster than its rate (setting token-write-rate)")]
+    RateLimited { token: String, retry_after: u64 },
     /// No route and no file of the site answers this path.
     #[error("nothing here: {0}")]
     NotFound(String),
@@ -52,7 +61,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
+            ApiError::CrossOrigin(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } | ApiError::TooManyPoints { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -81,11 +92,22 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        let headers = response.headers_mut();
+        match self {
             // Every 503 here is transient: tell well-behaved clients when to come back.
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::RateLimited { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            ApiError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"signalboard\""),
+                );
+            }
+            _ => {}
         }
         response
     }

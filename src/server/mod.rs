@@ -17,6 +17,8 @@ pub mod writer;
 
 use crate::app::shell;
 use crate::config::{Limits, Settings};
+use access::signin;
+use access::tokens::Tokens;
 use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::HandlerWithoutStateExt;
@@ -33,6 +35,7 @@ use std::future::Future;
 use std::sync::Arc;
 use store::Store;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::services::ServeDir;
@@ -46,6 +49,9 @@ pub struct AppState {
     pub writer: Writer,
     pub live: LiveFeed,
     pub limits: Arc<Limits>,
+    pub tokens: Arc<Tokens>,
+    /// A permit per write request in progress (`ingest::one_of_few`).
+    pub writes_in_flight: Arc<Semaphore>,
     pub leptos: LeptosOptions,
 }
 
@@ -63,6 +69,14 @@ pub async fn serve(
     )
     .await
     .with_context(|| format!("opening the database {}", settings.database_url))?;
+    let tokens = Tokens::load(store.clone(), settings.limits.token_write_rate).await?;
+    if !addr.ip().is_loopback() && !settings.no_auth && !tokens.required().await? {
+        anyhow::bail!(
+            "serving on {addr}, beyond this machine, with no access token: anyone who can reach \
+             the port could read and overwrite everything. Create a token first (`signalboard \
+             token create --name NAME --scope admin`), or pass --no-auth to serve without"
+        );
+    }
     let limits = Arc::new(settings.limits.clone());
     let live = LiveFeed::new(limits.live_backlog_points, limits.live_send_timeout);
     let (writer, writer_task) = Writer::spawn(store.clone(), live.clone(), limits.clone());
@@ -71,6 +85,8 @@ pub async fn serve(
         writer,
         live,
         limits,
+        tokens: Arc::new(tokens),
+        writes_in_flight: Arc::new(Semaphore::new(settings.limits.max_concurrent_writes)),
         leptos: settings.leptos.clone(),
     };
     let demo = settings.demo.clone().map(|simulation| {
@@ -80,7 +96,7 @@ pub async fn serve(
             rate = simulation.rate,
             "demo producer feeding {url}"
         );
-        tokio::spawn(producer::run(url, simulation))
+        tokio::spawn(producer::run(url, simulation, None))
     });
     let upkeep = tokio::spawn(upkeep::run(store.clone()));
     tracing::info!("listening on http://{addr} with {}", settings.database_url);
@@ -97,21 +113,27 @@ pub async fn serve(
 }
 
 pub fn router(state: AppState) -> Router {
-    // What writes or streams is refused to pages of other sites.
-    let guarded = Router::new()
+    let same_origin = || middleware::from_fn(access::same_origin_only);
+    let writes = Router::new()
         .route("/api/telemetry", post(ingest::post_json))
         .route("/api/v2/write", post(ingest::post_line_protocol))
         .route("/write", post(ingest::post_line_protocol))
-        .route("/api/live", get(live::live_socket))
-        .route_layer(middleware::from_fn(access::same_origin_only));
-    let mut router = Router::new()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            ingest::one_of_few,
+        ))
+        .route_layer(same_origin())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::require_write,
+        ));
+    let mut reads = Router::new()
         .route("/api/telemetry", get(query::get_telemetry))
         .route("/api/signals", get(query::get_signals))
-        .route("/healthz", get(healthz))
-        .merge(guarded)
-        // The limit applies to the decompressed body: a gzip bomb is refused like any large body.
-        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
-        .layer(RequestDecompressionLayer::new());
+        .route(
+            "/api/live",
+            get(live::live_socket).route_layer(same_origin()),
+        );
     // The dashboard is one page, rendered with its data in it (async mode: the charts' pictures show
     // at once, even before or without the WebAssembly), and routed here rather than by a client-side
     // router, which cost the WebAssembly 58 KB gzipped. The page and the server functions get
@@ -126,7 +148,7 @@ pub fn router(state: AppState) -> Router {
         let options = state.leptos.clone();
         move || shell(options.clone())
     });
-    router = router.route("/", get(page));
+    reads = reads.route("/", get(page));
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         let context = context.clone();
         let handler = move |req| async move {
@@ -134,11 +156,33 @@ pub fn router(state: AppState) -> Router {
         };
         let method =
             MethodFilter::try_from(method).expect("server functions use plain HTTP methods");
-        router = router.route(path, on(method, handler));
+        reads = reads.route(path, on(method, handler));
     }
+    let reads = reads.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        access::require_read,
+    ));
+    let open = Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/signin",
+            get(signin::page)
+                .post(signin::sign_in)
+                .route_layer(same_origin()),
+        )
+        .route(
+            "/signout",
+            post(signin::sign_out).route_layer(same_origin()),
+        );
     // Everything else is a file of the site (the WebAssembly, styles, icons) or a 404.
     let not_found = |uri: Uri| async move { ApiError::NotFound(uri.path().to_owned()) };
-    router
+    Router::new()
+        .merge(open)
+        .merge(writes)
+        .merge(reads)
+        // The limit applies to the decompressed body: a gzip bomb is refused like any large body.
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(RequestDecompressionLayer::new())
         .fallback_service(
             ServeDir::new(&*state.leptos.site_root).not_found_service(not_found.into_service()),
         )
@@ -146,11 +190,12 @@ pub fn router(state: AppState) -> Router {
         // brotli, at the fastest level: on loopback and LANs the CPU, not the bytes, is what a
         // request waits for.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            within_deadline,
-        ))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(state.clone(), within_deadline))
+        .layer(middleware::from_fn(access::security_headers))
+        // Requests are traced by path only: a query may carry a token (InfluxDB v1's `p`).
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
         .with_state(state)
 }
 

@@ -79,11 +79,23 @@ impl Simulation {
     }
 }
 
-/// Runs until the process ends: one sample per period, posted to `url`, retried until acknowledged.
-pub async fn run(url: String, simulation: SimulationArgs) {
+/// Runs until the process ends: one sample per period, posted to `url` (presenting `token`, if
+/// any, as `Authorization: Bearer`), retried until acknowledged.
+pub async fn run(url: String, simulation: SimulationArgs, token: Option<String>) {
     let period = Duration::from_secs_f64(1.0 / simulation.rate.clamp(0.001, 1_000.0));
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = token.map(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")));
+    match bearer {
+        Some(Ok(mut value)) => {
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        Some(Err(_)) => tracing::error!("the producer's token is not a valid header value"),
+        None => {}
+    }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .default_headers(headers)
         .build()
         .expect("a client without TLS or proxies always builds");
     let mut sim = Simulation::new(simulation.signals, fastrand::u64(..));

@@ -96,6 +96,27 @@ impl TestServer {
         (status, response.json().await.unwrap())
     }
 
+    /// GETs `path` presenting `token`; returns the status and the parsed JSON answer.
+    pub async fn get_as(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let request = self.client.get(self.url(path)).bearer_auth(token);
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Takes the database's write lock from another connection: the server's next commit waits for
+    /// it, exactly as it would behind a slow disk, until `WriteBlock::release`.
+    pub async fn block_writes(&self) -> WriteBlock {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", self.database.display());
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        WriteBlock(connection)
+    }
+
     /// Whether `/healthz` answers 200: the server is still up and its database answers.
     pub async fn healthy(&self) -> bool {
         let response = self.client.get(self.url("/healthz")).send().await;
@@ -108,5 +129,14 @@ impl TestServer {
             let _ = stop.send(());
         }
         (&mut self.task).await.unwrap().unwrap();
+    }
+}
+
+/// Another connection's hold on the database's write lock (`TestServer::block_writes`).
+pub struct WriteBlock(sqlx::SqliteConnection);
+
+impl WriteBlock {
+    pub async fn release(mut self) {
+        sqlx::query("ROLLBACK").execute(&mut self.0).await.unwrap();
     }
 }

@@ -195,6 +195,25 @@ pub struct Range {
     pub signals: Option<Vec<SignalName>>,
 }
 
+/// A stored access token: never the token itself, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenRecord {
+    pub name: String,
+    /// `read`, `write` or `admin`.
+    pub scope: String,
+    pub sha256: Vec<u8>,
+    pub created_ms: i64,
+}
+
+/// Whether a store holds its database alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// A server: it writes points, and keeps the newest blocks in memory, so no one else may.
+    Exclusive,
+    /// Beside a running server, for what is safe to change next to it: tokens.
+    Shared,
+}
+
 #[derive(Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
@@ -207,6 +226,26 @@ impl Store {
         durability: Durability,
         retention: Retention,
     ) -> Result<Store, StoreError> {
+        Store::open_holding(url, durability, retention, Hold::Exclusive).await
+    }
+
+    /// Opens the database beside a server that may hold it, for `token` commands.
+    pub async fn open_shared(url: &str) -> Result<Store, StoreError> {
+        Store::open_holding(
+            url,
+            Durability::default(),
+            Retention::default(),
+            Hold::Shared,
+        )
+        .await
+    }
+
+    async fn open_holding(
+        url: &str,
+        durability: Durability,
+        retention: Retention,
+        hold: Hold,
+    ) -> Result<Store, StoreError> {
         if !url.starts_with("sqlite:") {
             let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
             return Err(StoreError::CannotOpen(format!(
@@ -215,7 +254,7 @@ impl Store {
                 crate::config::DEFAULT_DATABASE_URL
             )));
         }
-        let store = sqlite::SqliteStore::open(url, durability, retention).await?;
+        let store = sqlite::SqliteStore::open(url, durability, retention, hold).await?;
         Ok(Store::Sqlite(store))
     }
 
@@ -289,6 +328,27 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => s.close().await,
+        }
+    }
+
+    /// Stores a new token; `false` when one of that name exists (nothing is changed then).
+    pub async fn create_token(&self, token: &TokenRecord) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.create_token(token).await,
+        }
+    }
+
+    /// Every token, by name.
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.tokens().await,
+        }
+    }
+
+    /// Deletes the token named `name`; `false` when there is none.
+    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.revoke_token(name).await,
         }
     }
 

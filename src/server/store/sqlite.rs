@@ -3,7 +3,7 @@
 use super::block::{self, Packed, Points};
 use super::lock::DatabaseLock;
 use super::rollup::{self, bucket, Aggregate, Changes, Interval, Source, HOUR, MINUTE};
-use super::{Durability, Range, Retention, Shape, Sink, StoreError};
+use super::{Durability, Hold, Range, Retention, Shape, Sink, StoreError, TokenRecord};
 use crate::downsample::{bucket_points, M4};
 use crate::model::{Series, SignalInfo};
 use crate::server::domain::{DataPoint, SignalName, Timestamp};
@@ -123,6 +123,7 @@ impl SqliteStore {
         url: &str,
         durability: Durability,
         retention: Retention,
+        hold: Hold,
     ) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -147,9 +148,9 @@ impl SqliteStore {
                 tokio::fs::create_dir_all(dir).await?;
             }
         }
-        let lock = match file.to_str() {
-            Some(":memory:") => None,
-            _ => Some(DatabaseLock::acquire(file)?),
+        let lock = match (hold, file.to_str()) {
+            (Hold::Shared, _) | (_, Some(":memory:")) => None,
+            (Hold::Exclusive, _) => Some(DatabaseLock::acquire(file)?),
         };
         // No ping before each use: a SQLite connection is a file in this process, it cannot have gone
         // away, and each ping is a round trip to the connection's thread.
@@ -645,6 +646,36 @@ impl SqliteStore {
 
     pub fn signal_count(&self) -> usize {
         self.ids.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub async fn create_token(&self, token: &TokenRecord) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO tokens (name, scope, sha256, created_ms) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&token.name)
+        .bind(&token.scope)
+        .bind(&token.sha256)
+        .bind(token.created_ms)
+        .execute(&self.writes)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let tokens =
+            sqlx::query_as("SELECT name, scope, sha256, created_ms FROM tokens ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(tokens)
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM tokens WHERE name = ?1")
+            .bind(name)
+            .execute(&self.writes)
+            .await?;
+        Ok(deleted.rows_affected() == 1)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -1,4 +1,4 @@
-//! Who may write and watch. A browser sends every page's requests with the user's network position:
+//! Pages of other sites. A browser sends every page's requests with the user's network position:
 //! without a check, any site a user visits could `fetch(…, {mode: 'no-cors'})` points into a
 //! Signalboard on `127.0.0.1`, or open its live feed from a page of its own. Browsers name the page
 //! a request comes from in `Origin`; the write endpoints and the live feed refuse (403) a request

@@ -1,0 +1,198 @@
+//! Who may do what. With no token stored, everything is open: a server on loopback needs no set-up
+//! (and one serving beyond it refuses to start without a token, unless told `--no-auth`). Once a
+//! token exists, every API and the dashboard need one, presented the way clients already send it,
+//! and of a scope that allows the request: reads (history, signals, the live feed, the page, its
+//! server functions) need `read`, writes need `write`; `admin` may do both. Only `/healthz`, the
+//! sign-in page and the site's static files are open to all. Independently of tokens, pages of
+//! other sites may neither write nor watch (`origin.rs`).
+
+mod command;
+mod origin;
+pub mod signin;
+pub mod tokens;
+
+use crate::server::error::ApiError;
+use crate::server::AppState;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+pub use command::run as token_command;
+pub use origin::same_origin_only;
+use tokens::Scope;
+
+/// The dashboard's cookie: the read token it signed in with (HttpOnly, SameSite=Strict).
+pub const COOKIE: &str = "signalboard_token";
+
+/// Lets a request through that presents a token allowed to read.
+pub async fn require_read(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    require(&state, Scope::Read, request, next).await
+}
+
+/// Lets a request through that presents a token allowed to write, within its write rate.
+pub async fn require_write(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    require(&state, Scope::Write, request, next).await
+}
+
+async fn require(state: &AppState, needed: Scope, request: Request, next: Next) -> Response {
+    // A person opening the dashboard is shown the sign-in page, not a JSON error.
+    let is_page = request.method() == Method::GET && request.uri().path() == "/";
+    match authorize(state, needed, presented(&request)).await {
+        Ok(()) => next.run(request).await,
+        Err(ApiError::Unauthorized) if is_page => Redirect::to("/signin").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn authorize(
+    state: &AppState,
+    needed: Scope,
+    secret: Option<String>,
+) -> Result<(), ApiError> {
+    let tokens = &state.tokens;
+    if !tokens.required().await? {
+        return Ok(());
+    }
+    let secret = secret.ok_or(ApiError::Unauthorized)?;
+    let holder = tokens.check(&secret).await?.ok_or(ApiError::Unauthorized)?;
+    if !holder.scope.allows(needed) {
+        return Err(ApiError::Forbidden(format!(
+            "the token {:?} may {} only, and this request needs {}",
+            holder.name,
+            holder.scope.name(),
+            needed.name()
+        )));
+    }
+    if needed == Scope::Write {
+        tokens
+            .take_write(&holder)
+            .map_err(|retry_after| ApiError::RateLimited {
+                token: holder.name.clone(),
+                retry_after,
+            })?;
+    }
+    Ok(())
+}
+
+/// The token a request presents, as clients send it: `Authorization: Bearer T` or `Token T`
+/// (InfluxDB v2 clients, Telegraf), basic auth's password or the `p` query parameter (InfluxDB v1
+/// clients), or the dashboard's cookie.
+fn presented(request: &Request) -> Option<String> {
+    let headers = request.headers();
+    if let Some(authorization) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (kind, credentials) = authorization.split_once(' ')?;
+        let credentials = credentials.trim();
+        return match kind.to_ascii_lowercase().as_str() {
+            "bearer" | "token" => Some(credentials.to_owned()),
+            "basic" => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(credentials)
+                    .ok()?;
+                let decoded = String::from_utf8(decoded).ok()?;
+                decoded
+                    .split_once(':')
+                    .map(|(_, password)| password.to_owned())
+            }
+            _ => None,
+        };
+    }
+    if let Some(query) = request.uri().query() {
+        let password = form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "p");
+        if let Some((_, password)) = password {
+            return Some(password.into_owned());
+        }
+    }
+    cookie(headers, COOKIE)
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// What every answer tells the browser: no sniffing of types, no referrer beyond the site, never in
+/// a frame; and, unless the answer set its own (the pages do), a policy that runs nothing.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ));
+    response
+}
+
+/// The dashboard's policy: its own scripts, the inline ones Leptos marks with this response's
+/// `nonce`, and WebAssembly compiled from them (`wasm-unsafe-eval`; no `eval` of text).
+pub fn page_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn request(header: Option<(&str, &str)>, uri: &str) -> Request {
+        let mut builder = Request::builder().uri(uri);
+        if let Some((name, value)) = header {
+            builder = builder.header(name, value);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn tokens_are_found_where_each_kind_of_client_sends_them() {
+        let basic = base64::engine::general_purpose::STANDARD.encode("user:sb_basic");
+        for (header, uri, expected) in [
+            (
+                Some(("authorization", "Bearer sb_bearer")),
+                "/",
+                "sb_bearer",
+            ),
+            (Some(("authorization", "Token sb_influx")), "/", "sb_influx"),
+            (
+                Some(("authorization", format!("Basic {basic}").leak() as &str)),
+                "/",
+                "sb_basic",
+            ),
+            (None, "/write?db=x&u=user&p=sb_query", "sb_query"),
+            (
+                Some(("cookie", "theme=dark; signalboard_token=sb_cookie")),
+                "/",
+                "sb_cookie",
+            ),
+        ] {
+            assert_eq!(presented(&request(header, uri)).as_deref(), Some(expected));
+        }
+        assert_eq!(presented(&request(None, "/api/signals")), None);
+    }
+}
