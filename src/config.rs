@@ -146,7 +146,7 @@ impl Default for SimulationArgs {
 
 /// Limits that protect the server from oversized, too many, too slow or too wide requests. Each has
 /// a `[signalboard]` setting of the same name in kebab-case; the README lists them all.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     /// Largest accepted request body, after decompression; larger gets 413.
     pub max_body_bytes: usize,
@@ -354,6 +354,21 @@ mod tests {
         let from_flags = Settings::load(&args).unwrap();
         assert_eq!(from_flags.database_url, "sqlite://flag.db");
         assert_eq!(from_flags.leptos.site_addr.port(), 5000);
+    }
+
+    /// `Leptos.toml` spells out every default, for users to read and change: it must say what the
+    /// code does when a setting is left out.
+    #[test]
+    fn the_shipped_settings_file_states_the_built_in_defaults() {
+        let args = ServeArgs {
+            config: "Leptos.toml".into(),
+            ..ServeArgs::default()
+        };
+        let shipped = Settings::load(&args).unwrap();
+        assert_eq!(shipped.limits, Limits::default());
+        assert_eq!(shipped.retention, Retention::default());
+        assert_eq!(shipped.durability, Durability::default());
+        assert_eq!(shipped.database_url, DEFAULT_DATABASE_URL);
     }
 
     #[test]

@@ -35,10 +35,12 @@ impl SignalName {
                 c
             ));
         }
-        if let Some(c) = raw
-            .chars()
-            .find(|c| c.general_category() == GeneralCategory::Format)
-        {
+        // Every format character lies past ASCII: most names skip the table look-ups.
+        let format = || {
+            raw.chars()
+                .find(|c| c.general_category() == GeneralCategory::Format)
+        };
+        if let Some(c) = (!raw.is_ascii()).then(format).flatten() {
             return Err(format!(
                 "signal name {raw:?} contains the invisible format character U+{:04X}",
                 u32::from(c)

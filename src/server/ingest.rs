@@ -10,25 +10,13 @@ use crate::server::lineproto::{self, Precision};
 use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, Request, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::cell::Cell;
 use std::fmt;
-
-/// Refuses a write at once (503 + Retry-After) while `max-concurrent-writes` others are being read,
-/// parsed or committed: each holds its body, up to `max-body-bytes`, so together they can never hold
-/// more than the product of the two.
-pub async fn one_of_few(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match state.writes_in_flight.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => ApiError::Overloaded.into_response(),
-    }
-}
 
 /// `POST /api/telemetry`: one JSON sample or an array of them → `200 {"accepted": points}`.
 pub async fn post_json(

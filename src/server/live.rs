@@ -5,11 +5,13 @@
 //! send that the client does not take within a deadline closes its connection.
 
 use crate::model::{LiveMessage, Point};
+use crate::server::access::check_origin;
 use crate::server::domain::SignalName;
 use crate::server::error::ApiError;
 use crate::server::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -80,8 +82,11 @@ pub struct LiveParams {
 pub async fn live_socket(
     State(state): State<AppState>,
     params: Result<Query<LiveParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    // Another site's page could otherwise read the feed with the user's network position.
+    check_origin(&headers)?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let filter = match params.signals {
         Some(list) => Some(

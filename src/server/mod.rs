@@ -42,17 +42,29 @@ use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use writer::Writer;
 
-/// What every handler and server function can reach. Cheap to clone: handles all the way down.
+/// What every handler and server function can reach. One `Arc`: middleware and extractors clone the
+/// state for every request, and a clone of the fields one by one (pools, channels, the Leptos options)
+/// cost single-sample POSTs a quarter of their rate.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub store: Store,
     pub writer: Writer,
     pub live: LiveFeed,
     pub limits: Arc<Limits>,
-    pub tokens: Arc<Tokens>,
-    /// A permit per write request in progress (`ingest::one_of_few`).
-    pub writes_in_flight: Arc<Semaphore>,
+    pub tokens: Tokens,
+    /// A permit per write request in progress (`access::admit_write`).
+    pub writes_in_flight: Semaphore,
     pub leptos: LeptosOptions,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets the writer commit what is queued.
@@ -80,15 +92,15 @@ pub async fn serve(
     let limits = Arc::new(settings.limits.clone());
     let live = LiveFeed::new(limits.live_backlog_points, limits.live_send_timeout);
     let (writer, writer_task) = Writer::spawn(store.clone(), live.clone(), limits.clone());
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         store: store.clone(),
         writer,
         live,
         limits,
-        tokens: Arc::new(tokens),
-        writes_in_flight: Arc::new(Semaphore::new(settings.limits.max_concurrent_writes)),
+        tokens,
+        writes_in_flight: Semaphore::new(settings.limits.max_concurrent_writes),
         leptos: settings.leptos.clone(),
-    };
+    }));
     let demo = settings.demo.clone().map(|simulation| {
         let url = format!("http://{addr}/api/telemetry");
         tracing::info!(
@@ -113,27 +125,20 @@ pub async fn serve(
 }
 
 pub fn router(state: AppState) -> Router {
-    let same_origin = || middleware::from_fn(access::same_origin_only);
+    // Each middleware costs a clone of the inner service and two allocations a request: the checks
+    // of one kind of request are one middleware.
     let writes = Router::new()
         .route("/api/telemetry", post(ingest::post_json))
         .route("/api/v2/write", post(ingest::post_line_protocol))
         .route("/write", post(ingest::post_line_protocol))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            ingest::one_of_few,
-        ))
-        .route_layer(same_origin())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            access::require_write,
+            access::admit_write,
         ));
     let mut reads = Router::new()
         .route("/api/telemetry", get(query::get_telemetry))
         .route("/api/signals", get(query::get_signals))
-        .route(
-            "/api/live",
-            get(live::live_socket).route_layer(same_origin()),
-        );
+        .route("/api/live", get(live::live_socket));
     // The dashboard is one page, rendered with its data in it (async mode: the charts' pictures show
     // at once, even before or without the WebAssembly), and routed here rather than by a client-side
     // router, which cost the WebAssembly 58 KB gzipped. The page and the server functions get
@@ -164,16 +169,8 @@ pub fn router(state: AppState) -> Router {
     ));
     let open = Router::new()
         .route("/healthz", get(healthz))
-        .route(
-            "/signin",
-            get(signin::page)
-                .post(signin::sign_in)
-                .route_layer(same_origin()),
-        )
-        .route(
-            "/signout",
-            post(signin::sign_out).route_layer(same_origin()),
-        );
+        .route("/signin", get(signin::page).post(signin::sign_in))
+        .route("/signout", post(signin::sign_out));
     // Everything else is a file of the site (the WebAssembly, styles, icons) or a 404.
     let not_found = |uri: Uri| async move { ApiError::NotFound(uri.path().to_owned()) };
     Router::new()
@@ -190,8 +187,7 @@ pub fn router(state: AppState) -> Router {
         // brotli, at the fastest level: on loopback and LANs the CPU, not the bytes, is what a
         // request waits for.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .layer(middleware::from_fn_with_state(state.clone(), within_deadline))
-        .layer(middleware::from_fn(access::security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         // Requests are traced by path only: a query may carry a token (InfluxDB v1's `p`).
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
@@ -199,14 +195,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Answers 408 to a request that takes longer than `request-timeout-secs` from its headers to its
-/// answer: a body trickled a byte at a time holds its connection and buffer no longer than that.
-async fn within_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// What every request gets: a 408 past `request-timeout-secs` from its headers to its answer (a body
+/// trickled a byte at a time holds its connection and buffer no longer than that), and the security
+/// headers on its answer.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let deadline = state.limits.request_timeout;
-    match tokio::time::timeout(deadline, next.run(request)).await {
+    let mut response = match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout { deadline }.into_response(),
-    }
+    };
+    access::add_security_headers(response.headers_mut());
+    response
 }
 
 /// 200 when the database answers, 503 when it does not.

@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 pub use command::run as token_command;
-pub use origin::same_origin_only;
+pub use origin::check_origin;
 use tokens::Scope;
 
 /// The dashboard's cookie: the read token it signed in with (HttpOnly, SameSite=Strict).
@@ -30,13 +30,21 @@ pub async fn require_read(State(state): State<AppState>, request: Request, next:
     require(&state, Scope::Read, request, next).await
 }
 
-/// Lets a request through that presents a token allowed to write, within its write rate.
-pub async fn require_write(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    require(&state, Scope::Write, request, next).await
+/// Lets a write through that comes from no other site's page, presents a token allowed to write
+/// (within its write rate), and finds a place among `max-concurrent-writes`: each holds its body, up
+/// to `max-body-bytes`, so together they never hold more than the product of the two. Past that
+/// place, 503 + Retry-After at once.
+pub async fn admit_write(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let place = check_origin(request.headers()).and_then(|()| {
+        state
+            .writes_in_flight
+            .try_acquire()
+            .map_err(|_| ApiError::Overloaded)
+    });
+    match place {
+        Ok(_place) => require(&state, Scope::Write, request, next).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn require(state: &AppState, needed: Scope, request: Request, next: Next) -> Response {
@@ -126,9 +134,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// What every answer tells the browser: no sniffing of types, no referrer beyond the site, never in
 /// a frame; and, unless the answer set its own (the pages do), a policy that runs nothing.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+pub fn add_security_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -143,7 +149,6 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         .or_insert(HeaderValue::from_static(
             "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
         ));
-    response
 }
 
 /// The dashboard's policy: its own scripts, the inline ones Leptos marks with this response's

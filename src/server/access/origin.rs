@@ -6,20 +6,11 @@
 //! and are unaffected.
 
 use crate::server::error::ApiError;
-use axum::extract::Request;
 use axum::http::{header, HeaderMap};
-use axum::middleware::Next;
-use axum::response::Response;
-
-/// Refuses a browser request that comes from a page of another origin.
-pub async fn same_origin_only(request: Request, next: Next) -> Result<Response, ApiError> {
-    check_origin(request.headers())?;
-    Ok(next.run(request).await)
-}
 
 /// Allowed: no `Origin` (not a browser, or a same-origin GET), or one whose host and port are the
 /// ones the request was sent to (`Host`), whichever the scheme.
-fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };

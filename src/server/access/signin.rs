@@ -2,11 +2,11 @@
 //! SameSite=Strict cookie, which the page, its server functions and its WebSocket then present. Plain
 //! HTML, no WebAssembly: it must work before anything else does.
 
-use crate::server::access::{tokens::Scope, COOKIE};
+use crate::server::access::{check_origin, tokens::Scope, COOKIE};
 use crate::server::AppState;
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
@@ -27,8 +27,13 @@ pub async fn page() -> Response {
 /// `POST /signin`: a valid read or admin token signs in, and goes to the dashboard.
 pub async fn sign_in(
     State(state): State<AppState>,
+    headers: HeaderMap,
     form_data: Result<Form<SignIn>, FormRejection>,
 ) -> Response {
+    // Another site's page may not sign a visitor in with a token of its choosing.
+    if let Err(e) = check_origin(&headers) {
+        return e.into_response();
+    }
     let Ok(Form(SignIn { token })) = form_data else {
         return form(StatusCode::BAD_REQUEST, Some("Paste an access token."));
     };
@@ -50,7 +55,10 @@ pub async fn sign_in(
 }
 
 /// `POST /signout`: forgets the cookie.
-pub async fn sign_out() -> Response {
+pub async fn sign_out(headers: HeaderMap) -> Response {
+    if let Err(e) = check_origin(&headers) {
+        return e.into_response();
+    }
     signed(
         format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
         "/signin",
