@@ -215,6 +215,9 @@ impl SqliteStore {
         } else {
             insert_series(tx.begun().await?, &unknown).await?
         };
+        // Names missing from the cache are missing from the database (the cache holds every
+        // committed name), so every id just returned belongs to a new signal.
+        let created: foldhash::HashSet<i64> = fresh.values().copied().collect();
         let mut rows = Vec::with_capacity(points.len());
         for (point, cached) in points.iter().zip(cached) {
             let name = point.signal.as_str();
@@ -256,6 +259,8 @@ impl SqliteStore {
             if !raw.is_empty() {
                 let tail = match tails.get(&id) {
                     Some(tail) => tail.clone(),
+                    // A signal created by this write has no block yet: nothing to read.
+                    None if created.contains(&id) => Points::new(),
                     None => load_tail(tx.begun().await?, id).await?,
                 };
                 let (packed, tail) = place(&mut tx, id, tail, &raw, &mut replaced).await?;
