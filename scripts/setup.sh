@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building (and, with --test, testing) Signalboard needs, skipping whatever is already
-# there, so it is cheap to run before every build. Versions and sources are the ones that work here:
-# see ../shared/TOOLCHAIN.md. Usage: scripts/setup.sh [--release] [--test]
+# there, so it is cheap to run before every build. Versions and sources are the ones that work here; the
+# comment by each says why. Usage: scripts/setup.sh [--release] [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/target/tools/node_modules/.bin:$PATH"

@@ -69,8 +69,14 @@ pub struct Accepted {
     pub accepted: usize,
 }
 
+/// Spans of time in milliseconds, the unit of every timestamp here.
+pub const SECOND: i64 = 1_000;
+pub const MINUTE: i64 = 60 * SECOND;
+pub const HOUR: i64 = 60 * MINUTE;
+pub const DAY: i64 = 24 * HOUR;
+
 /// How far back a history read without `from` looks, and the dashboard's window until one is picked.
-pub const DEFAULT_WINDOW_MS: i64 = 60 * 60 * 1000;
+pub const DEFAULT_WINDOW_MS: i64 = HOUR;
 
 /// 9999-12-31T23:59:59.999Z: the last instant RFC 3339 can write, and far inside `i64` milliseconds.
 /// Every timestamp stored or asked for lies in `0..=LAST_TIMESTAMP_MS`.

@@ -4,6 +4,7 @@
 
 use super::servers::{file_bytes, OwnServer, Victoria};
 use super::{ms, BenchArgs};
+use crate::model::{DAY, HOUR};
 use crate::server::store::Durability;
 use anyhow::bail;
 use axum::body::Bytes;
@@ -17,7 +18,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let database = dir.path().join("history.db");
     let url = format!("sqlite://{}", database.display());
     let now = Timestamp::now().millis();
-    let start = now - i64::from(args.days) * 86_400_000;
+    let start = now - i64::from(args.days) * DAY;
 
     let store = Store::open(&url, args.durability, Retention::default()).await?;
     let mut simulation = crate::server::producer::Simulation::new(args.signals, 7);
@@ -78,9 +79,9 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     // points at 1,000 points (250 buckets of under a minute), and the whole range.
     let ranges = [
         (now - 300_000, "last 5 minutes, raw".to_owned(), false),
-        (now - 3_600_000, "last hour, raw".to_owned(), false),
+        (now - HOUR, "last hour, raw".to_owned(), false),
         (
-            now - 4 * 3_600_000,
+            now - 4 * HOUR,
             "last 4 hours, max_points=1000".to_owned(),
             true,
         ),
@@ -168,7 +169,7 @@ async fn retention_bench(url: &str, durability: Durability, now: i64) -> anyhow:
     use crate::server::store::{Retention, Store};
 
     let store = Store::open(url, durability, Retention::days(1, 90, 730)).await?;
-    let mut t = now - 3_600_000;
+    let mut t = now - HOUR;
     let alone = store_ingest(&store, &mut t, Duration::from_secs(3), || false).await?;
     let began = Instant::now();
     let expiring = tokio::spawn({

@@ -42,7 +42,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ingest = format!("{base}/api/telemetry");
     // Timestamps start a day ago and only grow, so no request overwrites another's points.
     let clock = Arc::new(AtomicI64::new(
-        chrono::Utc::now().timestamp_millis() - 86_400_000,
+        chrono::Utc::now().timestamp_millis() - crate::model::DAY,
     ));
 
     println!("| phase | figure |\n|---|---|");

@@ -49,6 +49,21 @@ impl SignalName {
         Ok(SignalName(raw.into()))
     }
 
+    /// Parses `a,b,c`, the syntax of every `signals=` parameter.
+    pub fn parse_list(list: &str) -> Result<Vec<SignalName>, String> {
+        SignalName::parse_all(list.split(','))
+    }
+
+    /// Validates a list of names; the first invalid one is the error.
+    pub fn parse_all<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<SignalName>, String> {
+        names
+            .into_iter()
+            .map(|name| SignalName::parse(name).map_err(|e| format!("signals: {e}")))
+            .collect()
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

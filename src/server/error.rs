@@ -3,6 +3,7 @@
 
 use crate::model::ErrorBody;
 use crate::server::store::StoreError;
+use axum::extract::rejection::QueryRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -54,6 +55,13 @@ pub enum ApiError {
     /// An answer could not be encoded (a bug, not the client's fault).
     #[error("the answer could not be encoded: {0}")]
     Encoding(String),
+}
+
+/// A query string that does not fit its parameters: 400 with axum's words for what is wrong.
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
 }
 
 impl ApiError {

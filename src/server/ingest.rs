@@ -45,7 +45,7 @@ pub async fn post_line_protocol(
     params: Result<Query<WriteParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(params) = params?;
     let precision = params
         .precision
         .as_deref()

@@ -10,6 +10,7 @@
 //! the whole body, naming the line.
 
 use crate::config::Limits;
+use crate::model::{HOUR, MINUTE};
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
 use foldhash::HashMap;
 use std::borrow::Cow;
@@ -49,8 +50,8 @@ impl Precision {
             Precision::Microseconds => Some(t.div_euclid(1_000)),
             Precision::Milliseconds => Some(t),
             Precision::Seconds => t.checked_mul(1_000),
-            Precision::Minutes => t.checked_mul(60_000),
-            Precision::Hours => t.checked_mul(3_600_000),
+            Precision::Minutes => t.checked_mul(MINUTE),
+            Precision::Hours => t.checked_mul(HOUR),
         }
     }
 }

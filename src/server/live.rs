@@ -87,10 +87,11 @@ pub async fn live_socket(
 ) -> Result<Response, ApiError> {
     // Another site's page could otherwise read the feed with the user's network position.
     check_origin(&headers)?;
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(params) = params?;
     let filter = match params.signals {
         Some(list) => Some(
-            parse_signal_list(&list)?
+            SignalName::parse_list(&list)
+                .map_err(ApiError::BadRequest)?
                 .into_iter()
                 .map(SignalName::into_string)
                 .collect::<HashSet<_>>(),
@@ -100,23 +101,6 @@ pub async fn live_socket(
     let updates = state.live.subscribe();
     let send_timeout = state.live.send_timeout;
     Ok(upgrade.on_upgrade(move |socket| stream(socket, updates, filter, send_timeout)))
-}
-
-/// Parses `a,b,c` into validated names, the shared syntax of every `signals=` parameter.
-pub fn parse_signal_list(list: &str) -> Result<Vec<SignalName>, ApiError> {
-    parse_signal_names(list.split(','))
-}
-
-/// Validates a list of signal names, as every `signals` parameter does.
-pub fn parse_signal_names<'a>(
-    names: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<SignalName>, ApiError> {
-    names
-        .into_iter()
-        .map(|name| {
-            SignalName::parse(name).map_err(|e| ApiError::BadRequest(format!("signals: {e}")))
-        })
-        .collect()
 }
 
 async fn stream(

@@ -1,11 +1,10 @@
 //! History: `GET /api/telemetry`, `GET /api/signals`, and the same reads for the dashboard's server
 //! functions. Parameters are validated here; the store only ever sees a valid `Range`.
 
-use crate::model::{History, Series, DEFAULT_WINDOW_MS};
+use crate::model::{History, Series, DEFAULT_WINDOW_MS, HOUR};
 use crate::server::domain::{SignalName, Timestamp};
 use crate::server::error::ApiError;
 use crate::server::gzip::{self, InParts};
-use crate::server::live::{parse_signal_list, parse_signal_names};
 use crate::server::store::{Range, Shape, Store};
 use crate::server::AppState;
 use axum::extract::rejection::QueryRejection;
@@ -35,7 +34,7 @@ pub async fn get_telemetry(
     headers: HeaderMap,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(params) = params?;
     let range = parse_range(&params, Timestamp::now())?;
     let cap = state.limits.max_raw_points;
     let max_points = parse_max_points(params.max_points.as_deref(), cap)?;
@@ -179,7 +178,7 @@ pub fn parse_range(params: &HistoryParams, now: Timestamp) -> Result<Range, ApiE
     let signals = params
         .signals
         .as_deref()
-        .map(parse_signal_list)
+        .map(|list| SignalName::parse_list(list).map_err(ApiError::BadRequest))
         .transpose()?;
     let (from, to) = match &params.hours {
         Some(_) if params.from.is_some() || params.to.is_some() => {
@@ -194,7 +193,7 @@ pub fn parse_range(params: &HistoryParams, now: Timestamp) -> Result<Range, ApiE
                     "hours: must be a positive number, got {hours}"
                 )));
             }
-            (now.saturating_add(-((h * 3_600_000.0) as i64)), now)
+            (now.saturating_add(-((h * HOUR as f64) as i64)), now)
         }
         None => {
             let parse = |name: &str, text: &Option<String>| {
@@ -281,7 +280,9 @@ pub fn range_from_millis(
         Timestamp::from_millis(ms).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
     };
     let signals = signals
-        .map(|names| parse_signal_names(names.iter().map(String::as_str)))
+        .map(|names| {
+            SignalName::parse_all(names.iter().map(String::as_str)).map_err(ApiError::BadRequest)
+        })
         .transpose()?;
     ordered_range(stamp("from", from)?, stamp("to", to)?, signals)
 }

@@ -4,7 +4,7 @@
 //! the commit does it answer the waiting requests and publish the points live: a 2xx always means stored.
 
 use crate::config::Limits;
-use crate::model::Point;
+use crate::model::{Point, DAY};
 use crate::server::domain::{DataPoint, Timestamp};
 use crate::server::error::ApiError;
 use crate::server::live::LiveFeed;
@@ -94,7 +94,7 @@ impl Writer {
                  (setting raw-retention-days); older points cannot be written",
                 old.signal,
                 old.timestamp.millis(),
-                raw_ms / 86_400_000
+                raw_ms / DAY
             ))),
         }
     }

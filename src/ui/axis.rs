@@ -2,7 +2,7 @@
 //! between them, and numbers with SI prefixes. Pure functions (the browser's time-zone offset is a
 //! parameter), tested natively.
 
-use crate::ui::view::{DAY, HOUR, MINUTE, SECOND};
+use crate::model::{DAY, HOUR, MINUTE, SECOND};
 
 /// Tick spacings a time axis may use, finest first.
 const STEPS: [i64; 17] = [

@@ -13,7 +13,7 @@ pub fn now() -> i64 {
 /// The local time zone's offset from UTC at `t`, in ms east (UTC+1 → 3,600,000).
 pub fn offset_at(t: i64) -> i64 {
     let minutes_west = js_sys::Date::new(&JsValue::from_f64(t as f64)).get_timezone_offset();
-    -(minutes_west as i64) * 60_000
+    -(minutes_west as i64) * crate::model::MINUTE
 }
 
 /// A `<input type="datetime-local">` value (local time) as epoch ms.

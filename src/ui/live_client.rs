@@ -3,7 +3,7 @@
 //! chart never shows a false gap. Also mirrors the view into the address bar and notices a hidden tab.
 
 use crate::api::read_history;
-use crate::model::LiveMessage;
+use crate::model::{LiveMessage, MINUTE};
 use crate::ui::board::{Board, Connection};
 use crate::ui::browser;
 use crate::ui::view::{View, Window};
@@ -14,9 +14,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 /// A backfill starts this long before the newest point seen, for producers whose clocks lag a little.
-const BACKFILL_OVERLAP_MS: i64 = 60_000;
+const BACKFILL_OVERLAP_MS: i64 = MINUTE;
 /// A live window's reads reach this far past the browser's clock: producers' clocks may run ahead.
-const AHEAD_MS: i64 = 5 * 60_000;
+const AHEAD_MS: i64 = 5 * MINUTE;
 /// A live window ends this far past the clock, one tick: a point that arrives before the next tick is
 /// already inside it, drawn on arrival (on top of the picture), not at the next tick.
 const LEAD_MS: i64 = 1_000;

@@ -2,14 +2,9 @@
 //! It lives in the URL's query string, so a link reopens the same view; everything here is plain data
 //! and pure functions, tested natively.
 
-use crate::model::LAST_TIMESTAMP_MS;
+use crate::model::{DAY, HOUR, LAST_TIMESTAMP_MS, MINUTE, SECOND};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-pub const SECOND: i64 = 1_000;
-pub const MINUTE: i64 = 60 * SECOND;
-pub const HOUR: i64 = 60 * MINUTE;
-pub const DAY: i64 = 24 * HOUR;
 
 /// The range picker's choices: (label, as in `?range=`, span in ms).
 pub const PRESETS: [(&str, i64); 7] = [

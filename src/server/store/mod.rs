@@ -135,7 +135,7 @@ impl Retention {
     }
 
     pub fn days(raw: u32, minute_rollups: u32, hour_rollups: u32) -> Retention {
-        let ms = |days: u32| i64::from(days) * 86_400_000;
+        let ms = |days: u32| i64::from(days) * crate::model::DAY;
         Retention {
             raw_ms: ms(raw),
             minute_rollups_ms: ms(minute_rollups),
@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn the_finest_source_kept_coarsens_with_age() {
-        const DAY: i64 = 86_400_000;
+        use crate::model::DAY;
         let retention = Retention::days(1, 2, 3);
         let now = 10 * DAY + 30_000;
         let minute = Source::Rollup(Interval::Minute);

@@ -10,8 +10,7 @@
 pub use crate::downsample::Aggregate;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub const MINUTE: i64 = 60_000;
-pub const HOUR: i64 = 3_600_000;
+pub use crate::model::{HOUR, MINUTE};
 
 /// The start of the `interval` bucket holding `t`.
 pub fn bucket(t: i64, interval: i64) -> i64 {
@@ -176,7 +175,7 @@ mod tests {
             plan(h, from, to),
             [
                 (Source::Raw, from, HOUR - 60_001),
-                (m, HOUR - 60_000, HOUR - 1),
+                (m, HOUR - MINUTE, HOUR - 1),
                 (h, HOUR, 3 * HOUR - 1),
                 (Source::Raw, 3 * HOUR, to),
             ]
