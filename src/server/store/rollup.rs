@@ -7,7 +7,9 @@
 //! stored one (a retry with another value, a correction) cannot be subtracted from a minimum, so its
 //! buckets are recomputed from the raw points instead; that is rare and touches one minute and one hour.
 
+use super::Sink;
 pub use crate::downsample::Aggregate;
+use crate::downsample::M4;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use crate::model::{HOUR, MINUTE};
@@ -17,8 +19,14 @@ pub fn bucket(t: i64, interval: i64) -> i64 {
     t - t.rem_euclid(interval)
 }
 
-/// A delta to merge into one rollup row: (series id, bucket start, what the write adds).
-pub type Merge = (i64, i64, Aggregate);
+/// A delta to merge into one rollup row.
+pub struct Merge {
+    pub series: i64,
+    /// The bucket's start.
+    pub bucket: i64,
+    /// What the write adds to it.
+    pub delta: Aggregate,
+}
 
 /// What one write does to the rollups: deltas to merge, keyed by (series id, bucket start), and the
 /// buckets to recompute because a point in them was replaced.
@@ -58,7 +66,11 @@ impl Changes {
         let keep = |map: &BTreeMap<(i64, i64), Aggregate>, stale: &BTreeSet<(i64, i64)>| {
             map.iter()
                 .filter(|(key, _)| !stale.contains(key))
-                .map(|(&(s, b), a)| (s, b, *a))
+                .map(|(&(series, bucket), &delta)| Merge {
+                    series,
+                    bucket,
+                    delta,
+                })
                 .collect()
         };
         [
@@ -147,6 +159,40 @@ fn plan_into(source: Source, from: i64, to: i64, out: &mut Vec<(Source, i64, i64
     plan_into(source.finer(), end, to, out);
 }
 
+/// The decimator and the stretches to read for `max_points` over `from..=to`: rollups wherever their
+/// buckets are narrower than the answer's, with the answer's buckets aligned to theirs, so each rollup
+/// bucket falls wholly inside one answer bucket and its extremes land where they belong.
+///
+/// Where retention kept only coarser data (`finest_at`), that is read instead: the rollup kept at
+/// `from` at least, and the range's ends widened to whole buckets of what is kept there, since finer
+/// data for its ragged ends is gone. The answer still holds only points within `from..=to`.
+pub(super) fn decimation(
+    from: i64,
+    to: i64,
+    max_points: usize,
+    finest_at: impl Fn(i64) -> Source,
+) -> (Sink, Vec<(Source, i64, i64)>) {
+    let buckets = (max_points / 4).max(1) as i64;
+    let span = to - from + 1;
+    let source = Source::for_width(span / buckets).max(finest_at(from));
+    if source == Source::Raw {
+        return (
+            Sink::Decimated(M4::over(from, to, max_points)),
+            vec![(Source::Raw, from, to)],
+        );
+    }
+    let r = source.interval();
+    let origin = bucket(from, r);
+    let per_bucket = (to + 1 - origin + r * buckets - 1) / (r * buckets);
+    let m4 = M4::with_buckets(origin, per_bucket * r, max_points);
+    let kept = |t: i64| finest_at(t).interval();
+    let (from, to) = (
+        bucket(from, kept(from)),
+        bucket(to, kept(to)) + kept(to) - 1,
+    );
+    (Sink::Decimated(m4), plan(source, from, to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,7 +204,10 @@ mod tests {
         c.added(1, 125_000, 2.0);
         c.replaced(1, 61_500);
         let [(_, minutes), (_, hours)] = c.merges();
-        assert_eq!(minutes.iter().map(|m| m.1).collect::<Vec<_>>(), [120_000]);
+        assert_eq!(
+            minutes.iter().map(|m| m.bucket).collect::<Vec<_>>(),
+            [120_000]
+        );
         assert!(
             hours.is_empty(),
             "the hour holds a replaced point: recomputed, not merged"

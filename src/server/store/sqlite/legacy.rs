@@ -1,0 +1,41 @@
+//! What a database made by an older build needs once, on open.
+
+use super::*;
+
+/// Databases written before blocks (migration 0001) kept a row per point: packs them into blocks once,
+/// in one transaction, and drops the old table.
+pub(super) async fn repack_rows(pool: &SqlitePool) -> Result<(), StoreError> {
+    let legacy: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'points'")
+            .fetch_optional(pool)
+            .await?;
+    if legacy.is_none() {
+        return Ok(());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let ids: Vec<(i64,)> = sqlx::query_as("SELECT DISTINCT series_id FROM points")
+        .fetch_all(&mut *tx)
+        .await?;
+    let signals = ids.len();
+    for (id,) in ids {
+        let points: Points =
+            sqlx::query_as("SELECT ts, value FROM points WHERE series_id = ?1 ORDER BY ts")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let blocks: Vec<(i64, Packed)> =
+            block::pack(&points).into_iter().map(|b| (id, b)).collect();
+        let mut batch = Batch::new("");
+        batch
+            .statements(&mut tx, &blocks, BLOCK_BINDS, push_block_upsert)
+            .await?;
+        batch.send(&mut tx).await?;
+    }
+    sqlx::query("DROP TABLE points").execute(&mut *tx).await?;
+    tx.commit().await?;
+    // A new database passes through migration 0001 too: only a real repacking is worth a line.
+    if signals > 0 {
+        tracing::info!(signals, "repacked stored points into blocks");
+    }
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! SQLite: the embedded default. One file, WAL mode so reads never wait for the writer. The store is
+//! split by operation: opening and the small queries here, `write.rs` (a group commit in named
+//! steps), `read.rs` (ranges, raw or decimated), `blocks.rs` (raw points packed in blocks, in and out),
+//! `retention.rs`, `pack.rs` (closed hours' minutes in one row) and `legacy.rs` (what an old database
+//! needs once).
+
+use super::block::{self, Packed, Points};
+use super::lock::DatabaseLock;
+use super::rollup::{self, bucket, Aggregate, Changes, Interval, Source, HOUR, MINUTE};
+use super::{Durability, Hold, Range, Retention, Shape, Sink, StoreError, TokenRecord};
+use crate::downsample::bucket_points;
+use crate::model::{Series, SignalInfo};
+use crate::server::domain::{DataPoint, SignalName, Timestamp};
+use blocks::{cut_block, each_point, load_tail, place, points_within};
+use futures::TryStreamExt;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite};
+use write::{push_block_upsert, Batch, BLOCK_BINDS};
+// Signal names come from clients: a seeded hash, but a fast one (each point is looked up).
+use foldhash::HashMap;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Reads at once (of different requests): the pool's connections.
+const CONCURRENT_READS: usize = 4;
+
+/// Of series `$series`'s blocks, those that hold points in `$from..=$to`: those starting inside, and
+/// the one before, which may reach in.
+macro_rules! overlapping {
+    ($series:literal, $from:literal, $to:literal) => {
+        concat!(
+            "b.series_id = ",
+            $series,
+            " AND b.first_ts <= ",
+            $to,
+            " AND b.first_ts >= coalesce(",
+            "(SELECT first_ts FROM blocks WHERE series_id = ",
+            $series,
+            " AND first_ts <= ",
+            $from,
+            " ORDER BY first_ts DESC LIMIT 1), ",
+            $from,
+            ")"
+        )
+    };
+}
+
+// Declared after `overlapping!`, which they use.
+mod blocks;
+mod legacy;
+mod pack;
+mod read;
+mod retention;
+mod write;
+
+/// The blocks of series ?1 that hold points in `?2..=?3`, in time order.
+const BLOCKS_OVERLAPPING: &str = concat!(
+    "SELECT b.first_ts, b.data FROM blocks b WHERE ",
+    overlapping!("?1", "?2", "?3"),
+    " ORDER BY b.first_ts"
+);
+
+/// IMMEDIATE takes the write lock up front. A deferred transaction that reads first (a tail or the
+/// blocks late points fall into) could not upgrade to a writer after retention's deletes committed in
+/// between: SQLite would refuse at once, not wait.
+const BEGIN: &str = "BEGIN IMMEDIATE; ";
+
+/// A rollup bucket's first, lowest, highest and last points: the columns of the same names in
+/// `rollup_1m` and `rollup_1h`.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct Extremes {
+    first_ts: i64,
+    first: f64,
+    low_ts: i64,
+    low: f64,
+    high_ts: i64,
+    high: f64,
+    last_ts: i64,
+    last: f64,
+}
+
+impl Extremes {
+    /// The points a chart takes from the bucket, in time order, each once.
+    fn points(&self) -> impl Iterator<Item = (i64, f64)> {
+        bucket_points([
+            (self.first_ts, self.first),
+            (self.low_ts, self.low),
+            (self.high_ts, self.high),
+            (self.last_ts, self.last),
+        ])
+    }
+}
+
+/// The writer's connection and whether it is inside a transaction. Most writes read nothing, so
+/// `BEGIN` is only sent on a first read; otherwise it rides in the commit's batch. A write that fails
+/// (or is dropped) midway leaves `begun` set, and the connection is closed rather than returned to
+/// the pool: closing rolls the transaction back.
+struct WriteTx {
+    conn: PoolConnection<Sqlite>,
+    begun: bool,
+}
+
+impl WriteTx {
+    /// The connection, inside the transaction (begun now if it was not yet).
+    async fn begun(&mut self) -> Result<&mut sqlx::SqliteConnection, StoreError> {
+        if !self.begun {
+            self.begun = true;
+            sqlx::query(BEGIN).execute(&mut *self.conn).await?;
+        }
+        Ok(&mut self.conn)
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if self.begun {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// Reads: several connections, so requests are read side by side.
+    pool: SqlitePool,
+    /// Writes (the writer and retention): a connection of their own, so readers never hold up a
+    /// commit by taking the last pooled connection. SQLite allows one writer at a time anyway.
+    writes: SqlitePool,
+    /// Signal name → `series.id`, so a write looks names up in memory, not in the database.
+    /// Only filled after a commit, so it never holds an id that a rolled-back transaction invented.
+    ids: Arc<Mutex<HashMap<Arc<str>, i64>>>,
+    /// Series id → the points of its newest block (empty: no block yet), the block nearly every write
+    /// appends to, so appending costs no read. Filled after commits; retention drops what it cuts.
+    tails: Arc<tokio::sync::Mutex<HashMap<i64, Points>>>,
+    retention: Retention,
+    /// This process' hold on the file, released by `close`.
+    lock: Arc<Mutex<Option<DatabaseLock>>>,
+}
+
+impl SqliteStore {
+    pub async fn open(
+        url: &str,
+        durability: Durability,
+        retention: Retention,
+        hold: Hold,
+    ) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match durability {
+                Durability::Normal => SqliteSynchronous::Normal,
+                Durability::Fsync => SqliteSynchronous::Full,
+            })
+            .busy_timeout(Duration::from_secs(5))
+            // With many signals a commit dirties one leaf page per signal: a 16 MiB page cache (per
+            // connection, so memory stays bounded) keeps them hot between commits.
+            .pragma("cache_size", "-16384")
+            // No checkpoint inside a commit: that would stall whichever request happened to cross the
+            // threshold. `checkpoint` runs them in the background instead.
+            .pragma("wal_autocheckpoint", "0")
+            // After a burst, the WAL file is cut back to this size when it starts over.
+            .pragma("journal_size_limit", "67108864");
+        // `sqlite://data/signalboard.db` should work on a fresh clone: create the folder, not only the file.
+        let file = options.get_filename();
+        if let Some(dir) = file.parent() {
+            if !dir.as_os_str().is_empty() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+        }
+        let lock = match (hold, file.to_str()) {
+            (Hold::Shared, _) | (_, Some(":memory:")) => None,
+            (Hold::Exclusive, _) => Some(DatabaseLock::acquire(file)?),
+        };
+        // No ping before each use: a SQLite connection is a file in this process, it cannot have gone
+        // away, and each ping is a round trip to the connection's thread.
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("src/server/store/migrations")
+            .run(&writes)
+            .await?;
+        legacy::repack_rows(&writes).await?;
+        // Rows come from SQLite's thread over a channel: with room for many (sqlx's default is 50), that
+        // thread runs ahead instead of waiting to be woken row by row. A week of minute rollups (tens
+        // of thousands of rows) reads a third faster; what may wait in it stays under a megabyte.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(CONCURRENT_READS as u32)
+            .test_before_acquire(false)
+            .connect_with(options.row_buffer_size(4096))
+            .await?;
+        let ids: HashMap<Arc<str>, i64> = sqlx::query_as("SELECT name, id FROM series")
+            .fetch_all(&pool)
+            .await?
+            .into_iter()
+            .map(|(name, id): (String, i64)| (name.into(), id))
+            .collect();
+        Ok(SqliteStore {
+            pool,
+            writes,
+            ids: Arc::new(Mutex::new(ids)),
+            tails: Arc::default(),
+            retention,
+            lock: Arc::new(Mutex::new(lock)),
+        })
+    }
+
+    pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
+        let rows: Vec<(String, i64, i64, f64)> = sqlx::query_as(
+            "SELECT name, points, last_ts, last_value FROM series \
+             WHERE last_ts IS NOT NULL ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(signal, points, last_timestamp, last_value)| SignalInfo {
+                signal,
+                points: u64::try_from(points).unwrap_or(0),
+                last_timestamp,
+                last_value,
+            })
+            .collect())
+    }
+
+    /// Copies committed pages from the WAL into the database file without waiting for anyone
+    /// (PASSIVE), so the WAL stays small and commits never pay for it.
+    ///
+    /// Under steady writes that pass never catches up: the writer commits more while it copies, and
+    /// SQLite only starts the WAL over once every frame is copied. The WAL would grow for as long as
+    /// the load lasts (half a gigabyte a minute at full speed), every commit extending the file. So a
+    /// second pass runs on the writer's own connection, between two commits: it copies only what was
+    /// committed during the first, and the next commit starts the WAL over at its beginning, writing
+    /// into file pages the system already holds.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        for connections in [&self.pool, &self.writes] {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(connections)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Closes every connection, the writer's last: SQLite's last close checkpoints the WAL and removes
+    /// it. sqlx's `Pool::close` can return while a connection is still on its way back to the pool (in
+    /// the task its drop spawned), and one that lands there afterwards is never closed (sqlx issue
+    /// #3217): so close again until none is left, for a few seconds at most.
+    pub async fn close(&self) {
+        for pool in [&self.pool, &self.writes] {
+            let closed = tokio::time::timeout(Duration::from_secs(5), async {
+                while pool.size() > 0 {
+                    pool.close().await;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            });
+            if closed.await.is_err() {
+                tracing::warn!("a database connection was still open five seconds after closing");
+            }
+        }
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    pub fn count_new_signals<'a>(&self, names: impl Iterator<Item = &'a SignalName>) -> usize {
+        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let mut new: foldhash::HashSet<&str> = foldhash::HashSet::default();
+        for name in names {
+            if !ids.contains_key(name.as_str()) {
+                new.insert(name.as_str());
+            }
+        }
+        new.len()
+    }
+
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    pub fn signal_count(&self) -> usize {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub async fn create_token(&self, token: &TokenRecord) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO tokens (name, scope, sha256, created_ms) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&token.name)
+        .bind(&token.scope)
+        .bind(&token.sha256)
+        .bind(token.created_ms)
+        .execute(&self.writes)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let tokens =
+            sqlx::query_as("SELECT name, scope, sha256, created_ms FROM tokens ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(tokens)
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM tokens WHERE name = ?1")
+            .bind(name)
+            .execute(&self.writes)
+            .await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+pub(super) fn table(interval: Interval) -> &'static str {
+    match interval {
+        Interval::Minute => "rollup_1m",
+        Interval::Hour => "rollup_1h",
+    }
+}

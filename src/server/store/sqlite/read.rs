@@ -1,0 +1,214 @@
+//! Range reads: stretch by stretch (raw blocks, or minute or hour rollups), each one query for
+//! every signal asked for.
+
+use super::*;
+
+impl SqliteStore {
+    /// Reads a range stretch by stretch (raw points, or minute or hour rollups), each in one query
+    /// for every signal: a round trip to SQLite's thread costs more than the rows of an hour.
+    pub async fn read(&self, range: &Range, shape: Shape) -> Result<Vec<Series>, StoreError> {
+        let (from, to) = (range.from.millis(), range.to.millis());
+        let (empty, stretches, limit) = match shape {
+            // Raw reads stop one point past the limit, so the caller can tell "more than the limit".
+            Shape::Raw { limit } => (
+                Sink::Raw(Vec::new(), Vec::new()),
+                vec![(Source::Raw, from, to)],
+                limit.saturating_add(1),
+            ),
+            Shape::Decimated { max_points } => {
+                let now = Timestamp::now().millis();
+                let finest_at = |t| self.retention.finest_at(t, now);
+                let (sink, stretches) = rollup::decimation(from, to, max_points, finest_at);
+                (sink, stretches, usize::MAX)
+            }
+        };
+        let from_rollups = stretches.iter().any(|(source, ..)| *source != Source::Raw);
+        let named = match &range.signals {
+            Some(names) => Some(
+                serde_json::to_string(&names.iter().map(|n| n.as_str()).collect::<Vec<_>>())
+                    .map_err(StoreError::damaged)?,
+            ),
+            None => None,
+        };
+        let mut answer = Answer {
+            sinks: BTreeMap::new(),
+            empty,
+            left: limit,
+            from,
+            to,
+        };
+        // One snapshot for the whole read: the packed and the unpacked minutes of a stretch are split
+        // at each signal's packing mark, which a write or the packer may move in between.
+        let mut tx = self.pool.begin().await?;
+        for (source, start, end) in stretches {
+            let bounds = (start, end, named.as_deref());
+            let sql = stretch_sql(source, named.is_some());
+            match source {
+                Source::Raw => answer.runs(&mut tx, &sql, bounds).await?,
+                Source::Rollup(interval) => {
+                    // Packed hours come before the mark, minute rows after: in time order.
+                    if interval == Interval::Minute {
+                        let packed = packed_minutes_sql(named.is_some());
+                        answer.runs(&mut tx, &packed, bounds).await?;
+                    }
+                    answer.rollups(&mut tx, &sql, bounds).await?;
+                }
+            }
+            if answer.left == 0 {
+                break;
+            }
+        }
+        tx.commit().await?;
+        let Answer { sinks, .. } = answer;
+        Ok(sinks
+            .into_iter()
+            .filter_map(|(signal, sink)| {
+                let (timestamps, values, decimated) = sink.finish();
+                (!timestamps.is_empty()).then_some(Series {
+                    signal,
+                    timestamps,
+                    values,
+                    downsampled: decimated || from_rollups,
+                })
+            })
+            .collect())
+    }
+}
+
+/// A rollup row of signal `name`.
+#[derive(sqlx::FromRow)]
+pub(super) struct RollupRow {
+    name: String,
+    #[sqlx(flatten)]
+    extremes: Extremes,
+}
+
+/// A run of packed points (a raw block, or a packed hour of minutes) of signal `name`, starting at
+/// `first_ts`.
+#[derive(sqlx::FromRow)]
+pub(super) struct RunRow {
+    name: String,
+    first_ts: i64,
+    data: Vec<u8>,
+}
+
+/// A stretch of a range: `start..=end`, and the signals asked for (a JSON array), or `None` for all.
+pub(super) type Bounds<'a> = (i64, i64, Option<&'a str>);
+
+/// A range read's answer as it is collected: one sink per signal, by name as the answer lists them.
+pub(super) struct Answer {
+    sinks: BTreeMap<String, Sink>,
+    /// A new signal's sink.
+    empty: Sink,
+    /// Points still to read before a raw read stops.
+    left: usize,
+    /// The range asked for: a stretch may reach out of it to read whole rollup buckets.
+    from: i64,
+    to: i64,
+}
+
+impl Answer {
+    /// Adds the points within the stretch of each packed run of points (raw blocks, or packed hours
+    /// of minutes) that `sql` selects as (signal, the run's origin, its bytes).
+    async fn runs(
+        &mut self,
+        db: &mut sqlx::SqliteConnection,
+        sql: &str,
+        (start, end, named): Bounds<'_>,
+    ) -> Result<(), StoreError> {
+        let mut rows = sqlx::query_as::<_, RunRow>(sql)
+            .bind(start)
+            .bind(end)
+            .bind(named)
+            .fetch(db);
+        let (start, end) = (start.max(self.from), end.min(self.to));
+        let mut points = Vec::new();
+        while let Some(run) = rows.try_next().await? {
+            let sink = self
+                .sinks
+                .entry(run.name)
+                .or_insert_with(|| self.empty.clone());
+            for &(t, v) in points_within(run.first_ts, &run.data, start, end, &mut points)? {
+                sink.push(t, v);
+                self.left -= 1;
+                if self.left == 0 {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the first, lowest, highest and last points of each rollup row `sql` selects.
+    async fn rollups(
+        &mut self,
+        db: &mut sqlx::SqliteConnection,
+        sql: &str,
+        (start, end, named): Bounds<'_>,
+    ) -> Result<(), StoreError> {
+        let mut rows = sqlx::query_as::<_, RollupRow>(sql)
+            .bind(start)
+            .bind(end)
+            .bind(named)
+            .fetch(db);
+        while let Some(row) = rows.try_next().await? {
+            let sink = self
+                .sinks
+                .entry(row.name)
+                .or_insert_with(|| self.empty.clone());
+            for (t, v) in row.extremes.points() {
+                if (self.from..=self.to).contains(&t) {
+                    sink.push(t, v);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The SQL choosing signals for a stretch's query: every signal, or (`named`) those in the JSON
+/// array ?3.
+pub(super) fn signals_sql(named: bool) -> &'static str {
+    if named {
+        "s.name IN (SELECT value FROM json_each(?3))"
+    } else {
+        "?3 IS NULL"
+    }
+}
+
+/// The query for one stretch of a range read from `source`, over `?1..=?2`, for the signals chosen
+/// (`signals_sql`) with points since ?1: rows by name, then by time. Minute rows are read from each
+/// signal's packing mark on.
+pub(super) fn stretch_sql(source: Source, named: bool) -> String {
+    let signals = signals_sql(named);
+    match source {
+        Source::Raw => format!(
+            "SELECT s.name, b.first_ts, b.data FROM series s JOIN blocks b ON {} \
+             WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, b.first_ts",
+            overlapping!("s.id", "?1", "?2")
+        ),
+        Source::Rollup(interval) => {
+            let from = match interval {
+                Interval::Minute => "max(?1, coalesce(s.packed_to, ?1))",
+                Interval::Hour => "?1",
+            };
+            format!(
+                "SELECT s.name, r.first_ts, r.first, r.low_ts, r.low, r.high_ts, r.high, r.last_ts, \
+                 r.last FROM series s JOIN {} r ON r.series_id = s.id AND r.bucket >= {from} \
+                 AND r.bucket <= ?2 WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, r.bucket",
+                table(interval)
+            )
+        }
+    }
+}
+
+/// The packed hours before each signal's packing mark that reach into `?1..=?2`, as `stretch_sql`
+/// chooses signals and orders rows.
+pub(super) fn packed_minutes_sql(named: bool) -> String {
+    format!(
+        "SELECT s.name, p.bucket AS first_ts, p.data FROM series s JOIN minutes_packed p \
+         ON p.series_id = s.id AND p.bucket > ?1 - {HOUR} AND p.bucket <= ?2 AND p.bucket < s.packed_to \
+         WHERE s.last_ts >= ?1 AND {} ORDER BY s.name, p.bucket",
+        signals_sql(named)
+    )
+}
