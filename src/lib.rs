@@ -1,7 +1,8 @@
 //! Signalboard: producers push samples, the server stores them, a browser dashboard draws them live.
 //!
 //! One crate, two builds: `ssr` is the server (axum, sqlx, the Leptos renderer), `hydrate` is the
-//! dashboard's WebAssembly. `model`, `api` and `app` compile into both; `server` only into the first.
+//! dashboard's WebAssembly. `model`, `api` and `app` compile into both; `server` only into the first,
+//! beside two clients of it: `producer` (`signalboard produce`, and `serve --demo`) and `bench`.
 //! A point's journey: `server::ingest` → `server::writer` → `server::store` and `server::live` →
 //! `api` / `server::query` → `ui`.
 
@@ -17,6 +18,8 @@ pub mod ui;
 pub mod bench;
 #[cfg(feature = "ssr")]
 pub mod config;
+#[cfg(feature = "ssr")]
+pub mod producer;
 #[cfg(feature = "ssr")]
 pub mod server;
 

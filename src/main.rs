@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
             server::serve(listener, settings, shutdown_signal()).await
         }
         Command::Produce(args) => {
-            server::producer::run(args.url, args.simulation, args.token).await;
+            signalboard::producer::run(args.url, args.simulation, args.token).await;
             Ok(())
         }
         Command::Bench(args) => signalboard::bench::run(args).await,

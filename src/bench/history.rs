@@ -21,7 +21,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let start = now - i64::from(args.days) * DAY;
 
     let store = Store::open(&url, args.durability, Retention::default()).await?;
-    let mut simulation = crate::server::producer::Simulation::new(args.signals, 7);
+    let mut simulation = crate::producer::Simulation::new(args.signals, 7);
     let began = Instant::now();
     let (mut written, mut batch) = (0u64, Vec::with_capacity(50_000));
     let mut t = start;

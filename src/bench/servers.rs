@@ -78,7 +78,7 @@ impl Victoria {
         let victoria = Victoria::start().await?;
         let client = reqwest::Client::new();
         let url = format!("{}?precision=ms", victoria.write_url());
-        let mut simulation = crate::server::producer::Simulation::new(signals, 7);
+        let mut simulation = crate::producer::Simulation::new(signals, 7);
         let mut t = start;
         let bodies = std::iter::from_fn(|| {
             let mut body = String::with_capacity(10_000 * 128);

@@ -9,7 +9,6 @@ pub mod ingest;
 pub mod lineproto;
 pub mod listen;
 pub mod live;
-pub mod producer;
 pub mod query;
 pub mod store;
 pub mod upkeep;
@@ -108,7 +107,7 @@ pub async fn serve(
             rate = simulation.rate,
             "demo producer feeding {url}"
         );
-        tokio::spawn(producer::run(url, simulation, None))
+        tokio::spawn(crate::producer::run(url, simulation, None))
     });
     let upkeep = tokio::spawn(upkeep::run(store.clone()));
     tracing::info!("listening on http://{addr} with {}", settings.database_url);
