@@ -50,7 +50,6 @@ pub struct Opening {
 
 #[server]
 pub async fn open_view(view: View) -> Result<Opening, ServerFnError> {
-    use crate::server::domain::Timestamp;
     use crate::server::query;
     use crate::ui::board::SeriesData;
     use crate::ui::plot::svg;
@@ -73,7 +72,7 @@ pub async fn open_view(view: View) -> Result<Opening, ServerFnError> {
         });
     }
     let charted: Vec<String> = charted.into_iter().take(SERVER_PICTURES).collect();
-    let (from, to) = view.bounds(Timestamp::now().millis());
+    let (from, to) = view.bounds(state.clock.now().millis());
     let range =
         query::range_from_millis(from, to, Some(charted.clone())).map_err(ServerFnError::new)?;
     let cap = state.limits.max_raw_points;

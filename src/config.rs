@@ -213,6 +213,8 @@ pub struct Settings {
     pub demo: Option<SimulationArgs>,
     /// Serve beyond loopback even with no token.
     pub no_auth: bool,
+    /// What the server takes for the time: the system's (tests set their own).
+    pub clock: crate::server::clock::SharedClock,
     /// Includes `site_addr`, the address to listen on.
     pub leptos: LeptosOptions,
 }
@@ -295,6 +297,7 @@ impl Settings {
             },
             demo: args.demo.then(|| args.producer.clone()),
             no_auth: args.no_auth,
+            clock: crate::server::clock::system(),
             leptos,
         })
     }

@@ -532,7 +532,7 @@ async fn a_point_older_than_raw_retention_is_refused_so_a_resend_cannot_count_tw
     use signalboard::server::store::Retention;
 
     let server = TestServer::start_with(|s| s.retention = Retention::days(1, 90, 730)).await;
-    let now = chrono_now_ms();
+    let now = common::NOW;
     let two_days_ago = now - 2 * 86_400_000;
     let old = json!({"timestamp": two_days_ago, "signals": {"late": 1}}).to_string();
     for _ in 0..2 {
@@ -559,9 +559,23 @@ async fn a_point_older_than_raw_retention_is_refused_so_a_resend_cannot_count_tw
     server.stop().await;
 }
 
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+#[tokio::test]
+async fn a_resend_once_the_clock_has_passed_raw_retention_is_refused_not_counted_again() {
+    use signalboard::server::domain::Timestamp;
+
+    let server = TestServer::start().await;
+    let sample = json!({"timestamp": T0, "signals": {"resent": 1}}).to_string();
+    let (status, body) = server.post(&sample).await;
+    assert_eq!(status, 200, "{body}");
+    // Eight days on, past the shipped seven days of raw retention, the producer retries.
+    server
+        .clock
+        .set(Timestamp::from_millis(T0 + 8 * 86_400_000).unwrap());
+    let (status, body) = server.post(&sample).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]
+        .as_str()
         .unwrap()
-        .as_millis() as i64
+        .contains("raw-retention-days"));
+    server.stop().await;
 }

@@ -6,7 +6,8 @@ use common::TestServer;
 use signalboard::model::History;
 use std::io::Read;
 
-const T0: i64 = 1_795_000_000_000;
+/// Six hours before the test servers' clock: the 20,000 seconds of `post_wave` end before it.
+const T0: i64 = common::NOW - 6 * 3_600_000;
 
 /// 20,000 points of a gentle wave on `wave`, one per second, with one spike and one dip.
 async fn post_wave(server: &TestServer) {

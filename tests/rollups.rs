@@ -2,6 +2,7 @@
 //! commits, and the WAL under steady writes and on close.
 
 use proptest::prelude::*;
+use signalboard::server::clock;
 use signalboard::server::domain::{DataPoint, SignalName, Timestamp, Value};
 use signalboard::server::store::{Durability, Range, Retention, Shape, Store};
 use sqlx::Connection;
@@ -41,7 +42,7 @@ async fn keeping_everything(name: &str) -> (tempfile::TempDir, String, Store) {
 async fn keeping(name: &str, retention: Retention) -> (tempfile::TempDir, String, Store) {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join(name).display());
-    let store = Store::open(&database, Durability::Normal, retention)
+    let store = Store::open(&database, Durability::Normal, retention, clock::system())
         .await
         .unwrap();
     (dir, database, store)
@@ -53,7 +54,7 @@ async fn reopen_after(database: &str, sql: &str) -> Store {
     let mut db = sqlx::SqliteConnection::connect(database).await.unwrap();
     sqlx::query(sql).execute(&mut db).await.unwrap();
     db.close().await.unwrap();
-    Store::open(database, Durability::Normal, forever())
+    Store::open(database, Durability::Normal, forever(), clock::system())
         .await
         .unwrap()
 }

@@ -5,6 +5,7 @@
 use super::servers::{file_bytes, OwnServer, Victoria};
 use super::{ms, BenchArgs};
 use crate::model::{DAY, HOUR};
+use crate::server::clock;
 use crate::server::store::Durability;
 use anyhow::bail;
 use axum::body::Bytes;
@@ -20,7 +21,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let now = Timestamp::now().millis();
     let start = now - i64::from(args.days) * DAY;
 
-    let store = Store::open(&url, args.durability, Retention::default()).await?;
+    let store = Store::open(&url, args.durability, Retention::default(), clock::system()).await?;
     let mut simulation = crate::producer::Simulation::new(args.signals, 7);
     let began = Instant::now();
     let (mut written, mut batch) = (0u64, Vec::with_capacity(50_000));
@@ -168,7 +169,8 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
 async fn retention_bench(url: &str, durability: Durability, now: i64) -> anyhow::Result<()> {
     use crate::server::store::{Retention, Store};
 
-    let store = Store::open(url, durability, Retention::days(1, 90, 730)).await?;
+    let retention = Retention::days(1, 90, 730);
+    let store = Store::open(url, durability, retention, clock::system()).await?;
     let mut t = now - HOUR;
     let alone = store_ingest(&store, &mut t, Duration::from_secs(3), || false).await?;
     let began = Instant::now();

@@ -27,7 +27,7 @@ pub async fn post_json(
     require_json(&headers)?;
     let body = read_body(body, &state.limits)?;
     let points =
-        parse_samples(&body, Timestamp::now(), &state.limits).map_err(ApiError::BadRequest)?;
+        parse_samples(&body, state.clock.now(), &state.limits).map_err(ApiError::BadRequest)?;
     let accepted = state.writer.write(points).await?;
     Ok(Json(Accepted { accepted }))
 }
@@ -54,7 +54,7 @@ pub async fn post_line_protocol(
     let body = read_body(body, &state.limits)?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not UTF-8: {e}")))?;
-    let points = lineproto::parse(text, precision, Timestamp::now(), &state.limits)
+    let points = lineproto::parse(text, precision, state.clock.now(), &state.limits)
         .map_err(ApiError::BadRequest)?;
     state.writer.write(points).await?;
     Ok(StatusCode::NO_CONTENT)

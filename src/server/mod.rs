@@ -2,6 +2,7 @@
 //! and stop. Read `serve` first; each route's handler lives in the file named for its concern.
 
 pub mod access;
+pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod gzip;
@@ -26,6 +27,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, on, post, MethodFilter};
 use axum::Router;
+use clock::SharedClock;
 use error::ApiError;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -53,6 +55,8 @@ pub struct Shared {
     pub live: LiveFeed,
     pub limits: Arc<Limits>,
     pub tokens: Tokens,
+    /// What every handler asks for the time.
+    pub clock: SharedClock,
     /// A permit per write request in progress (`access::admit_write`).
     pub writes_in_flight: Semaphore,
     pub leptos: LeptosOptions,
@@ -73,10 +77,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    let clock = settings.clock.clone();
     let store = Store::open(
         &settings.database_url,
         settings.durability,
         settings.retention,
+        clock.clone(),
     )
     .await
     .with_context(|| format!("opening the database {}", settings.database_url))?;
@@ -90,13 +96,15 @@ pub async fn serve(
     }
     let limits = Arc::new(settings.limits.clone());
     let live = LiveFeed::new(limits.live_backlog_points, limits.live_send_timeout);
-    let (writer, writer_task) = Writer::spawn(store.clone(), live.clone(), limits.clone());
+    let (writer, writer_task) =
+        Writer::spawn(store.clone(), live.clone(), limits.clone(), clock.clone());
     let state = AppState(Arc::new(Shared {
         store: store.clone(),
         writer,
         live,
         limits,
         tokens,
+        clock: clock.clone(),
         writes_in_flight: Semaphore::new(settings.limits.max_concurrent_writes),
         leptos: settings.leptos.clone(),
     }));
@@ -109,7 +117,7 @@ pub async fn serve(
         );
         tokio::spawn(crate::producer::run(url, simulation, None))
     });
-    let upkeep = tokio::spawn(upkeep::run(store.clone()));
+    let upkeep = tokio::spawn(upkeep::run(store.clone(), clock));
     tracing::info!("listening on http://{addr} with {}", settings.database_url);
     listen::serve(listener, router(state), &settings.limits, shutdown).await;
     if let Some(demo) = demo {

@@ -35,7 +35,7 @@ pub async fn get_telemetry(
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params?;
-    let range = parse_range(&params, Timestamp::now())?;
+    let range = parse_range(&params, state.clock.now())?;
     let cap = state.limits.max_raw_points;
     let max_points = parse_max_points(params.max_points.as_deref(), cap)?;
     let answer = history(&state.store, range, max_points, cap).await?;

@@ -6,7 +6,7 @@
 //! The two run side by side: a first retention or packing pass over a large database can take
 //! minutes, and checkpoints must go on meanwhile, or the WAL would grow for as long as it lasts.
 
-use crate::server::domain::Timestamp;
+use crate::server::clock::SharedClock;
 use crate::server::store::Store;
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs until aborted (at shutdown).
-pub async fn run(store: Store) {
-    tokio::join!(checkpoints(&store), retention_and_packing(&store));
+pub async fn run(store: Store, clock: SharedClock) {
+    tokio::join!(checkpoints(&store), retention_and_packing(&store, clock));
 }
 
 async fn checkpoints(store: &Store) {
@@ -28,16 +28,16 @@ async fn checkpoints(store: &Store) {
     }
 }
 
-async fn retention_and_packing(store: &Store) {
+async fn retention_and_packing(store: &Store, clock: SharedClock) {
     let mut ticks = every(RETENTION_EVERY);
     loop {
         ticks.tick().await;
-        match store.expire(Timestamp::now().millis()).await {
+        match store.expire(clock.now().millis()).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "retention: expired rows deleted"),
             Err(e) => tracing::warn!(error = %e, "retention pass failed; retrying next minute"),
         }
-        match store.pack(Timestamp::now().millis()).await {
+        match store.pack(clock.now().millis()).await {
             Ok(0) => {}
             Ok(hours) => tracing::info!(hours, "packed the minutes of closed hours"),
             Err(e) => tracing::warn!(error = %e, "packing failed; retrying next minute"),

@@ -5,7 +5,8 @@
 
 use crate::config::Limits;
 use crate::model::{Point, DAY};
-use crate::server::domain::{DataPoint, Timestamp};
+use crate::server::clock::SharedClock;
+use crate::server::domain::DataPoint;
 use crate::server::error::ApiError;
 use crate::server::live::LiveFeed;
 use crate::server::store::{Store, StoreError};
@@ -32,13 +33,19 @@ pub struct Writer {
     room: Arc<Semaphore>,
     store: Store,
     limits: Arc<Limits>,
+    clock: SharedClock,
 }
 
 impl Writer {
     /// Starts the writer task. `limits.write_queue_points` bounds the points waiting for a commit,
     /// all requests together; past it `write` fails fast with `Overloaded` instead of buffering.
     /// The task ends once every `Writer` is dropped and the queue is drained.
-    pub fn spawn(store: Store, live: LiveFeed, limits: Arc<Limits>) -> (Writer, JoinHandle<()>) {
+    pub fn spawn(
+        store: Store,
+        live: LiveFeed,
+        limits: Arc<Limits>,
+        clock: SharedClock,
+    ) -> (Writer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(store.clone(), live, jobs));
         let room = Arc::new(Semaphore::new(limits.write_queue_points));
@@ -47,6 +54,7 @@ impl Writer {
             room,
             store,
             limits,
+            clock,
         };
         (writer, task)
     }
@@ -86,7 +94,7 @@ impl Writer {
     /// least once, as producers deliver) from a new point, and would count it twice.
     fn admit_old_points(&self, points: &[DataPoint]) -> Result<(), ApiError> {
         let raw_ms = self.store.retention().raw_ms;
-        let cutoff = Timestamp::now().saturating_add(-raw_ms);
+        let cutoff = self.clock.now().saturating_add(-raw_ms);
         match points.iter().find(|p| p.timestamp < cutoff) {
             None => Ok(()),
             Some(old) => Err(ApiError::BadRequest(format!(

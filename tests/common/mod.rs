@@ -5,13 +5,21 @@
 #![allow(dead_code)]
 
 use signalboard::config::{ServeArgs, Settings};
+use signalboard::server::clock::FixedClock;
+use signalboard::server::domain::Timestamp;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// The time on every test server's clock: 2026-11-26T12:00:00Z, two hours after the tests' T0.
+pub const NOW: i64 = 1_795_694_400_000;
+
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The server's clock: at `NOW` until a test moves it.
+    pub clock: Arc<FixedClock>,
     pub client: reqwest::Client,
     /// The SQLite file, for tests that inspect or lock it from outside.
     pub database: PathBuf,
@@ -36,8 +44,10 @@ impl TestServer {
             ..ServeArgs::default()
         };
         let mut settings = Settings::load(&args).unwrap();
-        // Tests write at fixed dates; a century of raw retention keeps them raw whatever today is.
-        settings.retention = signalboard::server::store::Retention::days(36_500, 36_500, 36_500);
+        // Tests write at fixed dates: the server's clock stands at NOW whatever today is, with the
+        // shipped retention.
+        let clock = Arc::new(FixedClock::at(Timestamp::from_millis(NOW).unwrap()));
+        settings.clock = clock.clone();
         adjust(&mut settings);
         if let Some(path) = settings.database_url.strip_prefix("sqlite://") {
             database = PathBuf::from(path);
@@ -50,6 +60,7 @@ impl TestServer {
         }));
         let server = TestServer {
             addr,
+            clock,
             client: reqwest::Client::new(),
             database,
             stop: Some(stop),

@@ -9,6 +9,7 @@ mod sqlite;
 
 use crate::downsample::M4;
 use crate::model::{Series, SignalInfo};
+use crate::server::clock::{self, SharedClock};
 use crate::server::domain::{DataPoint, SignalName, Timestamp};
 use rollup::{bucket, Interval, Source, MINUTE};
 use std::sync::Arc;
@@ -221,23 +222,20 @@ pub enum Store {
 
 impl Store {
     /// Opens (creating if missing) the database at `url` and brings its schema up to date.
+    /// `clock` says what time it is: where retention cuts, which rollups a range reads.
     pub async fn open(
         url: &str,
         durability: Durability,
         retention: Retention,
+        clock: SharedClock,
     ) -> Result<Store, StoreError> {
-        Store::open_holding(url, durability, retention, Hold::Exclusive).await
+        Store::open_holding(url, durability, retention, Hold::Exclusive, clock).await
     }
 
     /// Opens the database beside a server that may hold it, for `token` commands.
     pub async fn open_shared(url: &str) -> Result<Store, StoreError> {
-        Store::open_holding(
-            url,
-            Durability::default(),
-            Retention::default(),
-            Hold::Shared,
-        )
-        .await
+        let (durability, retention) = (Durability::default(), Retention::default());
+        Store::open_holding(url, durability, retention, Hold::Shared, clock::system()).await
     }
 
     async fn open_holding(
@@ -245,6 +243,7 @@ impl Store {
         durability: Durability,
         retention: Retention,
         hold: Hold,
+        clock: SharedClock,
     ) -> Result<Store, StoreError> {
         if !url.starts_with("sqlite:") {
             let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
@@ -254,7 +253,7 @@ impl Store {
                 crate::config::DEFAULT_DATABASE_URL
             )));
         }
-        let store = sqlite::SqliteStore::open(url, durability, retention, hold).await?;
+        let store = sqlite::SqliteStore::open(url, durability, retention, hold, clock).await?;
         Ok(Store::Sqlite(store))
     }
 

@@ -10,7 +10,8 @@ use super::rollup::{self, bucket, Aggregate, Changes, Interval, Source, HOUR, MI
 use super::{Durability, Hold, Range, Retention, Shape, Sink, StoreError, TokenRecord};
 use crate::downsample::bucket_points;
 use crate::model::{Series, SignalInfo};
-use crate::server::domain::{DataPoint, SignalName, Timestamp};
+use crate::server::clock::SharedClock;
+use crate::server::domain::{DataPoint, SignalName};
 use blocks::{cut_block, each_point, load_tail, place, points_within};
 use futures::TryStreamExt;
 use sqlx::pool::PoolConnection;
@@ -138,6 +139,7 @@ pub struct SqliteStore {
     /// appends to, so appending costs no read. Filled after commits; retention drops what it cuts.
     tails: Arc<tokio::sync::Mutex<HashMap<i64, Points>>>,
     retention: Retention,
+    clock: SharedClock,
     /// This process' hold on the file, released by `close`.
     lock: Arc<Mutex<Option<DatabaseLock>>>,
 }
@@ -148,6 +150,7 @@ impl SqliteStore {
         durability: Durability,
         retention: Retention,
         hold: Hold,
+        clock: SharedClock,
     ) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -207,6 +210,7 @@ impl SqliteStore {
             ids: Arc::new(Mutex::new(ids)),
             tails: Arc::default(),
             retention,
+            clock,
             lock: Arc::new(Mutex::new(lock)),
         })
     }

@@ -16,7 +16,7 @@ impl SqliteStore {
                 limit.saturating_add(1),
             ),
             Shape::Decimated { max_points } => {
-                let now = Timestamp::now().millis();
+                let now = self.clock.now().millis();
                 let finest_at = |t| self.retention.finest_at(t, now);
                 let (sink, stretches) = rollup::decimation(from, to, max_points, finest_at);
                 (sink, stretches, usize::MAX)

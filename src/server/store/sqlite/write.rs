@@ -109,7 +109,7 @@ impl SqliteStore {
         rows: &[Row],
         created: &foldhash::HashSet<i64>,
     ) -> Result<Placed, StoreError> {
-        let raw_cutoff = Timestamp::now().millis() - self.retention.raw_ms;
+        let raw_cutoff = self.clock.now().millis() - self.retention.raw_ms;
         let mut placed = Placed::default();
         for series in rows.chunk_by(|a, b| a.series == b.series) {
             let id = series[0].series;
