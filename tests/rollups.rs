@@ -1,5 +1,6 @@
-//! The store in a real SQLite file: rollups and retention checked against the raw points, failed
-//! commits, and the WAL under steady writes and on close.
+//! The store in a real SQLite file, down to its tables: rollup rows checked against the raw points,
+//! packed hours, retention, failed commits, old schemas repacked on open, and the WAL under steady
+//! writes and on close. What every store must do, through `Store` alone, is `tests/store.rs`.
 
 use proptest::prelude::*;
 use signalboard::server::clock;

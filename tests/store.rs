@@ -1,0 +1,331 @@
+//! The store conformance suite: what every store must do, written against `Store` alone (no SQL), so
+//! that each store runs the same tests. A store joins with one line in the `conformance!` call at the
+//! end. What only SQLite has (its files, its WAL, its old schemas) is tested in `tests/rollups.rs`.
+
+use proptest::prelude::*;
+use signalboard::model::Series;
+use signalboard::server::clock::{FixedClock, SharedClock};
+use signalboard::server::domain::{DataPoint, SignalName, Timestamp, Value};
+use signalboard::server::store::{Range, Retention, Shape, Store};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+/// An hour boundary (2026-11-26T10:00Z): writes around it fill the minutes of two hours.
+const HOUR0: i64 = 1_795_687_200_000;
+/// The store's clock: a day after `HOUR0`.
+const NOW: i64 = HOUR0 + DAY;
+
+/// A fresh, empty store with `retention`, on `clock`, and what must live as long as it does.
+pub type Opened = (Store, Box<dyn std::any::Any + Send>);
+pub type Opener = fn(Retention, SharedClock) -> Pin<Box<dyn Future<Output = Opened> + Send>>;
+
+fn clock_at(t: i64) -> Arc<FixedClock> {
+    Arc::new(FixedClock::at(Timestamp::from_millis(t).unwrap()))
+}
+
+fn point(signal: &str, t: i64, v: f64) -> DataPoint {
+    DataPoint {
+        signal: SignalName::parse(signal).unwrap(),
+        timestamp: Timestamp::from_millis(t).unwrap(),
+        value: Value::new(v).unwrap(),
+    }
+}
+
+async fn write(store: &Store, points: &[DataPoint]) {
+    store
+        .write(&points.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+}
+
+fn range(from: i64, to: i64) -> Range {
+    Range {
+        from: Timestamp::from_millis(from).unwrap(),
+        to: Timestamp::from_millis(to).unwrap(),
+        signals: None,
+    }
+}
+
+async fn raw(store: &Store, from: i64, to: i64) -> Vec<Series> {
+    store
+        .read(&range(from, to), Shape::Raw { limit: 1_000_000 })
+        .await
+        .unwrap()
+}
+
+fn pairs(series: &Series) -> Vec<(i64, f64)> {
+    series
+        .timestamps
+        .iter()
+        .copied()
+        .zip(series.values.iter().copied())
+        .collect()
+}
+
+fn extremes(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+}
+
+pub async fn a_write_reads_back_in_time_order_by_signal(open: Opener) {
+    let (store, _keep) = open(Retention::default(), clock_at(NOW)).await;
+    write(
+        &store,
+        &[
+            point("b", HOUR0 + 2_000, 2.0),
+            point("a", HOUR0 + 1_000, -1.5),
+            point("b", HOUR0, 1.0),
+        ],
+    )
+    .await;
+    let answer = raw(&store, HOUR0, HOUR0 + 2_000).await;
+    let names: Vec<&str> = answer.iter().map(|s| s.signal.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(pairs(&answer[0]), [(HOUR0 + 1_000, -1.5)]);
+    assert_eq!(pairs(&answer[1]), [(HOUR0, 1.0), (HOUR0 + 2_000, 2.0)]);
+    let signals = store.signals().await.unwrap();
+    assert_eq!(signals[1].points, 2);
+    assert_eq!(
+        (signals[1].last_timestamp, signals[1].last_value),
+        (HOUR0 + 2_000, 2.0)
+    );
+    store.close().await;
+}
+
+pub async fn the_same_signal_and_time_again_overwrites_and_counts_once(open: Opener) {
+    let (store, _keep) = open(Retention::default(), clock_at(NOW)).await;
+    write(&store, &[point("s", HOUR0, 1.0)]).await;
+    write(&store, &[point("s", HOUR0, 7.0), point("s", HOUR0, 9.0)]).await;
+    let answer = raw(&store, HOUR0, HOUR0).await;
+    assert_eq!(
+        pairs(&answer[0]),
+        [(HOUR0, 9.0)],
+        "the last write of a key wins"
+    );
+    assert_eq!(store.signals().await.unwrap()[0].points, 1);
+    // Its minute's rollup holds the new value only: a wide read sees 9, never 1 or 7.
+    let wide = store
+        .read(
+            &range(HOUR0 - DAY, HOUR0 + DAY - 1),
+            Shape::Decimated { max_points: 40 },
+        )
+        .await
+        .unwrap();
+    assert_eq!(wide[0].values, [9.0]);
+    store.close().await;
+}
+
+pub async fn raw_reads_stop_one_past_the_limit_and_decimated_ones_keep_every_extreme(open: Opener) {
+    let (store, _keep) = open(Retention::default(), clock_at(NOW)).await;
+    let points: Vec<DataPoint> = (0..2 * 1440)
+        .map(|i| {
+            let v = match i {
+                1000 => 500.0,
+                2222 => -500.0,
+                _ => (i as f64 / 100.0).sin(),
+            };
+            point("wave", HOUR0 - DAY + 7_777 + i * MINUTE, v)
+        })
+        .collect();
+    write(&store, &points).await;
+    let (from, to) = (HOUR0 - DAY, HOUR0 + DAY);
+    let limited = store
+        .read(&range(from, to), Shape::Raw { limit: 100 })
+        .await
+        .unwrap();
+    assert_eq!(limited[0].timestamps.len(), 101, "one past the limit");
+    let all = raw(&store, from, to).await;
+    assert_eq!(all[0].timestamps.len(), points.len());
+    for max_points in [8, 100, 1_000] {
+        let decimated = store
+            .read(&range(from, to), Shape::Decimated { max_points })
+            .await
+            .unwrap();
+        let d = &decimated[0];
+        assert!(d.downsampled && d.timestamps.len() <= max_points);
+        assert_eq!(extremes(&d.values), (-500.0, 500.0), "{max_points}");
+        // Every point kept is a real point, at its real time.
+        for (t, v) in pairs(d) {
+            let i = all[0].timestamps.binary_search(&t).expect("a stored time");
+            assert_eq!(all[0].values[i], v);
+        }
+    }
+    store.close().await;
+}
+
+pub async fn packing_changes_no_answer_and_hides_no_later_write(open: Opener) {
+    let (store, _keep) = open(Retention::default(), clock_at(NOW)).await;
+    let points: Vec<DataPoint> = (0..12 * 60)
+        .map(|i| point("p", HOUR0 - 12 * HOUR + i * MINUTE + 5_000, (i % 17) as f64))
+        .collect();
+    write(&store, &points).await;
+    let read = |store: &Store| {
+        let store = store.clone();
+        async move {
+            store
+                .read(
+                    &range(HOUR0 - 12 * HOUR, HOUR0),
+                    Shape::Decimated { max_points: 200 },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let before = read(&store).await;
+    assert!(store.pack(NOW).await.unwrap() > 0, "closed hours to pack");
+    assert_eq!(read(&store).await, before);
+    // A spike late into a packed hour shows at once.
+    write(&store, &[point("p", HOUR0 - 6 * HOUR + 30_000, 1_000.0)]).await;
+    let after = read(&store).await;
+    assert_eq!(extremes(&after[0].values).1, 1_000.0);
+    store.close().await;
+}
+
+pub async fn retention_deletes_what_is_past_each_age_and_nothing_else(open: Opener) {
+    let clock = clock_at(HOUR0);
+    let (store, _keep) = open(Retention::days(1, 2, 3), clock.clone()).await;
+    write(
+        &store,
+        &[
+            point("r", HOUR0 - 30 * MINUTE, 1.0),
+            point("r", HOUR0 - 20 * MINUTE, 5.0),
+        ],
+    )
+    .await;
+    // A day and a half later the raw points are past their day; their minutes are kept.
+    let later = HOUR0 + DAY + 12 * HOUR;
+    clock.set(Timestamp::from_millis(later).unwrap());
+    assert!(store.expire(later).await.unwrap() > 0);
+    assert!(raw(&store, HOUR0 - HOUR, HOUR0).await.is_empty());
+    let kept = store
+        .read(
+            &range(HOUR0 - HOUR, HOUR0),
+            Shape::Decimated { max_points: 40 },
+        )
+        .await
+        .unwrap();
+    assert_eq!(extremes(&kept[0].values), (1.0, 5.0));
+    // Past every age, nothing of it is left.
+    let gone = HOUR0 + 4 * DAY;
+    clock.set(Timestamp::from_millis(gone).unwrap());
+    store.expire(gone).await.unwrap();
+    let none = store
+        .read(
+            &range(HOUR0 - HOUR, HOUR0),
+            Shape::Decimated { max_points: 40 },
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    store.close().await;
+}
+
+/// Random batches of (signal, minute offset, value): out of order, with duplicates.
+fn batches() -> impl Strategy<Value = Vec<Vec<(u8, i64, i32)>>> {
+    prop::collection::vec(
+        prop::collection::vec((0u8..3, -300i64..300, -1000i32..1000), 1..40),
+        1..6,
+    )
+}
+
+/// Under any order of writes, with repeats, a wide read (from the rollups) agrees with the raw
+/// points that were last written for each key: the same signals, the same lowest and highest.
+pub fn rollups_agree_with_raw_points_under_any_order_of_writes(open: Opener) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    proptest!(ProptestConfig::with_cases(24), |(batches in batches())| {
+        runtime.block_on(async {
+            let (store, _keep) = open(Retention::default(), clock_at(NOW)).await;
+            let mut expected: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+            for batch in &batches {
+                let points: Vec<DataPoint> = batch
+                    .iter()
+                    .map(|&(s, offset, v)| point(&format!("s{s}"), HOUR0 + offset * 10_000, v.into()))
+                    .collect();
+                for p in &points {
+                    expected
+                        .entry(p.signal.to_string())
+                        .or_default()
+                        .insert(p.timestamp.millis(), p.value.get());
+                }
+                write(&store, &points).await;
+            }
+            let wide = store
+                .read(&range(HOUR0 - 2 * DAY, HOUR0 + 2 * DAY), Shape::Decimated { max_points: 16 })
+                .await
+                .unwrap();
+            let got: BTreeMap<String, (f64, f64)> =
+                wide.iter().map(|s| (s.signal.clone(), extremes(&s.values))).collect();
+            let want: BTreeMap<String, (f64, f64)> = expected
+                .iter()
+                .map(|(s, points)| (s.clone(), extremes(&points.values().copied().collect::<Vec<_>>())))
+                .collect();
+            store.close().await;
+            prop_assert_eq!(got, want);
+            Ok(())
+        })?;
+    });
+}
+
+/// Runs every behaviour above for each store named: `conformance!(name => opener, …)`.
+macro_rules! conformance {
+    ($($store:ident => $open:expr),* $(,)?) => {$(
+        mod $store {
+            use super::*;
+
+            #[tokio::test]
+            async fn a_write_reads_back_in_time_order_by_signal() {
+                super::a_write_reads_back_in_time_order_by_signal($open).await
+            }
+
+            #[tokio::test]
+            async fn the_same_signal_and_time_again_overwrites_and_counts_once() {
+                super::the_same_signal_and_time_again_overwrites_and_counts_once($open).await
+            }
+
+            #[tokio::test]
+            async fn raw_reads_stop_one_past_the_limit_and_decimated_ones_keep_every_extreme() {
+                super::raw_reads_stop_one_past_the_limit_and_decimated_ones_keep_every_extreme($open)
+                    .await
+            }
+
+            #[tokio::test]
+            async fn packing_changes_no_answer_and_hides_no_later_write() {
+                super::packing_changes_no_answer_and_hides_no_later_write($open).await
+            }
+
+            #[tokio::test]
+            async fn retention_deletes_what_is_past_each_age_and_nothing_else() {
+                super::retention_deletes_what_is_past_each_age_and_nothing_else($open).await
+            }
+
+            #[test]
+            fn rollups_agree_with_raw_points_under_any_order_of_writes() {
+                super::rollups_agree_with_raw_points_under_any_order_of_writes($open)
+            }
+        }
+    )*};
+}
+
+/// SQLite: a new file in a new folder, which lives as long as the store.
+fn sqlite(
+    retention: Retention,
+    clock: SharedClock,
+) -> Pin<Box<dyn Future<Output = Opened> + Send>> {
+    Box::pin(async move {
+        use signalboard::server::store::Durability;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = Store::open(&url, Durability::Normal, retention, clock)
+            .await
+            .unwrap();
+        (store, Box::new(dir) as Box<dyn std::any::Any + Send>)
+    })
+}
+
+conformance!(sqlite => sqlite);
