@@ -1,16 +1,15 @@
 //! The `signalboard` binary: `serve` (the default) or `produce`. See `signalboard --help`.
 
-/// mimalloc instead of glibc's allocator, which took ~9 % of the server's time under ingest (its
-/// consolidation of freed chunks above all): batch ingest +10–40 %, history reads faster too.
+/// mimalloc instead of glibc's allocator, whose consolidation of freed chunks took a good share of
+/// the server's time under ingest (docs/benchmarks.md has the figures).
 #[cfg(feature = "ssr")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (the Rust bindings leave it out): how long
 /// freed memory stays with the process before it is given back to the system. mimalloc's default, a
-/// second, kept the server at 52–59 MB under the benchmark; 100 ms, 48–51 MB at the same speed.
-/// Given back at once (0 ms), the server was slower: with 1,000 signals each commit's buffers were
-/// returned and faulted in again (92 k points/s against 120 k).
+/// second, kept more memory than needed; given back at once, each commit's buffers were returned and
+/// faulted in again, and ingest of many signals slowed. 100 ms keeps both low.
 #[cfg(feature = "ssr")]
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 

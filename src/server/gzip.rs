@@ -27,8 +27,8 @@ static CORES: LazyLock<usize> =
     LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
 /// Size of a part: small enough that the client starts early, large enough that deflate's 32 KiB
-/// window, lost at each part's start, and the hand-offs between threads cost little (raw hour,
-/// interleaved runs: medians 4.7 ms with 128 KiB parts, 4.9 with 64 KiB).
+/// window, lost at each part's start, and the hand-offs between threads cost little (64 KiB parts
+/// were slower).
 const PART_BYTES: usize = 128 * 1024;
 
 /// Whether the request's `Accept-Encoding` allows gzip (and does not rule it out with `q=0`).
@@ -103,7 +103,7 @@ pub fn respond(headers: &HeaderMap, content_type: &'static str, body: impl InPar
 }
 
 /// One gzip member holding `body`, in `parts` parts produced and deflated on `threads` threads of
-/// tokio's blocking pool (kept between requests: starting two threads per answer cost ~0.2 ms of CPU),
+/// tokio's blocking pool (kept between requests: starting threads for each answer cost measurably),
 /// streamed in order, the first with the gzip header and the last with the trailer. Dropping the
 /// stream (the client has gone) stops the threads after the part in hand.
 pub fn compress(

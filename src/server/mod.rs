@@ -44,8 +44,8 @@ use tower_http::trace::TraceLayer;
 use writer::Writer;
 
 /// What every handler and server function can reach. One `Arc`: middleware and extractors clone the
-/// state for every request, and a clone of the fields one by one (pools, channels, the Leptos options)
-/// cost single-sample POSTs a quarter of their rate.
+/// state for every request, and cloning the fields one by one (pools, channels, the Leptos options)
+/// made single-sample POSTs measurably slower.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
@@ -148,7 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/live", get(live::live_socket));
     // The dashboard is one page, rendered with its data in it (async mode: the charts' pictures show
     // at once, even before or without the WebAssembly), and routed here rather than by a client-side
-    // router, which cost the WebAssembly 58 KB gzipped. The page and the server functions get
+    // router, which made the WebAssembly much larger. The page and the server functions get
     // `state` as context; the page's resources run on Leptos' executor, tokio's here (an error only
     // says it already is).
     let _ = any_spawner::Executor::init_tokio();

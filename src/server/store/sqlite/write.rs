@@ -4,8 +4,8 @@
 use super::*;
 
 /// Bound values a batch of statements sent to SQLite's thread holds at most. A usual write is one
-/// batch, one round trip; a large one goes in several, so its memory stays small: 10,000 new signals
-/// in one batch held 17 MB of bound values, and SQLite's compiled statements 19 MB more.
+/// batch, one round trip; a large one goes in several, so its memory stays small (one batch for a
+/// write of many new signals held tens of megabytes of bound values and compiled statements).
 pub(super) const BATCH_BINDS: usize = 8_192;
 /// Bound values per row of a block upsert (`push_block_upsert`).
 pub(super) const BLOCK_BINDS: usize = 5;
@@ -226,7 +226,7 @@ async fn commit(tx: &mut WriteTx, placed: &Placed) -> Result<(), StoreError> {
 }
 
 /// The ids of `names` in `series`, each inserted unless it is there already: a statement per
-/// `BATCH_BINDS` names, not a round trip per name (100,000 new signals held the writer 6.5 s).
+/// `BATCH_BINDS` names, not a round trip per name, which held the writer for seconds.
 pub(super) async fn insert_series<'a>(
     conn: &mut sqlx::SqliteConnection,
     names: &[&'a str],
