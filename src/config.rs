@@ -374,6 +374,54 @@ mod tests {
         assert_eq!(shipped.database_url, DEFAULT_DATABASE_URL);
     }
 
+    /// The README's table of limits gives each default: it must be the code's.
+    #[test]
+    fn the_readme_states_every_limit_s_default() {
+        let readme = include_str!("../README.md");
+        let row = |setting: &str| {
+            readme
+                .lines()
+                .find(|line| line.starts_with('|') && line.contains(&format!("`{setting}`")))
+                .unwrap_or_else(|| panic!("no README row for {setting}"))
+        };
+        let thousands = |n: usize| {
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        let secs = |d: Duration| format!("{} s", d.as_secs());
+        let d = Limits::default();
+        for (setting, default) in [
+            ("max-body-bytes", format!("{} MiB", d.max_body_bytes >> 20)),
+            ("max-samples", thousands(d.max_samples)),
+            ("max-signals", thousands(d.max_signals)),
+            ("max-new-signals", thousands(d.max_new_signals)),
+            ("max-total-signals", thousands(d.max_total_signals)),
+            ("write-queue-points", thousands(d.write_queue_points)),
+            ("max-concurrent-writes", thousands(d.max_concurrent_writes)),
+            ("max-raw-points", thousands(d.max_raw_points)),
+            ("live-backlog-points", thousands(d.live_backlog_points)),
+            ("live-send-timeout-secs", secs(d.live_send_timeout)),
+            ("max-connections", thousands(d.max_connections)),
+            ("header-timeout-secs", secs(d.header_timeout)),
+            ("request-timeout-secs", secs(d.request_timeout)),
+            ("token-write-rate", thousands(d.token_write_rate as usize)),
+        ] {
+            let cells: Vec<&str> = row(setting).split('|').map(str::trim).collect();
+            assert!(
+                cells.iter().any(|cell| cell.starts_with(&default)),
+                "README's {setting}: {:?}, the code's default {default}",
+                row(setting)
+            );
+        }
+    }
+
     #[test]
     fn unknown_settings_are_an_error() {
         let dir = tempfile::tempdir().unwrap();
