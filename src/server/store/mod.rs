@@ -196,6 +196,11 @@ pub struct Range {
     pub signals: Option<Vec<SignalName>>,
 }
 
+/// A signal's id in the store: a key, never a time or a count, though all three are integers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct SeriesId(pub i64);
+
 /// A stored access token: never the token itself, only its SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenRecord {

@@ -7,7 +7,7 @@
 //! stored one (a retry with another value, a correction) cannot be subtracted from a minimum, so its
 //! buckets are recomputed from the raw points instead; that is rare and touches one minute and one hour.
 
-use super::Sink;
+use super::{SeriesId, Sink};
 pub use crate::downsample::Aggregate;
 use crate::downsample::M4;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,7 +21,7 @@ pub fn bucket(t: i64, interval: i64) -> i64 {
 
 /// A delta to merge into one rollup row.
 pub struct Merge {
-    pub series: i64,
+    pub series: SeriesId,
     /// The bucket's start.
     pub bucket: i64,
     /// What the write adds to it.
@@ -32,15 +32,15 @@ pub struct Merge {
 /// buckets to recompute because a point in them was replaced.
 #[derive(Default, Debug)]
 pub struct Changes {
-    pub minutes: BTreeMap<(i64, i64), Aggregate>,
-    pub hours: BTreeMap<(i64, i64), Aggregate>,
-    pub stale_minutes: BTreeSet<(i64, i64)>,
-    pub stale_hours: BTreeSet<(i64, i64)>,
+    pub minutes: BTreeMap<(SeriesId, i64), Aggregate>,
+    pub hours: BTreeMap<(SeriesId, i64), Aggregate>,
+    pub stale_minutes: BTreeSet<(SeriesId, i64)>,
+    pub stale_hours: BTreeSet<(SeriesId, i64)>,
 }
 
 impl Changes {
     /// A point that was not stored before.
-    pub fn added(&mut self, series: i64, t: i64, v: f64) {
+    pub fn added(&mut self, series: SeriesId, t: i64, v: f64) {
         for (map, interval) in [(&mut self.minutes, MINUTE), (&mut self.hours, HOUR)] {
             let key = (series, bucket(t, interval));
             // Writes come sorted by series and time, so the bucket is nearly always the last one.
@@ -56,14 +56,15 @@ impl Changes {
     }
 
     /// A point that replaced a stored one.
-    pub fn replaced(&mut self, series: i64, t: i64) {
+    pub fn replaced(&mut self, series: SeriesId, t: i64) {
         self.stale_minutes.insert((series, bucket(t, MINUTE)));
         self.stale_hours.insert((series, bucket(t, HOUR)));
     }
 
     /// The deltas to merge: those of buckets that will be recomputed anyway are left out.
     pub fn merges(&self) -> [(Interval, Vec<Merge>); 2] {
-        let keep = |map: &BTreeMap<(i64, i64), Aggregate>, stale: &BTreeSet<(i64, i64)>| {
+        let keep = |map: &BTreeMap<(SeriesId, i64), Aggregate>,
+                    stale: &BTreeSet<(SeriesId, i64)>| {
             map.iter()
                 .filter(|(key, _)| !stale.contains(key))
                 .map(|(&(series, bucket), &delta)| Merge {
@@ -200,9 +201,10 @@ mod tests {
     #[test]
     fn replaced_points_make_their_buckets_stale_and_drop_their_deltas() {
         let mut c = Changes::default();
-        c.added(1, 61_000, 1.0);
-        c.added(1, 125_000, 2.0);
-        c.replaced(1, 61_500);
+        let s = SeriesId(1);
+        c.added(s, 61_000, 1.0);
+        c.added(s, 125_000, 2.0);
+        c.replaced(s, 61_500);
         let [(_, minutes), (_, hours)] = c.merges();
         assert_eq!(
             minutes.iter().map(|m| m.bucket).collect::<Vec<_>>(),

@@ -6,7 +6,7 @@ use super::*;
 /// Calls `f` with each point of one series in `from..=to`, in time order, until it returns false.
 pub(super) async fn each_point<'c, E>(
     db: E,
-    id: i64,
+    id: SeriesId,
     from: i64,
     to: i64,
     mut f: impl FnMut(i64, f64) -> bool,
@@ -51,7 +51,7 @@ pub(super) fn points_within<'b>(
 /// The blocks of one series that hold points in `from..=to`, unpacked, each with its start.
 pub(super) async fn blocks_overlapping(
     tx: &mut sqlx::SqliteConnection,
-    id: i64,
+    id: SeriesId,
     from: i64,
     to: i64,
 ) -> Result<Vec<(i64, Points)>, StoreError> {
@@ -73,7 +73,7 @@ pub(super) async fn blocks_overlapping(
 /// The points of a series' newest block (empty if it has none).
 pub(super) async fn load_tail(
     tx: &mut sqlx::SqliteConnection,
-    id: i64,
+    id: SeriesId,
 ) -> Result<Points, StoreError> {
     let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
         "SELECT first_ts, data FROM blocks WHERE series_id = ?1 ORDER BY first_ts DESC LIMIT 1",
@@ -94,7 +94,7 @@ pub(super) async fn load_tail(
 /// tail changed.
 pub(super) async fn place(
     tx: &mut WriteTx,
-    id: i64,
+    id: SeriesId,
     tail: Points,
     new: &[(i64, f64)],
     replaced: &mut Vec<i64>,
@@ -138,7 +138,7 @@ pub(super) async fn place(
 /// points cut.
 pub(super) async fn cut_block(
     tx: &mut sqlx::SqliteConnection,
-    id: i64,
+    id: SeriesId,
     cutoff: i64,
 ) -> Result<i64, StoreError> {
     let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
@@ -160,7 +160,7 @@ pub(super) async fn cut_block(
         .push(" AND first_ts = ")
         .push_bind(first)
         .push("; ");
-    let rest: Vec<(i64, Packed)> = block::pack(&points[cut..])
+    let rest: Vec<(SeriesId, Packed)> = block::pack(&points[cut..])
         .into_iter()
         .map(|b| (id, b))
         .collect();

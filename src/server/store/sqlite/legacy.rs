@@ -13,17 +13,17 @@ pub(super) async fn repack_rows(pool: &SqlitePool) -> Result<(), StoreError> {
         return Ok(());
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let ids: Vec<(i64,)> = sqlx::query_as("SELECT DISTINCT series_id FROM points")
+    let ids: Vec<SeriesId> = sqlx::query_scalar("SELECT DISTINCT series_id FROM points")
         .fetch_all(&mut *tx)
         .await?;
     let signals = ids.len();
-    for (id,) in ids {
+    for id in ids {
         let points: Points =
             sqlx::query_as("SELECT ts, value FROM points WHERE series_id = ?1 ORDER BY ts")
                 .bind(id)
                 .fetch_all(&mut *tx)
                 .await?;
-        let blocks: Vec<(i64, Packed)> =
+        let blocks: Vec<(SeriesId, Packed)> =
             block::pack(&points).into_iter().map(|b| (id, b)).collect();
         let mut batch = Batch::new("");
         batch

@@ -7,7 +7,7 @@
 use super::block::{self, Packed, Points};
 use super::lock::DatabaseLock;
 use super::rollup::{self, bucket, Aggregate, Changes, Interval, Source, HOUR, MINUTE};
-use super::{Durability, Hold, Range, Retention, Shape, Sink, StoreError, TokenRecord};
+use super::{Durability, Hold, Range, Retention, SeriesId, Shape, Sink, StoreError, TokenRecord};
 use crate::downsample::bucket_points;
 use crate::model::{Series, SignalInfo};
 use crate::server::clock::SharedClock;
@@ -134,10 +134,10 @@ pub struct SqliteStore {
     writes: SqlitePool,
     /// Signal name → `series.id`, so a write looks names up in memory, not in the database.
     /// Only filled after a commit, so it never holds an id that a rolled-back transaction invented.
-    ids: Arc<Mutex<HashMap<Arc<str>, i64>>>,
+    ids: Arc<Mutex<HashMap<Arc<str>, SeriesId>>>,
     /// Series id → the points of its newest block (empty: no block yet), the block nearly every write
     /// appends to, so appending costs no read. Filled after commits; retention drops what it cuts.
-    tails: Arc<tokio::sync::Mutex<HashMap<i64, Points>>>,
+    tails: Arc<tokio::sync::Mutex<HashMap<SeriesId, Points>>>,
     retention: Retention,
     clock: SharedClock,
     /// This process' hold on the file, released by `close`.
@@ -198,11 +198,11 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.row_buffer_size(4096))
             .await?;
-        let ids: HashMap<Arc<str>, i64> = sqlx::query_as("SELECT name, id FROM series")
+        let ids: HashMap<Arc<str>, SeriesId> = sqlx::query_as("SELECT name, id FROM series")
             .fetch_all(&pool)
             .await?
             .into_iter()
-            .map(|(name, id): (String, i64)| (name.into(), id))
+            .map(|(name, id): (String, SeriesId)| (name.into(), id))
             .collect();
         Ok(SqliteStore {
             pool,

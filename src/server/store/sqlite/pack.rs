@@ -12,13 +12,13 @@ impl SqliteStore {
     /// sends the mark back. Returns the hours packed.
     pub async fn pack(&self, now: i64) -> Result<u64, StoreError> {
         let limit = bucket(now, HOUR) - HOUR;
-        let ids: Vec<(i64,)> =
-            sqlx::query_as("SELECT id FROM series WHERE packed_to IS NULL OR packed_to < ?1")
+        let ids: Vec<SeriesId> =
+            sqlx::query_scalar("SELECT id FROM series WHERE packed_to IS NULL OR packed_to < ?1")
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
         let mut packed = 0;
-        for (id,) in ids {
+        for id in ids {
             // Looked for on a reading connection first: most signals, most minutes, have nothing
             // to pack, and then take no write lock.
             while first_unpacked_hour(&self.pool, id)
@@ -81,7 +81,10 @@ impl SqliteStore {
 
 /// The first hour of series `id` at or after its packing mark that has minutes: hours without
 /// any (before the first, or in a gap) are skipped, not walked through.
-pub(super) async fn first_unpacked_hour<'c, E>(db: E, id: i64) -> Result<Option<i64>, StoreError>
+pub(super) async fn first_unpacked_hour<'c, E>(
+    db: E,
+    id: SeriesId,
+) -> Result<Option<i64>, StoreError>
 where
     E: sqlx::Executor<'c, Database = Sqlite>,
 {

@@ -11,7 +11,7 @@ impl SqliteStore {
     /// Deletes what retention no longer keeps, in small transactions so that the writer never waits
     /// long. Returns the points and rollup rows deleted.
     pub async fn expire(&self, now: i64) -> Result<u64, StoreError> {
-        let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM series")
+        let ids: Vec<SeriesId> = sqlx::query_scalar("SELECT id FROM series")
             .fetch_all(&self.pool)
             .await?;
         let minutes = now - self.retention.minute_rollups_ms;
@@ -22,7 +22,7 @@ impl SqliteStore {
             (table(Interval::Hour), now - self.retention.hour_rollups_ms),
         ];
         let mut deleted = 0;
-        for (id,) in ids {
+        for id in ids {
             deleted += self.expire_points(id, now - self.retention.raw_ms).await?;
             for (table, cutoff) in rollups {
                 // Looked for on a reading connection first: a pass that finds nothing to delete (the
@@ -64,7 +64,7 @@ impl SqliteStore {
 
     /// Deletes one series' raw points older than `cutoff`: whole blocks a few at a time, then the part
     /// of the block that straddles the cutoff. Returns the points deleted.
-    async fn expire_points(&self, id: i64, cutoff: i64) -> Result<u64, StoreError> {
+    async fn expire_points(&self, id: SeriesId, cutoff: i64) -> Result<u64, StoreError> {
         let oldest: Option<(i64,)> = sqlx::query_as(
             "SELECT first_ts FROM blocks WHERE series_id = ?1 ORDER BY first_ts LIMIT 1",
         )

@@ -50,7 +50,7 @@ impl SqliteStore {
         tx: &mut WriteTx,
         points: &[&'p DataPoint],
     ) -> Result<Resolved<'p>, StoreError> {
-        let cached: Vec<Option<i64>> = {
+        let cached: Vec<Option<SeriesId>> = {
             let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
             points
                 .iter()
@@ -105,9 +105,9 @@ impl SqliteStore {
     async fn place_rows(
         &self,
         tx: &mut WriteTx,
-        tails: &HashMap<i64, Points>,
+        tails: &HashMap<SeriesId, Points>,
         rows: &[Row],
-        created: &foldhash::HashSet<i64>,
+        created: &foldhash::HashSet<SeriesId>,
     ) -> Result<Placed, StoreError> {
         let raw_cutoff = self.clock.now().millis() - self.retention.raw_ms;
         let mut placed = Placed::default();
@@ -158,7 +158,7 @@ impl SqliteStore {
 
 /// One point of a write, with its signal's id.
 struct Row {
-    series: i64,
+    series: SeriesId,
     ts: i64,
     value: f64,
 }
@@ -168,18 +168,18 @@ struct Resolved<'p> {
     /// By (series, time), one per key.
     rows: Vec<Row>,
     /// Names inserted by this write, and their ids: cached once it commits.
-    fresh: HashMap<&'p str, i64>,
+    fresh: HashMap<&'p str, SeriesId>,
     /// The ids of `fresh`.
-    created: foldhash::HashSet<i64>,
+    created: foldhash::HashSet<SeriesId>,
 }
 
 /// Step 2's result: what the transaction writes, and the tails to cache once it commits.
 #[derive(Default)]
 struct Placed {
-    blocks: Vec<(i64, Packed)>,
+    blocks: Vec<(SeriesId, Packed)>,
     changes: Changes,
     figures: Vec<Figures>,
-    tails: Vec<(i64, Points)>,
+    tails: Vec<(SeriesId, Points)>,
 }
 
 /// Steps 3 and 4: blocks, rollup deltas and signal figures go to SQLite as multi-statement batches
@@ -230,7 +230,7 @@ async fn commit(tx: &mut WriteTx, placed: &Placed) -> Result<(), StoreError> {
 pub(super) async fn insert_series<'a>(
     conn: &mut sqlx::SqliteConnection,
     names: &[&'a str],
-) -> Result<HashMap<&'a str, i64>, StoreError> {
+) -> Result<HashMap<&'a str, SeriesId>, StoreError> {
     let mut ids = HashMap::default();
     for chunk in names.chunks(BATCH_BINDS) {
         let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO series (name) ");
@@ -239,7 +239,7 @@ pub(super) async fn insert_series<'a>(
         });
         // The no-op update makes RETURNING yield the id whether the row is new or not.
         insert.push(" ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING name, id");
-        let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<(String, SeriesId)> = insert.build_query_as().fetch_all(&mut *conn).await?;
         for (name, id) in rows {
             // RETURNING gives rows in no stated order: matched back by name.
             let at = chunk.binary_search(&name.as_str()).map_err(|_| {
@@ -300,7 +300,10 @@ impl Batch {
 }
 
 /// Appends the multi-row upsert of blocks (a block rewritten with more points replaces its row).
-pub(super) fn push_block_upsert(batch: &mut QueryBuilder<'_, Sqlite>, blocks: &[(i64, Packed)]) {
+pub(super) fn push_block_upsert(
+    batch: &mut QueryBuilder<'_, Sqlite>,
+    blocks: &[(SeriesId, Packed)],
+) {
     batch.push("INSERT INTO blocks (series_id, first_ts, last_ts, count, data) ");
     batch.push_values(blocks, |mut row, (id, b)| {
         row.push_bind(*id)
@@ -360,7 +363,7 @@ pub(super) fn push_rollup_merge(
 /// Rebuilds a minute's rollup row from the raw points, after one of them was replaced.
 pub(super) async fn recompute_minute(
     tx: &mut sqlx::SqliteConnection,
-    id: i64,
+    id: SeriesId,
     start: i64,
 ) -> Result<(), StoreError> {
     let mut minute: Option<Aggregate> = None;
@@ -393,7 +396,7 @@ pub(super) async fn recompute_minute(
 /// Rebuilds an hour's rollup row from its minutes.
 pub(super) async fn recompute_hour(
     tx: &mut sqlx::SqliteConnection,
-    id: i64,
+    id: SeriesId,
     start: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -419,7 +422,7 @@ pub(super) async fn recompute_hour(
 
 /// What one write changes in a series' figures (its point count, last point and packing mark).
 pub(super) struct Figures {
-    id: i64,
+    id: SeriesId,
     /// Raw points added (not replacing stored ones).
     added: i64,
     /// The start of the oldest hour written into: its minutes may have changed.
