@@ -55,9 +55,11 @@ impl LiveFeed {
     }
 
     pub fn publish(&self, points: Vec<Point>) {
-        for piece in points.chunks(self.message_points) {
+        // The points are moved into their messages, not copied: each holds its signal's name.
+        let mut points = points.into_iter().peekable();
+        while points.peek().is_some() {
             let message = LiveMessage {
-                points: piece.to_vec(),
+                points: points.by_ref().take(self.message_points).collect(),
             };
             let json = serde_json::to_string(&message)
                 .expect("a LiveMessage of finite floats always serialises")

@@ -109,7 +109,7 @@ pub(super) struct Answer {
 
 impl Answer {
     /// Adds the points within the stretch of each packed run of points (raw blocks, or packed hours
-    /// of minutes) that `sql` selects as (signal, the run's origin, its bytes).
+    /// of minutes) that `sql` selects as `RunRow`s.
     async fn runs(
         &mut self,
         db: &mut sqlx::SqliteConnection,
