@@ -2,9 +2,12 @@
 //! packed hours, retention, failed commits, old schemas repacked on open, and the WAL under steady
 //! writes and on close. What every store must do, through `Store` alone, is `tests/store.rs`.
 
+mod common;
+
+use common::{point, write};
 use proptest::prelude::*;
 use signalboard::server::clock;
-use signalboard::server::domain::{DataPoint, SignalName, Timestamp, Value};
+use signalboard::server::domain::{DataPoint, SignalName, Timestamp};
 use signalboard::server::store::{Durability, Range, Retention, Shape, Store};
 use sqlx::Connection;
 use std::collections::BTreeMap;
@@ -16,21 +19,6 @@ const DAY: i64 = 86_400_000;
 /// A century of retention: nothing expires.
 fn forever() -> Retention {
     Retention::days(36_500, 36_500, 36_500)
-}
-
-fn point(signal: &str, t: i64, v: f64) -> DataPoint {
-    DataPoint {
-        signal: SignalName::parse(signal).unwrap(),
-        timestamp: Timestamp::from_millis(t).unwrap(),
-        value: Value::new(v).unwrap(),
-    }
-}
-
-async fn write(store: &Store, points: &[DataPoint]) {
-    store
-        .write(&points.iter().collect::<Vec<_>>())
-        .await
-        .unwrap();
 }
 
 /// A store on a new database file `name` that keeps everything (a century of retention): the folder

@@ -2,10 +2,13 @@
 //! that each store runs the same tests. A store joins with one line in the `conformance!` call at the
 //! end. What only SQLite has (its files, its WAL, its old schemas) is tested in `tests/rollups.rs`.
 
+mod common;
+
+use common::{point, write};
 use proptest::prelude::*;
 use signalboard::model::Series;
 use signalboard::server::clock::{FixedClock, SharedClock};
-use signalboard::server::domain::{DataPoint, SignalName, Timestamp, Value};
+use signalboard::server::domain::{DataPoint, Timestamp};
 use signalboard::server::store::{Range, Retention, Shape, Store};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,21 +29,6 @@ pub type Opener = fn(Retention, SharedClock) -> Pin<Box<dyn Future<Output = Open
 
 fn clock_at(t: i64) -> Arc<FixedClock> {
     Arc::new(FixedClock::at(Timestamp::from_millis(t).unwrap()))
-}
-
-fn point(signal: &str, t: i64, v: f64) -> DataPoint {
-    DataPoint {
-        signal: SignalName::parse(signal).unwrap(),
-        timestamp: Timestamp::from_millis(t).unwrap(),
-        value: Value::new(v).unwrap(),
-    }
-}
-
-async fn write(store: &Store, points: &[DataPoint]) {
-    store
-        .write(&points.iter().collect::<Vec<_>>())
-        .await
-        .unwrap();
 }
 
 fn range(from: i64, to: i64) -> Range {

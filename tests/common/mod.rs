@@ -6,7 +6,8 @@
 
 use signalboard::config::{ServeArgs, Settings};
 use signalboard::server::clock::FixedClock;
-use signalboard::server::domain::Timestamp;
+use signalboard::server::domain::{DataPoint, SignalName, Timestamp, Value};
+use signalboard::server::store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -150,4 +151,21 @@ impl WriteBlock {
     pub async fn release(mut self) {
         sqlx::query("ROLLBACK").execute(&mut self.0).await.unwrap();
     }
+}
+
+/// A valid point of `signal` at `t` (epoch ms).
+pub fn point(signal: &str, t: i64, v: f64) -> DataPoint {
+    DataPoint {
+        signal: SignalName::parse(signal).unwrap(),
+        timestamp: Timestamp::from_millis(t).unwrap(),
+        value: Value::new(v).unwrap(),
+    }
+}
+
+/// Writes `points` to `store` in one commit.
+pub async fn write(store: &Store, points: &[DataPoint]) {
+    store
+        .write(&points.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
 }
