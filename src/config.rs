@@ -6,7 +6,7 @@
 
 use crate::server::store::{Durability, Retention};
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use leptos::config::LeptosOptions;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -14,33 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/signalboard.db";
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "signalboard",
-    version,
-    about = "Real-time telemetry: ingest, store, and watch live signals."
-)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// With no subcommand, `signalboard` serves.
-    #[command(flatten)]
-    pub serve: ServeArgs,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Run the server: ingest API, live feed and dashboard (the default).
-    Serve(ServeArgs),
-    /// Run the simulated producer against a server.
-    Produce(ProduceArgs),
-    /// Measure ingest speed, database size and memory (see the README's performance table).
-    Bench(crate::bench::BenchArgs),
-    /// Create, list or revoke access tokens (a running server sees the change within a second).
-    Token(TokenArgs),
-}
 
 #[derive(Args, Debug, Clone)]
 pub struct TokenArgs {

@@ -21,27 +21,41 @@ pub struct M4 {
     values: Vec<f64>,
 }
 
+/// A value at a time (ms since the Unix epoch): what a signal's series is made of.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeValue {
+    pub time: i64,
+    pub value: f64,
+}
+
+impl TimeValue {
+    pub fn new(time: i64, value: f64) -> TimeValue {
+        TimeValue { time, value }
+    }
+}
+
 /// What a bucket of points comes down to: count and sum, and the first, lowest, highest and last point.
 /// M4 keeps the last four of each bucket; the server's rollups store all of it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Aggregate {
     pub count: i64,
     pub sum: f64,
-    pub low: (i64, f64),
-    pub high: (i64, f64),
-    pub first: (i64, f64),
-    pub last: (i64, f64),
+    pub low: TimeValue,
+    pub high: TimeValue,
+    pub first: TimeValue,
+    pub last: TimeValue,
 }
 
 impl Aggregate {
     pub fn of(t: i64, v: f64) -> Aggregate {
+        let point = TimeValue::new(t, v);
         Aggregate {
             count: 1,
             sum: v,
-            low: (t, v),
-            high: (t, v),
-            first: (t, v),
-            last: (t, v),
+            low: point,
+            high: point,
+            first: point,
+            last: point,
         }
     }
 
@@ -49,33 +63,34 @@ impl Aggregate {
     pub fn add(&mut self, t: i64, v: f64) {
         self.count += 1;
         self.sum += v;
-        if v < self.low.1 {
-            self.low = (t, v);
+        let point = TimeValue::new(t, v);
+        if v < self.low.value {
+            self.low = point;
         }
-        if v > self.high.1 {
-            self.high = (t, v);
+        if v > self.high.value {
+            self.high = point;
         }
-        if t < self.first.0 {
-            self.first = (t, v);
+        if t < self.first.time {
+            self.first = point;
         }
-        if t > self.last.0 {
-            self.last = (t, v);
+        if t > self.last.time {
+            self.last = point;
         }
     }
 
-    pub fn points(&self) -> impl Iterator<Item = (i64, f64)> {
+    pub fn points(&self) -> impl Iterator<Item = TimeValue> {
         bucket_points([self.first, self.low, self.high, self.last])
     }
 }
 
 /// A bucket's first, lowest, highest and last points, in time order, each once: what a
 /// min/max-preserving chart needs of it.
-pub fn bucket_points(mut points: [(i64, f64); 4]) -> impl Iterator<Item = (i64, f64)> {
-    points.sort_by_key(|&(t, _)| t);
+pub fn bucket_points(mut points: [TimeValue; 4]) -> impl Iterator<Item = TimeValue> {
+    points.sort_by_key(|p| p.time);
     let mut previous = None;
-    points.into_iter().filter(move |&(t, _)| {
-        let fresh = previous != Some(t);
-        previous = Some(t);
+    points.into_iter().filter(move |p| {
+        let fresh = previous != Some(p.time);
+        previous = Some(p.time);
         fresh
     })
 }
@@ -125,9 +140,9 @@ impl M4 {
         let Some((_, aggregate)) = self.bucket.take() else {
             return;
         };
-        for (t, v) in aggregate.points() {
-            self.timestamps.push(t);
-            self.values.push(v);
+        for point in aggregate.points() {
+            self.timestamps.push(point.time);
+            self.values.push(point.value);
         }
     }
 
@@ -167,13 +182,14 @@ mod tests {
             a.add(t, v);
         }
         assert_eq!((a.count, a.sum), (4, 19.0));
+        let tv = TimeValue::new;
         assert_eq!(
             (a.low, a.high, a.first, a.last),
-            ((30, 1.0), (20, 9.0), (5, 4.0), (30, 1.0))
+            (tv(30, 1.0), tv(20, 9.0), tv(5, 4.0), tv(30, 1.0))
         );
         assert_eq!(
             a.points().collect::<Vec<_>>(),
-            [(5, 4.0), (20, 9.0), (30, 1.0)]
+            [tv(5, 4.0), tv(20, 9.0), tv(30, 1.0)]
         );
     }
 

@@ -2,7 +2,8 @@
 //!
 //! One crate, two builds: `ssr` is the server (axum, sqlx, the Leptos renderer), `hydrate` is the
 //! dashboard's WebAssembly. `model`, `api` and `app` compile into both; `server` only into the first,
-//! beside two clients of it: `producer` (`signalboard produce`, and `serve --demo`) and `bench`.
+//! beside a client of it, `producer` (`signalboard produce`, and `serve --demo`). The benchmark is
+//! the binary's (`src/main.rs`).
 //! A point's journey: `server::ingest` → `server::writer` → `server::store` and `server::live` →
 //! `api` / `server::query` → `ui`.
 
@@ -14,8 +15,6 @@ pub mod downsample;
 pub mod model;
 pub mod ui;
 
-#[cfg(feature = "ssr")]
-pub mod bench;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]

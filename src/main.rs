@@ -1,4 +1,13 @@
-//! The `signalboard` binary: `serve` (the default) or `produce`. See `signalboard --help`.
+//! The `signalboard` binary: `serve` (the default), `produce`, `token` and `bench`. See
+//! `signalboard --help`. The benchmark lives here, beside the library rather than in it: it is a
+//! client of the product, not part of it.
+
+#[cfg(feature = "ssr")]
+mod bench;
+#[cfg(feature = "ssr")]
+use clap::{Parser, Subcommand};
+#[cfg(feature = "ssr")]
+use signalboard::config;
 
 /// mimalloc instead of glibc's allocator, whose consolidation of freed chunks took a good share of
 /// the server's time under ingest (docs/benchmarks.md has the figures).
@@ -14,11 +23,39 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 #[cfg(feature = "ssr")]
+#[derive(Parser, Debug)]
+#[command(
+    name = "signalboard",
+    version,
+    about = "Real-time telemetry: ingest, store, and watch live signals."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// With no subcommand, `signalboard` serves.
+    #[command(flatten)]
+    serve: config::ServeArgs,
+}
+
+#[cfg(feature = "ssr")]
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: ingest API, live feed and dashboard (the default).
+    Serve(config::ServeArgs),
+    /// Run the simulated producer against a server.
+    Produce(config::ProduceArgs),
+    /// Measure ingest speed, database size and memory (see the README's performance table).
+    Bench(bench::BenchArgs),
+    /// Create, list or revoke access tokens (a running server sees the change within a second).
+    Token(config::TokenArgs),
+}
+
+#[cfg(feature = "ssr")]
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     use anyhow::Context;
-    use clap::Parser;
-    use signalboard::config::{Cli, Command, Settings};
+    use signalboard::config::Settings;
     use signalboard::server;
 
     // SAFETY: options may be set at any time; this one only changes when memory is given back.
@@ -44,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
             signalboard::producer::run(args.url, args.simulation, args.token).await;
             Ok(())
         }
-        Command::Bench(args) => signalboard::bench::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Token(args) => server::access::token_command(args).await,
     }
 }

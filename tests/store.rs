@@ -1,6 +1,6 @@
 //! The store conformance suite: what every store must do, written against `Store` alone (no SQL), so
 //! that each store runs the same tests. A store joins with one line in the `conformance!` call at the
-//! end. What only SQLite has (its files, its WAL, its old schemas) is tested in `tests/rollups.rs`.
+//! end. What only SQLite has (its files, its WAL, its old schemas) is tested in `tests/sqlite.rs`.
 
 mod common;
 
@@ -23,9 +23,22 @@ const HOUR0: i64 = 1_795_687_200_000;
 /// The store's clock: a day after `HOUR0`.
 const NOW: i64 = HOUR0 + DAY;
 
-/// A fresh, empty store with `retention`, on `clock`, and what must live as long as it does.
-pub type Opened = (Store, Box<dyn std::any::Any + Send>);
+/// A fresh, empty store, and the database under it, which lives as long as the test holds it.
+pub struct Opened {
+    pub store: Store,
+    pub database: Box<dyn TestDatabase>,
+}
+
+/// Opens a fresh, empty store with a retention, on a clock.
 pub type Opener = fn(Retention, SharedClock) -> Pin<Box<dyn Future<Output = Opened> + Send>>;
+
+/// What the suite does to a store's database from outside the store.
+pub trait TestDatabase: Send {
+    /// From now on, the database refuses any commit that leaves a signal's last value at 13 (with
+    /// an error saying "refused by the test"). A write updates figures last, so such a commit fails
+    /// at its very end, after everything else of it was sent.
+    fn refuse_last_value_13(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
 
 fn clock_at(t: i64) -> Arc<FixedClock> {
     Arc::new(FixedClock::at(Timestamp::from_millis(t).unwrap()))
@@ -46,6 +59,17 @@ async fn raw(store: &Store, from: i64, to: i64) -> Vec<Series> {
         .unwrap()
 }
 
+/// Two days around `HOUR0` in 40 points a signal: read from the hour rollups.
+async fn wide(store: &Store) -> Vec<Series> {
+    store
+        .read(
+            &range(HOUR0 - DAY, HOUR0 + DAY - 1),
+            Shape::Decimated { max_points: 40 },
+        )
+        .await
+        .unwrap()
+}
+
 fn pairs(series: &Series) -> Vec<(i64, f64)> {
     series
         .timestamps
@@ -62,7 +86,10 @@ fn extremes(values: &[f64]) -> (f64, f64) {
 }
 
 pub async fn a_write_reads_back_in_time_order_by_signal(open: Opener) {
-    let (store, _keep) = open(Retention::default(), clock_at(NOW)).await;
+    let Opened {
+        store,
+        database: _keep,
+    } = open(Retention::default(), clock_at(NOW)).await;
     write(
         &store,
         &[
@@ -87,7 +114,10 @@ pub async fn a_write_reads_back_in_time_order_by_signal(open: Opener) {
 }
 
 pub async fn the_same_signal_and_time_again_overwrites_and_counts_once(open: Opener) {
-    let (store, _keep) = open(Retention::default(), clock_at(NOW)).await;
+    let Opened {
+        store,
+        database: _keep,
+    } = open(Retention::default(), clock_at(NOW)).await;
     write(&store, &[point("s", HOUR0, 1.0)]).await;
     write(&store, &[point("s", HOUR0, 7.0), point("s", HOUR0, 9.0)]).await;
     let answer = raw(&store, HOUR0, HOUR0).await;
@@ -98,19 +128,15 @@ pub async fn the_same_signal_and_time_again_overwrites_and_counts_once(open: Ope
     );
     assert_eq!(store.signals().await.unwrap()[0].points, 1);
     // Its minute's rollup holds the new value only: a wide read sees 9, never 1 or 7.
-    let wide = store
-        .read(
-            &range(HOUR0 - DAY, HOUR0 + DAY - 1),
-            Shape::Decimated { max_points: 40 },
-        )
-        .await
-        .unwrap();
-    assert_eq!(wide[0].values, [9.0]);
+    assert_eq!(wide(&store).await[0].values, [9.0]);
     store.close().await;
 }
 
 pub async fn raw_reads_stop_one_past_the_limit_and_decimated_ones_keep_every_extreme(open: Opener) {
-    let (store, _keep) = open(Retention::default(), clock_at(NOW)).await;
+    let Opened {
+        store,
+        database: _keep,
+    } = open(Retention::default(), clock_at(NOW)).await;
     let points: Vec<DataPoint> = (0..2 * 1440)
         .map(|i| {
             let v = match i {
@@ -148,7 +174,10 @@ pub async fn raw_reads_stop_one_past_the_limit_and_decimated_ones_keep_every_ext
 }
 
 pub async fn packing_changes_no_answer_and_hides_no_later_write(open: Opener) {
-    let (store, _keep) = open(Retention::default(), clock_at(NOW)).await;
+    let Opened {
+        store,
+        database: _keep,
+    } = open(Retention::default(), clock_at(NOW)).await;
     let points: Vec<DataPoint> = (0..12 * 60)
         .map(|i| point("p", HOUR0 - 12 * HOUR + i * MINUTE + 5_000, (i % 17) as f64))
         .collect();
@@ -177,7 +206,10 @@ pub async fn packing_changes_no_answer_and_hides_no_later_write(open: Opener) {
 
 pub async fn retention_deletes_what_is_past_each_age_and_nothing_else(open: Opener) {
     let clock = clock_at(HOUR0);
-    let (store, _keep) = open(Retention::days(1, 2, 3), clock.clone()).await;
+    let Opened {
+        store,
+        database: _keep,
+    } = open(Retention::days(1, 2, 3), clock.clone()).await;
     write(
         &store,
         &[
@@ -214,6 +246,80 @@ pub async fn retention_deletes_what_is_past_each_age_and_nothing_else(open: Open
     store.close().await;
 }
 
+/// Writes `points`, which the database must refuse.
+async fn refused(store: &Store, points: &[DataPoint]) {
+    let error = store.write(&points.iter().collect::<Vec<_>>()).await;
+    let error = error.expect_err("a refused commit").to_string();
+    assert!(error.contains("refused by the test"), "{error}");
+}
+
+/// The extremes of each signal over two days, as the hour rollups hold them.
+async fn rolled_up(store: &Store) -> BTreeMap<String, (f64, f64)> {
+    wide(store)
+        .await
+        .iter()
+        .map(|s| (s.signal.clone(), extremes(&s.values)))
+        .collect()
+}
+
+pub async fn a_failed_commit_stores_nothing_and_the_next_one_works(open: Opener) {
+    let Opened { store, database } = open(Retention::default(), clock_at(NOW)).await;
+    write(&store, &[point("a", HOUR0, 1.0)]).await;
+    database.refuse_last_value_13().await;
+    // Known signals only, then with a new one: a transaction begun before and inside the write.
+    refused(&store, &[point("a", HOUR0 + 1_000, 13.0)]).await;
+    write(&store, &[point("a", HOUR0 + 2_000, 2.0)]).await;
+    let new_signal = [point("a", HOUR0 + 3_000, 30.0), point("b", HOUR0, 13.0)];
+    refused(&store, &new_signal).await;
+    write(&store, &[point("b", HOUR0 + 1, 5.0)]).await;
+
+    let answer = raw(&store, HOUR0 - DAY, HOUR0 + DAY).await;
+    assert_eq!(answer.len(), 2);
+    assert_eq!(pairs(&answer[0]), [(HOUR0, 1.0), (HOUR0 + 2_000, 2.0)]);
+    assert_eq!(pairs(&answer[1]), [(HOUR0 + 1, 5.0)]);
+    let figures: Vec<(String, u64, f64)> = store
+        .signals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.signal, s.points, s.last_value))
+        .collect();
+    assert_eq!(figures, [("a".into(), 2, 2.0), ("b".into(), 1, 5.0)]);
+    let rollups = BTreeMap::from([("a".into(), (1.0, 2.0)), ("b".into(), (5.0, 5.0))]);
+    assert_eq!(rolled_up(&store).await, rollups);
+    store.close().await;
+}
+
+pub async fn a_write_of_thousands_of_new_signals_is_one_transaction(open: Opener) {
+    let Opened { store, database } = open(Retention::default(), clock_at(NOW)).await;
+    database.refuse_last_value_13().await;
+    // 3,000 new signals: more than one statement's worth of rows for any store.
+    let many = |last: f64| -> Vec<DataPoint> {
+        (0..3_000)
+            .map(|i| {
+                point(
+                    &format!("s.{i}"),
+                    HOUR0,
+                    if i == 2_999 { last } else { 1.0 },
+                )
+            })
+            .collect()
+    };
+    // The last signal's figures are refused: everything sent before them rolls back too.
+    refused(&store, &many(13.0)).await;
+    assert!(store.signals().await.unwrap().is_empty());
+    assert!(raw(&store, HOUR0 - DAY, HOUR0 + DAY).await.is_empty());
+    assert!(rolled_up(&store).await.is_empty());
+
+    write(&store, &many(2.0)).await;
+    let signals = store.signals().await.unwrap();
+    assert_eq!(signals.len(), 3_000);
+    assert!(signals.iter().all(|s| s.points == 1));
+    assert_eq!(raw(&store, HOUR0 - DAY, HOUR0 + DAY).await.len(), 3_000);
+    assert_eq!(rolled_up(&store).await.len(), 3_000);
+    store.close().await;
+}
+
 /// Random batches of (signal, minute offset, value): out of order, with duplicates.
 fn batches() -> impl Strategy<Value = Vec<Vec<(u8, i64, i32)>>> {
     prop::collection::vec(
@@ -228,7 +334,7 @@ pub fn rollups_agree_with_raw_points_under_any_order_of_writes(open: Opener) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     proptest!(ProptestConfig::with_cases(24), |(batches in batches())| {
         runtime.block_on(async {
-            let (store, _keep) = open(Retention::default(), clock_at(NOW)).await;
+            let Opened { store, database: _keep } = open(Retention::default(), clock_at(NOW)).await;
             let mut expected: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
             for batch in &batches {
                 let points: Vec<DataPoint> = batch
@@ -266,31 +372,15 @@ macro_rules! conformance {
         mod $store {
             use super::*;
 
-            #[tokio::test]
-            async fn a_write_reads_back_in_time_order_by_signal() {
-                super::a_write_reads_back_in_time_order_by_signal($open).await
-            }
-
-            #[tokio::test]
-            async fn the_same_signal_and_time_again_overwrites_and_counts_once() {
-                super::the_same_signal_and_time_again_overwrites_and_counts_once($open).await
-            }
-
-            #[tokio::test]
-            async fn raw_reads_stop_one_past_the_limit_and_decimated_ones_keep_every_extreme() {
-                super::raw_reads_stop_one_past_the_limit_and_decimated_ones_keep_every_extreme($open)
-                    .await
-            }
-
-            #[tokio::test]
-            async fn packing_changes_no_answer_and_hides_no_later_write() {
-                super::packing_changes_no_answer_and_hides_no_later_write($open).await
-            }
-
-            #[tokio::test]
-            async fn retention_deletes_what_is_past_each_age_and_nothing_else() {
-                super::retention_deletes_what_is_past_each_age_and_nothing_else($open).await
-            }
+            behaviours!($open;
+                a_write_reads_back_in_time_order_by_signal,
+                the_same_signal_and_time_again_overwrites_and_counts_once,
+                raw_reads_stop_one_past_the_limit_and_decimated_ones_keep_every_extreme,
+                a_failed_commit_stores_nothing_and_the_next_one_works,
+                a_write_of_thousands_of_new_signals_is_one_transaction,
+                packing_changes_no_answer_and_hides_no_later_write,
+                retention_deletes_what_is_past_each_age_and_nothing_else,
+            );
 
             #[test]
             fn rollups_agree_with_raw_points_under_any_order_of_writes() {
@@ -300,7 +390,39 @@ macro_rules! conformance {
     )*};
 }
 
-/// SQLite: a new file in a new folder, which lives as long as the store.
+/// A `#[tokio::test]` per behaviour, run on the store `$open` opens.
+macro_rules! behaviours {
+    ($open:expr; $($behaviour:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $behaviour() {
+            super::$behaviour($open).await
+        }
+    )*};
+}
+
+/// SQLite: a new file in a new folder, deleted with it.
+struct SqliteFile {
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDatabase for SqliteFile {
+    fn refuse_last_value_13(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            use sqlx::Connection;
+            let mut db = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_13 BEFORE UPDATE ON series WHEN NEW.last_value = 13 \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+            )
+            .execute(&mut db)
+            .await
+            .unwrap();
+            db.close().await.unwrap();
+        })
+    }
+}
+
 fn sqlite(
     retention: Retention,
     clock: SharedClock,
@@ -312,7 +434,8 @@ fn sqlite(
         let store = Store::open(&url, Durability::Normal, retention, clock)
             .await
             .unwrap();
-        (store, Box::new(dir) as Box<dyn std::any::Any + Send>)
+        let database = Box::new(SqliteFile { url, _dir: dir });
+        Opened { store, database }
     })
 }
 

@@ -4,16 +4,16 @@
 
 use super::servers::{file_bytes, OwnServer, Victoria};
 use super::{ms, BenchArgs};
-use crate::model::{DAY, HOUR};
-use crate::server::clock;
-use crate::server::store::Durability;
 use anyhow::bail;
 use axum::body::Bytes;
+use signalboard::model::{DAY, HOUR};
+use signalboard::server::clock;
+use signalboard::server::store::Durability;
 use std::time::{Duration, Instant};
 
 pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
-    use crate::server::store::{Retention, Store};
+    use signalboard::server::domain::{DataPoint, SignalName, Timestamp, Value};
+    use signalboard::server::store::{Retention, Store};
 
     let dir = tempfile::tempdir()?;
     let database = dir.path().join("history.db");
@@ -22,7 +22,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let start = now - i64::from(args.days) * DAY;
 
     let store = Store::open(&url, args.durability, Retention::default(), clock::system()).await?;
-    let mut simulation = crate::producer::Simulation::new(args.signals, 7);
+    let mut simulation = signalboard::producer::Simulation::new(args.signals, 7);
     let began = Instant::now();
     let (mut written, mut batch) = (0u64, Vec::with_capacity(50_000));
     let mut t = start;
@@ -102,7 +102,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         let timed = interleaved_medians(&client, &urls).await?;
         let (median, body) = &timed[0];
-        let history: crate::model::History = serde_json::from_slice(body)?;
+        let history: signalboard::model::History = serde_json::from_slice(body)?;
         let points: usize = history.series.iter().map(|s| s.timestamps.len()).sum();
         println!(
             "| GET {what}, gzip, median of 21 | {} ({points} points) |",
@@ -128,8 +128,8 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     drop(victoria);
     // 10,000 more signals, one point each, for the signal list's timing.
-    let many: Vec<crate::model::Sample> = (0..10)
-        .map(|chunk| crate::model::Sample {
+    let many: Vec<signalboard::model::Sample> = (0..10)
+        .map(|chunk| signalboard::model::Sample {
             timestamp: now,
             signals: (0..1_000)
                 .map(|i| (format!("bench.many.{}", chunk * 1_000 + i), f64::from(i)))
@@ -146,7 +146,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let timed = interleaved_medians(&client, &[format!("{}/api/signals", server.url)]).await?;
     let (median, body) = (ms(Some(timed[0].0)), &timed[0].1);
-    let signals: Vec<crate::model::SignalInfo> = serde_json::from_slice(body)?;
+    let signals: Vec<signalboard::model::SignalInfo> = serde_json::from_slice(body)?;
     println!(
         "| GET /api/signals, {} signals, gzip, median of 21 | {median} |",
         signals.len()
@@ -154,7 +154,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let all = format!("{}/api/telemetry?hours=1", server.url);
     let timed = interleaved_medians(&client, &[all]).await?;
     let (median, body) = (ms(Some(timed[0].0)), &timed[0].1);
-    let history: crate::model::History = serde_json::from_slice(body)?;
+    let history: signalboard::model::History = serde_json::from_slice(body)?;
     println!(
         "| GET last hour, raw, of all {} signals, gzip, median of 21 | {median} |",
         history.series.len()
@@ -167,7 +167,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
 /// Ingest with and without retention at work: the same database opened by a second store whose raw
 /// retention is one day, so that its pass deletes six days of raw points while batches are written.
 async fn retention_bench(url: &str, durability: Durability, now: i64) -> anyhow::Result<()> {
-    use crate::server::store::{Retention, Store};
+    use signalboard::server::store::{Retention, Store};
 
     let retention = Retention::days(1, 90, 730);
     let store = Store::open(url, durability, retention, clock::system()).await?;
@@ -193,12 +193,12 @@ async fn retention_bench(url: &str, durability: Durability, now: i64) -> anyhow:
 /// Writes 1,000-point batches (5 signals, 200 ms at 1 kHz each) straight to `store`, from `t` on,
 /// for `duration` or until `done`; returns points/s.
 async fn store_ingest(
-    store: &crate::server::store::Store,
+    store: &signalboard::server::store::Store,
     t: &mut i64,
     duration: Duration,
     done: impl Fn() -> bool,
 ) -> anyhow::Result<f64> {
-    use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
+    use signalboard::server::domain::{DataPoint, SignalName, Timestamp, Value};
 
     let names = (0..5)
         .map(|i| SignalName::parse(&format!("bench.retention.{i}")).map_err(anyhow::Error::msg))

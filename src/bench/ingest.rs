@@ -42,7 +42,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ingest = format!("{base}/api/telemetry");
     // Timestamps start a day ago and only grow, so no request overwrites another's points.
     let clock = Arc::new(AtomicI64::new(
-        chrono::Utc::now().timestamp_millis() - crate::model::DAY,
+        chrono::Utc::now().timestamp_millis() - signalboard::model::DAY,
     ));
 
     println!("| phase | figure |\n|---|---|");
@@ -91,7 +91,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .get(format!("{base}/api/signals"))
             .send()
             .await?
-            .json::<Vec<crate::model::SignalInfo>>()
+            .json::<Vec<signalboard::model::SignalInfo>>()
             .await?
             .iter()
             .map(|s| s.points)

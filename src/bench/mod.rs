@@ -7,8 +7,8 @@ mod history;
 mod ingest;
 mod servers;
 
-use crate::server::store::Durability;
 use clap::Args;
+use signalboard::server::store::Durability;
 use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]

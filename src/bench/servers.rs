@@ -1,7 +1,7 @@
 //! The server processes a benchmark starts and drives: Signalboard's own and VictoriaMetrics.
 
-use crate::server::store::Durability;
 use anyhow::{bail, Context};
+use signalboard::server::store::Durability;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -78,7 +78,7 @@ impl Victoria {
         let victoria = Victoria::start().await?;
         let client = reqwest::Client::new();
         let url = format!("{}?precision=ms", victoria.write_url());
-        let mut simulation = crate::producer::Simulation::new(signals, 7);
+        let mut simulation = signalboard::producer::Simulation::new(signals, 7);
         let mut t = start;
         let bodies = std::iter::from_fn(|| {
             let mut body = String::with_capacity(10_000 * 128);

@@ -7,6 +7,7 @@
 //! it, or, if it is older than every block, to a new one. Blocks are database-independent; this file
 //! only packs and unpacks them.
 
+pub use crate::downsample::TimeValue;
 use std::fmt;
 
 /// Largest packed block: four rows (with their keys) fit in one 4 KiB SQLite page, so no row needs an
@@ -14,7 +15,7 @@ use std::fmt;
 pub const BLOCK_BYTES: usize = 960;
 
 /// One signal's points in ascending time, each timestamp once.
-pub type Points = Vec<(i64, f64)>;
+pub type Points = Vec<TimeValue>;
 
 /// A run of points ready to store: its first and last timestamp, how many, and the packed bytes.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,10 +39,10 @@ impl fmt::Display for CorruptBlock {
 impl std::error::Error for CorruptBlock {}
 
 /// Splits points (ascending, unique) into blocks of at most `BLOCK_BYTES` each.
-pub fn pack(points: &[(i64, f64)]) -> Vec<Packed> {
+pub fn pack(points: &[TimeValue]) -> Vec<Packed> {
     let mut blocks: Vec<Packed> = Vec::new();
     let mut open: Option<Packed> = None;
-    for &(t, v) in points {
+    for &TimeValue { time: t, value: v } in points {
         let block = match &mut open {
             Some(b) if b.data.len() + varint_len((t - b.last) as u64) + 8 <= BLOCK_BYTES => b,
             _ => {
@@ -65,10 +66,10 @@ pub fn pack(points: &[(i64, f64)]) -> Vec<Packed> {
 /// Packs points (ascending, unique, none before `origin`) into one run of any length, which
 /// `unpack(origin, ..)` reads back: for runs read whole, never rewritten point by point (an hour's
 /// minute extremes, see `SqliteStore::pack`).
-pub fn pack_run(origin: i64, points: &[(i64, f64)]) -> Vec<u8> {
+pub fn pack_run(origin: i64, points: &[TimeValue]) -> Vec<u8> {
     let mut data = Vec::with_capacity(points.len() * 11);
     let mut last = origin;
-    for &(t, v) in points {
+    for &TimeValue { time: t, value: v } in points {
         put_point(&mut data, t - last, v);
         last = t;
     }
@@ -91,7 +92,7 @@ pub fn unpack(first: i64, data: &[u8], out: &mut Points) -> Result<(), CorruptBl
             .ok()
             .and_then(|d| t.checked_add(d))
             .ok_or_else(corrupt)?;
-        out.push((t, f64::from_le_bytes(*value)));
+        out.push(TimeValue::new(t, f64::from_le_bytes(*value)));
         rest = after;
     }
     Ok(())
@@ -99,17 +100,17 @@ pub fn unpack(first: i64, data: &[u8], out: &mut Points) -> Result<(), CorruptBl
 
 /// Merges `new` into `old` (both ascending, unique): a new point replaces an old one at the same
 /// timestamp, and that timestamp is added to `replaced`.
-pub fn merge(old: &[(i64, f64)], new: &[(i64, f64)], replaced: &mut Vec<i64>) -> Points {
+pub fn merge(old: &[TimeValue], new: &[TimeValue], replaced: &mut Vec<i64>) -> Points {
     let mut out = Vec::with_capacity(old.len() + new.len());
     let (mut i, mut j) = (0, 0);
     while i < old.len() && j < new.len() {
         let (a, b) = (old[i], new[j]);
-        if a.0 < b.0 {
+        if a.time < b.time {
             out.push(a);
             i += 1;
         } else {
-            if a.0 == b.0 {
-                replaced.push(a.0);
+            if a.time == b.time {
+                replaced.push(a.time);
                 i += 1;
             }
             out.push(b);
@@ -156,7 +157,9 @@ mod tests {
 
     #[test]
     fn packs_into_bounded_blocks_that_unpack_to_the_same_points() {
-        let points: Points = (0..1_000).map(|i| (i * 1_000, i as f64 * 0.1)).collect();
+        let points: Points = (0..1_000)
+            .map(|i| TimeValue::new(i * 1_000, i as f64 * 0.1))
+            .collect();
         let blocks = pack(&points);
         assert!(blocks.len() > 1);
         let mut back = Vec::new();
@@ -165,7 +168,10 @@ mod tests {
             let before = back.len();
             unpack(b.first, &b.data, &mut back).unwrap();
             assert_eq!(back.len() - before, b.count as usize);
-            assert_eq!((back[before].0, back.last().unwrap().0), (b.first, b.last));
+            assert_eq!(
+                (back[before].time, back.last().unwrap().time),
+                (b.first, b.last)
+            );
         }
         assert_eq!(back, points);
         // 2 bytes of delta and 8 of value per point at 1 Hz; a block's first delta (0) takes 1.
@@ -186,19 +192,22 @@ mod tests {
 
     #[test]
     fn merge_replaces_equal_timestamps_and_reports_them() {
+        let tv = TimeValue::new;
         let mut replaced = Vec::new();
         let merged = merge(
-            &[(1, 1.0), (3, 3.0), (5, 5.0)],
-            &[(0, 0.5), (3, 30.0), (6, 6.0)],
+            &[tv(1, 1.0), tv(3, 3.0), tv(5, 5.0)],
+            &[tv(0, 0.5), tv(3, 30.0), tv(6, 6.0)],
             &mut replaced,
         );
-        assert_eq!(merged, [(0, 0.5), (1, 1.0), (3, 30.0), (5, 5.0), (6, 6.0)]);
+        let expected = [tv(0, 0.5), tv(1, 1.0), tv(3, 30.0), tv(5, 5.0), tv(6, 6.0)];
+        assert_eq!(merged, expected);
         assert_eq!(replaced, [3]);
     }
 
     #[test]
     fn a_run_unpacks_from_its_origin() {
-        let points = [(3_600_000, 1.5), (3_600_001, -2.0), (3_659_999, 7.0)];
+        let tv = TimeValue::new;
+        let points = [tv(3_600_000, 1.5), tv(3_600_001, -2.0), tv(3_659_999, 7.0)];
         let mut back = Vec::new();
         unpack(3_600_000, &pack_run(3_600_000, &points), &mut back).unwrap();
         assert_eq!(back, points);
@@ -211,7 +220,7 @@ mod tests {
             steps in proptest::collection::vec((1i64..10_000_000_000, any::<f64>()), 0..400),
         ) {
             let mut t = start;
-            let points: Points = steps.into_iter().map(|(d, v)| { t += d; (t, v) }).collect();
+            let points: Points = steps.into_iter().map(|(d, v)| { t += d; TimeValue::new(t, v) }).collect();
             let mut back = Vec::new();
             for b in pack(&points) {
                 prop_assert!(b.data.len() <= BLOCK_BYTES);
@@ -219,8 +228,8 @@ mod tests {
             }
             prop_assert_eq!(back.len(), points.len());
             for (a, b) in back.iter().zip(&points) {
-                prop_assert_eq!(a.0, b.0);
-                prop_assert_eq!(a.1.to_bits(), b.1.to_bits());
+                prop_assert_eq!(a.time, b.time);
+                prop_assert_eq!(a.value.to_bits(), b.value.to_bits());
             }
         }
     }

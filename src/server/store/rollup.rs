@@ -132,21 +132,35 @@ impl Source {
     }
 }
 
+/// A stretch of a range, `start..=end`, read from one source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stretch {
+    pub source: Source,
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Stretch {
+    pub fn new(source: Source, start: i64, end: i64) -> Stretch {
+        Stretch { source, start, end }
+    }
+}
+
 /// Splits `from..=to` into stretches, in time order, each read from `source` where whole buckets of it
 /// fit and from finer sources at the ragged ends.
-pub fn plan(source: Source, from: i64, to: i64) -> Vec<(Source, i64, i64)> {
+pub fn plan(source: Source, from: i64, to: i64) -> Vec<Stretch> {
     let mut stretches = Vec::new();
     plan_into(source, from, to, &mut stretches);
     stretches
 }
 
-fn plan_into(source: Source, from: i64, to: i64, out: &mut Vec<(Source, i64, i64)>) {
+fn plan_into(source: Source, from: i64, to: i64, out: &mut Vec<Stretch>) {
     if from > to {
         return;
     }
     let r = source.interval();
     if source == Source::Raw {
-        out.push((Source::Raw, from, to));
+        out.push(Stretch::new(Source::Raw, from, to));
         return;
     }
     // Whole buckets: [start, end).
@@ -156,7 +170,7 @@ fn plan_into(source: Source, from: i64, to: i64, out: &mut Vec<(Source, i64, i64
         return plan_into(source.finer(), from, to, out);
     }
     plan_into(source.finer(), from, start - 1, out);
-    out.push((source, start, end - 1));
+    out.push(Stretch::new(source, start, end - 1));
     plan_into(source.finer(), end, to, out);
 }
 
@@ -172,14 +186,14 @@ pub(super) fn decimation(
     to: i64,
     max_points: usize,
     finest_at: impl Fn(i64) -> Source,
-) -> (Sink, Vec<(Source, i64, i64)>) {
+) -> (Sink, Vec<Stretch>) {
     let buckets = (max_points / 4).max(1) as i64;
     let span = to - from + 1;
     let source = Source::for_width(span / buckets).max(finest_at(from));
     if source == Source::Raw {
         return (
             Sink::Decimated(M4::over(from, to, max_points)),
-            vec![(Source::Raw, from, to)],
+            vec![Stretch::new(Source::Raw, from, to)],
         );
     }
     let r = source.interval();
@@ -225,14 +239,14 @@ mod tests {
         assert_eq!(
             plan(h, from, to),
             [
-                (Source::Raw, from, HOUR - 60_001),
-                (m, HOUR - MINUTE, HOUR - 1),
-                (h, HOUR, 3 * HOUR - 1),
-                (Source::Raw, 3 * HOUR, to),
+                Stretch::new(Source::Raw, from, HOUR - 60_001),
+                Stretch::new(m, HOUR - MINUTE, HOUR - 1),
+                Stretch::new(h, HOUR, 3 * HOUR - 1),
+                Stretch::new(Source::Raw, 3 * HOUR, to),
             ]
         );
         // A stretch shorter than one bucket is read from the finer source alone.
-        assert_eq!(plan(m, 10, 20), [(Source::Raw, 10, 20)]);
+        assert_eq!(plan(m, 10, 20), [Stretch::new(Source::Raw, 10, 20)]);
         assert_eq!(Source::for_width(HOUR), h);
         assert_eq!(Source::for_width(HOUR - 1), m);
         assert_eq!(Source::for_width(59_999), Source::Raw);

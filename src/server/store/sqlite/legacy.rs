@@ -5,10 +5,11 @@ use super::*;
 /// Databases written before blocks (migration 0001) kept a row per point: packs them into blocks once,
 /// in one transaction, and drops the old table.
 pub(super) async fn repack_rows(pool: &SqlitePool) -> Result<(), StoreError> {
-    let legacy: Option<(String,)> =
-        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'points'")
-            .fetch_optional(pool)
-            .await?;
+    let legacy: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'points'",
+    )
+    .fetch_optional(pool)
+    .await?;
     if legacy.is_none() {
         return Ok(());
     }
@@ -18,13 +19,16 @@ pub(super) async fn repack_rows(pool: &SqlitePool) -> Result<(), StoreError> {
         .await?;
     let signals = ids.len();
     for id in ids {
-        let points: Points =
-            sqlx::query_as("SELECT ts, value FROM points WHERE series_id = ?1 ORDER BY ts")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-        let blocks: Vec<(SeriesId, Packed)> =
-            block::pack(&points).into_iter().map(|b| (id, b)).collect();
+        let points: Points = sqlx::query_as::<_, PointRow>(
+            "SELECT ts, value FROM points WHERE series_id = ?1 ORDER BY ts",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|row| TimeValue::new(row.ts, row.value))
+        .collect();
+        let blocks: Vec<SeriesBlock> = SeriesBlock::all(id, block::pack(&points)).collect();
         let mut batch = Batch::new("");
         batch
             .statements(&mut tx, &blocks, BLOCK_BINDS, push_block_upsert)
@@ -38,4 +42,11 @@ pub(super) async fn repack_rows(pool: &SqlitePool) -> Result<(), StoreError> {
         tracing::info!(signals, "repacked stored points into blocks");
     }
     Ok(())
+}
+
+/// A row of the old one-row-per-point table.
+#[derive(sqlx::FromRow)]
+struct PointRow {
+    ts: i64,
+    value: f64,
 }

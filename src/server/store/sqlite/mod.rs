@@ -8,7 +8,7 @@ use super::block::{self, Packed, Points};
 use super::lock::DatabaseLock;
 use super::rollup::{self, bucket, Aggregate, Changes, Interval, Source, HOUR, MINUTE};
 use super::{Durability, Hold, Range, Retention, SeriesId, Shape, Sink, StoreError, TokenRecord};
-use crate::downsample::bucket_points;
+use crate::downsample::{bucket_points, TimeValue};
 use crate::model::{Series, SignalInfo};
 use crate::server::clock::SharedClock;
 use crate::server::domain::{DataPoint, SignalName};
@@ -19,7 +19,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite};
-use write::{push_block_upsert, Batch, BLOCK_BINDS};
+use write::{push_block_upsert, Batch, SeriesBlock, BLOCK_BINDS};
 // Signal names come from clients: a seeded hash, but a fast one (each point is looked up).
 use foldhash::HashMap;
 use std::collections::BTreeMap;
@@ -85,14 +85,23 @@ pub(super) struct Extremes {
     last: f64,
 }
 
+/// A signal's figures as `series` keeps them.
+#[derive(sqlx::FromRow)]
+struct FiguresRow {
+    name: String,
+    points: i64,
+    last_ts: i64,
+    last_value: f64,
+}
+
 impl Extremes {
     /// The points a chart takes from the bucket, in time order, each once.
-    fn points(&self) -> impl Iterator<Item = (i64, f64)> {
+    fn points(&self) -> impl Iterator<Item = TimeValue> {
         bucket_points([
-            (self.first_ts, self.first),
-            (self.low_ts, self.low),
-            (self.high_ts, self.high),
-            (self.last_ts, self.last),
+            TimeValue::new(self.first_ts, self.first),
+            TimeValue::new(self.low_ts, self.low),
+            TimeValue::new(self.high_ts, self.high),
+            TimeValue::new(self.last_ts, self.last),
         ])
     }
 }
@@ -216,7 +225,7 @@ impl SqliteStore {
     }
 
     pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
-        let rows: Vec<(String, i64, i64, f64)> = sqlx::query_as(
+        let rows: Vec<FiguresRow> = sqlx::query_as(
             "SELECT name, points, last_ts, last_value FROM series \
              WHERE last_ts IS NOT NULL ORDER BY name",
         )
@@ -224,11 +233,11 @@ impl SqliteStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(signal, points, last_timestamp, last_value)| SignalInfo {
-                signal,
-                points: u64::try_from(points).unwrap_or(0),
-                last_timestamp,
-                last_value,
+            .map(|row| SignalInfo {
+                signal: row.name,
+                points: u64::try_from(row.points).unwrap_or(0),
+                last_timestamp: row.last_ts,
+                last_value: row.last_value,
             })
             .collect())
     }

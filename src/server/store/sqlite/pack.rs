@@ -47,18 +47,23 @@ impl SqliteStore {
                 .await?;
                 let hours =
                     minutes.chunk_by(|a, b| bucket(a.first_ts, HOUR) == bucket(b.first_ts, HOUR));
-                let hours: Vec<(i64, Vec<u8>)> = hours
+                let hours: Vec<PackedHour> = hours
                     .map(|hour| {
                         let start = bucket(hour[0].first_ts, HOUR);
                         let points: Points = hour.iter().flat_map(Extremes::points).collect();
-                        (start, block::pack_run(start, &points))
+                        PackedHour {
+                            start,
+                            data: block::pack_run(start, &points),
+                        }
                     })
                     .collect();
                 let mut batch = QueryBuilder::<Sqlite>::new("");
                 if !hours.is_empty() {
                     batch.push("INSERT INTO minutes_packed (series_id, bucket, data) ");
-                    batch.push_values(&hours, |mut row, (start, data)| {
-                        row.push_bind(id).push_bind(*start).push_bind(data.clone());
+                    batch.push_values(&hours, |mut row, hour| {
+                        row.push_bind(id)
+                            .push_bind(hour.start)
+                            .push_bind(hour.data.clone());
                     });
                     batch.push(
                         " ON CONFLICT (series_id, bucket) DO UPDATE SET data = excluded.data; ",
@@ -96,4 +101,10 @@ where
     .fetch_one(db)
     .await?;
     Ok(first.map(|minute| bucket(minute, HOUR)))
+}
+
+/// An hour of minute extremes packed into one row of `minutes_packed`.
+struct PackedHour {
+    start: i64,
+    data: Vec<u8>,
 }

@@ -2,6 +2,8 @@
 //! every signal asked for.
 
 use super::*;
+use rollup::Stretch;
+use sqlx::sqlite::SqliteArguments;
 
 impl SqliteStore {
     /// Reads a range stretch by stretch (raw points, or minute or hour rollups), each in one query
@@ -12,7 +14,7 @@ impl SqliteStore {
             // Raw reads stop one point past the limit, so the caller can tell "more than the limit".
             Shape::Raw { limit } => (
                 Sink::Raw(Vec::new(), Vec::new()),
-                vec![(Source::Raw, from, to)],
+                vec![Stretch::new(Source::Raw, from, to)],
                 limit.saturating_add(1),
             ),
             Shape::Decimated { max_points } => {
@@ -22,7 +24,7 @@ impl SqliteStore {
                 (sink, stretches, usize::MAX)
             }
         };
-        let from_rollups = stretches.iter().any(|(source, ..)| *source != Source::Raw);
+        let from_rollups = stretches.iter().any(|s| s.source != Source::Raw);
         let named = match &range.signals {
             Some(names) => Some(
                 serde_json::to_string(&names.iter().map(|n| n.as_str()).collect::<Vec<_>>())
@@ -40,18 +42,21 @@ impl SqliteStore {
         // One snapshot for the whole read: the packed and the unpacked minutes of a stretch are split
         // at each signal's packing mark, which a write or the packer may move in between.
         let mut tx = self.pool.begin().await?;
-        for (source, start, end) in stretches {
-            let bounds = (start, end, named.as_deref());
-            let sql = stretch_sql(source, named.is_some());
-            match source {
-                Source::Raw => answer.runs(&mut tx, &sql, bounds).await?,
+        for stretch in stretches {
+            let bounds = Bounds {
+                stretch,
+                named: named.as_deref(),
+            };
+            let sql = stretch_sql(stretch.source, named.is_some());
+            match stretch.source {
+                Source::Raw => answer.runs(&mut tx, &sql, &bounds).await?,
                 Source::Rollup(interval) => {
                     // Packed hours come before the mark, minute rows after: in time order.
                     if interval == Interval::Minute {
                         let packed = packed_minutes_sql(named.is_some());
-                        answer.runs(&mut tx, &packed, bounds).await?;
+                        answer.runs(&mut tx, &packed, &bounds).await?;
                     }
-                    answer.rollups(&mut tx, &sql, bounds).await?;
+                    answer.rollups(&mut tx, &sql, &bounds).await?;
                 }
             }
             if answer.left == 0 {
@@ -92,8 +97,27 @@ pub(super) struct RunRow {
     data: Vec<u8>,
 }
 
-/// A stretch of a range: `start..=end`, and the signals asked for (a JSON array), or `None` for all.
-pub(super) type Bounds<'a> = (i64, i64, Option<&'a str>);
+/// What one stretch's query binds: the stretch, and the signals asked for (a JSON array), or `None`
+/// for all.
+pub(super) struct Bounds<'a> {
+    stretch: Stretch,
+    named: Option<&'a str>,
+}
+
+impl<'a> Bounds<'a> {
+    fn bind<'q, O>(
+        &self,
+        query: sqlx::query::QueryAs<'q, Sqlite, O, SqliteArguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, Sqlite, O, SqliteArguments<'q>>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.stretch.start)
+            .bind(self.stretch.end)
+            .bind(self.named)
+    }
+}
 
 /// A range read's answer as it is collected: one sink per signal, by name as the answer lists them.
 pub(super) struct Answer {
@@ -114,22 +138,19 @@ impl Answer {
         &mut self,
         db: &mut sqlx::SqliteConnection,
         sql: &str,
-        (start, end, named): Bounds<'_>,
+        bounds: &Bounds<'_>,
     ) -> Result<(), StoreError> {
-        let mut rows = sqlx::query_as::<_, RunRow>(sql)
-            .bind(start)
-            .bind(end)
-            .bind(named)
-            .fetch(db);
-        let (start, end) = (start.max(self.from), end.min(self.to));
+        let mut rows = bounds.bind(sqlx::query_as::<_, RunRow>(sql)).fetch(db);
+        let start = bounds.stretch.start.max(self.from);
+        let end = bounds.stretch.end.min(self.to);
         let mut points = Vec::new();
         while let Some(run) = rows.try_next().await? {
             let sink = self
                 .sinks
                 .entry(run.name)
                 .or_insert_with(|| self.empty.clone());
-            for &(t, v) in points_within(run.first_ts, &run.data, start, end, &mut points)? {
-                sink.push(t, v);
+            for point in points_within(run.first_ts, &run.data, start, end, &mut points)? {
+                sink.push(point.time, point.value);
                 self.left -= 1;
                 if self.left == 0 {
                     return Ok(());
@@ -144,21 +165,17 @@ impl Answer {
         &mut self,
         db: &mut sqlx::SqliteConnection,
         sql: &str,
-        (start, end, named): Bounds<'_>,
+        bounds: &Bounds<'_>,
     ) -> Result<(), StoreError> {
-        let mut rows = sqlx::query_as::<_, RollupRow>(sql)
-            .bind(start)
-            .bind(end)
-            .bind(named)
-            .fetch(db);
+        let mut rows = bounds.bind(sqlx::query_as::<_, RollupRow>(sql)).fetch(db);
         while let Some(row) = rows.try_next().await? {
             let sink = self
                 .sinks
                 .entry(row.name)
                 .or_insert_with(|| self.empty.clone());
-            for (t, v) in row.extremes.points() {
-                if (self.from..=self.to).contains(&t) {
-                    sink.push(t, v);
+            for point in row.extremes.points() {
+                if (self.from..=self.to).contains(&point.time) {
+                    sink.push(point.time, point.value);
                 }
             }
         }

@@ -27,7 +27,7 @@ impl SqliteStore {
             for (table, cutoff) in rollups {
                 // Looked for on a reading connection first: a pass that finds nothing to delete (the
                 // common case, for most signals) takes no write lock at all.
-                let any: Option<(i64,)> = sqlx::query_as(&format!(
+                let any: Option<i64> = sqlx::query_scalar(&format!(
                     "SELECT bucket FROM {table} WHERE series_id = ?1 AND bucket < ?2 LIMIT 1"
                 ))
                 .bind(id)
@@ -65,13 +65,13 @@ impl SqliteStore {
     /// Deletes one series' raw points older than `cutoff`: whole blocks a few at a time, then the part
     /// of the block that straddles the cutoff. Returns the points deleted.
     async fn expire_points(&self, id: SeriesId, cutoff: i64) -> Result<u64, StoreError> {
-        let oldest: Option<(i64,)> = sqlx::query_as(
+        let oldest: Option<i64> = sqlx::query_scalar(
             "SELECT first_ts FROM blocks WHERE series_id = ?1 ORDER BY first_ts LIMIT 1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        if oldest.is_none_or(|(first,)| first >= cutoff) {
+        if oldest.is_none_or(|first| first >= cutoff) {
             return Ok(0);
         }
         let mut deleted = 0;

@@ -120,7 +120,7 @@ impl SqliteStore {
                     // users; the HTTP API refuses such points).
                     placed.changes.added(id, row.ts, row.value);
                 } else {
-                    raw.push((row.ts, row.value));
+                    raw.push(TimeValue::new(row.ts, row.value));
                 }
             }
             let mut replaced = Vec::new();
@@ -132,15 +132,15 @@ impl SqliteStore {
                     None => load_tail(tx.begun().await?, id).await?,
                 };
                 let (packed, tail) = place(tx, id, tail, &raw, &mut replaced).await?;
-                placed.blocks.extend(packed.into_iter().map(|b| (id, b)));
+                placed.blocks.extend(SeriesBlock::all(id, packed));
                 placed.tails.extend(tail.map(|tail| (id, tail)));
             }
             // `merge` reports replaced timestamps in ascending order.
-            for &(t, v) in &raw {
-                if replaced.binary_search(&t).is_ok() {
-                    placed.changes.replaced(id, t);
+            for point in &raw {
+                if replaced.binary_search(&point.time).is_ok() {
+                    placed.changes.replaced(id, point.time);
                 } else {
-                    placed.changes.added(id, t, v);
+                    placed.changes.added(id, point.time, point.value);
                 }
             }
             let newest = &series[series.len() - 1];
@@ -176,7 +176,7 @@ struct Resolved<'p> {
 /// Step 2's result: what the transaction writes, and the tails to cache once it commits.
 #[derive(Default)]
 struct Placed {
-    blocks: Vec<(SeriesId, Packed)>,
+    blocks: Vec<SeriesBlock>,
     changes: Changes,
     figures: Vec<Figures>,
     tails: Vec<(SeriesId, Points)>,
@@ -239,8 +239,8 @@ pub(super) async fn insert_series<'a>(
         });
         // The no-op update makes RETURNING yield the id whether the row is new or not.
         insert.push(" ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING name, id");
-        let rows: Vec<(String, SeriesId)> = insert.build_query_as().fetch_all(&mut *conn).await?;
-        for (name, id) in rows {
+        let rows: Vec<SeriesRow> = insert.build_query_as().fetch_all(&mut *conn).await?;
+        for SeriesRow { name, id } in rows {
             // RETURNING gives rows in no stated order: matched back by name.
             let at = chunk.binary_search(&name.as_str()).map_err(|_| {
                 StoreError::damaged(sqlx::Error::Protocol(format!(
@@ -251,6 +251,13 @@ pub(super) async fn insert_series<'a>(
         }
     }
     Ok(ids)
+}
+
+/// A signal's name and id, as `series` returns them.
+#[derive(sqlx::FromRow)]
+struct SeriesRow {
+    name: String,
+    id: SeriesId,
 }
 
 /// Statements queued for one transaction, sent in batches of at most `BATCH_BINDS` bound values.
@@ -299,14 +306,25 @@ impl Batch {
     }
 }
 
+/// A block to store, and whose it is.
+pub(super) struct SeriesBlock {
+    series: SeriesId,
+    packed: Packed,
+}
+
+impl SeriesBlock {
+    pub(super) fn all(series: SeriesId, blocks: Vec<Packed>) -> impl Iterator<Item = SeriesBlock> {
+        blocks
+            .into_iter()
+            .map(move |packed| SeriesBlock { series, packed })
+    }
+}
+
 /// Appends the multi-row upsert of blocks (a block rewritten with more points replaces its row).
-pub(super) fn push_block_upsert(
-    batch: &mut QueryBuilder<'_, Sqlite>,
-    blocks: &[(SeriesId, Packed)],
-) {
+pub(super) fn push_block_upsert(batch: &mut QueryBuilder<'_, Sqlite>, blocks: &[SeriesBlock]) {
     batch.push("INSERT INTO blocks (series_id, first_ts, last_ts, count, data) ");
-    batch.push_values(blocks, |mut row, (id, b)| {
-        row.push_bind(*id)
+    batch.push_values(blocks, |mut row, SeriesBlock { series, packed: b }| {
+        row.push_bind(*series)
             .push_bind(b.first)
             .push_bind(b.last)
             .push_bind(b.count)
@@ -335,14 +353,14 @@ pub(super) fn push_rollup_merge(
             .push_bind(merge.bucket)
             .push_bind(a.count)
             .push_bind(a.sum)
-            .push_bind(a.low.1)
-            .push_bind(a.low.0)
-            .push_bind(a.high.1)
-            .push_bind(a.high.0)
-            .push_bind(a.first.1)
-            .push_bind(a.first.0)
-            .push_bind(a.last.1)
-            .push_bind(a.last.0);
+            .push_bind(a.low.value)
+            .push_bind(a.low.time)
+            .push_bind(a.high.value)
+            .push_bind(a.high.time)
+            .push_bind(a.first.value)
+            .push_bind(a.first.time)
+            .push_bind(a.last.value)
+            .push_bind(a.last.time);
     });
     // Every right-hand side reads the row as it was before this update.
     batch.push(

@@ -1,5 +1,5 @@
 //! The store in a real SQLite file, down to its tables: rollup rows checked against the raw points,
-//! packed hours, retention, failed commits, old schemas repacked on open, and the WAL under steady
+//! packed hours, retention, old schemas repacked on open, and the WAL under steady
 //! writes and on close. What every store must do, through `Store` alone, is `tests/store.rs`.
 
 mod common;
@@ -173,50 +173,6 @@ proptest! {
             prop_assert!(close(&hours, &expected(&raw, 3_600_000)), "hours {hours:?}\nraw {raw:?}");
             Ok(())
         })?;
-    }
-}
-
-#[tokio::test]
-async fn a_rollup_answer_and_a_raw_answer_agree_on_min_and_max() {
-    let (_dir, _, store) = keeping_everything("a.db").await;
-    // Two days at one point a minute, with a spike and a dip far from any bucket edge.
-    let points: Vec<DataPoint> = (0..2 * 1440)
-        .map(|i| {
-            let v = match i {
-                1000 => 500.0,
-                2222 => -500.0,
-                _ => (i as f64 / 100.0).sin(),
-            };
-            point("wave", BASE + 7_777 + i * 60_000, v)
-        })
-        .collect();
-    write(&store, &points).await;
-    let range = Range {
-        from: Timestamp::from_millis(BASE).unwrap(),
-        to: Timestamp::from_millis(BASE + 2 * DAY).unwrap(),
-        signals: None,
-    };
-    let raw = &store
-        .read(&range, Shape::Raw { limit: 10_000 })
-        .await
-        .unwrap()[0];
-    let decimated = &store
-        .read(&range, Shape::Decimated { max_points: 100 })
-        .await
-        .unwrap()[0];
-    assert!(decimated.downsampled && decimated.timestamps.len() <= 100);
-    let extremes = |v: &[f64]| {
-        (
-            v.iter().cloned().fold(f64::MAX, f64::min),
-            v.iter().cloned().fold(f64::MIN, f64::max),
-        )
-    };
-    assert_eq!(extremes(&raw.values), extremes(&decimated.values));
-    assert_eq!(extremes(&decimated.values), (-500.0, 500.0));
-    // Each kept point is a real point, at its real time.
-    for (t, v) in decimated.timestamps.iter().zip(&decimated.values) {
-        let i = raw.timestamps.binary_search(t).expect("a stored timestamp");
-        assert_eq!(raw.values[i], *v);
     }
 }
 
@@ -425,101 +381,6 @@ async fn points_stored_a_row_each_before_blocks_are_repacked_on_open() {
             .await
             .unwrap();
     assert!(left.is_none(), "the old table is gone");
-}
-
-/// Makes SQLite refuse, from now on, to update a signal's figures to a last value of 13: the
-/// figures are a write's last statement, so that fails a commit at its very end.
-async fn refuse_figures_of_13(database: &str) {
-    let mut db = sqlx::SqliteConnection::connect(database).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_13 BEFORE UPDATE ON series WHEN NEW.last_value = 13 \
-         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-    )
-    .execute(&mut db)
-    .await
-    .unwrap();
-    db.close().await.unwrap();
-}
-
-/// A commit that fails stores nothing of its batch (neither raw points nor rollups nor figures), both
-/// when its transaction begins inside the batch (known signals) and before it (a new signal), and the
-/// store goes on working.
-#[tokio::test]
-async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
-    let (_dir, database, store) = keeping_everything("fail.db").await;
-    write(&store, &[point("a", BASE, 1.0)]).await;
-    refuse_figures_of_13(&database).await;
-
-    let failing = |points: Vec<DataPoint>| {
-        let store = store.clone();
-        async move {
-            let refs: Vec<&DataPoint> = points.iter().collect();
-            let error = store.write(&refs).await.unwrap_err().to_string();
-            assert!(error.contains("refused by the test"), "{error}");
-        }
-    };
-    failing(vec![point("a", BASE + 1_000, 13.0)]).await;
-    write(&store, &[point("a", BASE + 2_000, 2.0)]).await;
-    failing(vec![point("a", BASE + 3_000, 3.0), point("b", BASE, 13.0)]).await;
-    write(&store, &[point("b", BASE + 1, 5.0)]).await;
-
-    let series = read_raw(&store, 0, 10_000).await;
-    let read: Vec<(&str, &[i64], &[f64])> = series
-        .iter()
-        .map(|s| (s.signal.as_str(), &s.timestamps[..], &s.values[..]))
-        .collect();
-    assert_eq!(
-        read,
-        [
-            ("a", &[BASE, BASE + 2_000][..], &[1.0, 2.0][..]),
-            ("b", &[BASE + 1][..], &[5.0][..]),
-        ]
-    );
-    let figures: Vec<(String, u64, f64)> = store
-        .signals()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.signal, s.points, s.last_value))
-        .collect();
-    assert_eq!(figures, [("a".into(), 2, 2.0), ("b".into(), 1, 5.0)]);
-    store.close().await;
-    let counts: Vec<(String, i64, f64)> = rollup_rows(&database, "rollup_1m")
-        .await
-        .into_iter()
-        .map(|((name, _), row)| (name, row.0, row.1))
-        .collect();
-    assert_eq!(counts, [("a".into(), 2, 3.0), ("b".into(), 1, 5.0)]);
-}
-
-#[tokio::test]
-async fn a_write_sent_in_several_batches_is_still_one_transaction() {
-    let (_dir, database, store) = keeping_everything("large.db").await;
-    refuse_figures_of_13(&database).await;
-    // 3,000 new signals: ~100,000 bound values, sent to SQLite in a dozen batches.
-    let many = |last: f64| -> Vec<DataPoint> {
-        (0..3_000)
-            .map(|i| point(&format!("s.{i}"), BASE, if i == 2_999 { last } else { 1.0 }))
-            .collect()
-    };
-    // The last signal's figures, in the last batch, are refused: the batches before roll back too.
-    let refused = many(13.0);
-    let error = store.write(&refused.iter().collect::<Vec<_>>()).await;
-    assert!(error
-        .unwrap_err()
-        .to_string()
-        .contains("refused by the test"));
-    assert!(store.signals().await.unwrap().is_empty());
-    assert!(read_raw(&store, -DAY, DAY).await.is_empty());
-    assert!(rollup_rows(&database, "rollup_1m").await.is_empty());
-
-    write(&store, &many(2.0)).await;
-    let signals = store.signals().await.unwrap();
-    assert_eq!(signals.len(), 3_000);
-    assert!(signals.iter().all(|s| s.points == 1));
-    assert_eq!(read_raw(&store, -DAY, DAY).await.len(), 3_000);
-    assert_eq!(rollup_rows(&database, "rollup_1h").await.len(), 3_000);
-    store.close().await;
 }
 
 /// Under steady writes the WAL still starts over at each checkpoint: it stays a small fraction of
