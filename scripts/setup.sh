@@ -48,6 +48,11 @@ if $test; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
   fi
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    step "installing Debian's postgresql for the PostgreSQL store's tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+  fi
   if [ ! -d end2end/node_modules/@playwright/test ]; then
     step "installing Playwright (no browser download: the tests use /usr/bin/chromium)"
     (cd end2end && npm ci --silent)

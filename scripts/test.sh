@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: formatting and lints, unit and integration tests (real SQLite files, real HTTP), then the
-# dashboard in a real browser (Playwright on Debian's Chromium). `make test` and `.ci/run` run this.
+# Every test: formatting and lints, unit and integration tests (real SQLite files, a real PostgreSQL
+# cluster started here, real HTTP), then the dashboard in a real browser (Playwright on Debian's
+# Chromium). `make test` and `.ci/run` run this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -13,6 +14,13 @@ cargo fmt --all -- --check
 echo "==> clippy (ssr, hydrate)"
 cargo clippy --all-targets --features ssr -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
+
+echo "==> a throwaway PostgreSQL cluster for the tests"
+# Under /tmp: the cluster runs as the `postgres` user, who may not reach into the checkout.
+pg_dir=$(mktemp -d /tmp/signalboard-test-postgres.XXXXXX)
+trap 'scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
+SIGNALBOARD_TEST_POSTGRES=$(scripts/postgres.sh start "$pg_dir" "${SIGNALBOARD_TEST_POSTGRES_PORT:-54329}")
+export SIGNALBOARD_TEST_POSTGRES
 
 echo "==> unit and integration tests"
 cargo test --features ssr

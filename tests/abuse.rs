@@ -519,12 +519,12 @@ async fn a_second_server_on_the_same_database_refuses_to_start() {
 
 #[tokio::test]
 async fn a_database_url_of_another_kind_is_refused_not_made_a_file() {
-    let message = refusal_to_serve("postgres://user@host:5432/db".into()).await;
+    let message = refusal_to_serve("mysql://user@host:3306/db".into()).await;
     assert!(
-        message.contains("unsupported database URL scheme \"postgres\""),
+        message.contains("unsupported database URL scheme \"mysql\""),
         "{message}"
     );
-    assert!(!std::path::Path::new("postgres:").exists());
+    assert!(!std::path::Path::new("mysql:").exists());
 }
 
 #[tokio::test]

@@ -169,3 +169,33 @@ pub async fn write(store: &Store, points: &[DataPoint]) {
         .await
         .unwrap();
 }
+
+/// The URL of a new, empty database on the PostgreSQL cluster that `SIGNALBOARD_TEST_POSTGRES`
+/// names (e.g. `postgres://signalboard@127.0.0.1:55432/postgres`; `make test` starts a throwaway
+/// cluster and sets it).
+pub async fn postgres_database() -> String {
+    use sqlx::Connection;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let cluster = std::env::var("SIGNALBOARD_TEST_POSTGRES").expect(
+        "SIGNALBOARD_TEST_POSTGRES names no PostgreSQL cluster: run `make test`, or start one with \
+         scripts/postgres.sh and set it",
+    );
+    let name = format!(
+        "test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut admin = sqlx::PgConnection::connect(&cluster).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let (base, _) = cluster.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}

@@ -1,10 +1,17 @@
 //! The storage seam. Everything above this module (writer, query, handlers) talks to `Store` in whole
-//! batches and ranges and never sees SQL; everything a particular database needs lives in its own file
-//! below. Adding PostgreSQL means one more variant here and one more file, nothing above.
+//! batches and ranges and never sees SQL. Below it, two databases: `sqlite/` (the default, one server
+//! owns one file) and `postgres/` (several servers share one database). What they share is written
+//! once beside them: the rows both read (`rows.rs`), how a range read is planned and collected
+//! (`answer.rs`, `rollup.rs`), the name → id cache (`ids.rs`). `tests/store.rs` holds both to the
+//! same behaviour.
 
+mod answer;
 mod block;
+mod ids;
 mod lock;
+mod postgres;
 pub mod rollup;
+mod rows;
 mod sqlite;
 
 use crate::downsample::M4;
@@ -12,6 +19,7 @@ use crate::model::{Series, SignalInfo};
 use crate::server::clock::{self, SharedClock};
 use crate::server::domain::{DataPoint, SignalName, Timestamp};
 use rollup::{bucket, Interval, Source, MINUTE};
+use rows::{FiguresRow, SIGNALS_SQL, TOKENS_SQL, TOKEN_DELETE_SQL, TOKEN_INSERT_SQL};
 use std::sync::Arc;
 
 /// A database failure, by what a client can do about it. Cloneable because one failed group commit
@@ -40,15 +48,20 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::Error as E;
-        // SQLite's primary result codes (the low byte of an extended code) that mean the file itself
-        // is broken, as opposed to busy, locked, full or failing to reach the disk for now.
-        const CORRUPT: &str = "11";
-        const NOT_A_DATABASE: &str = "26";
         let damaged = match &e {
-            E::Database(db) => db.code().is_some_and(|code| {
-                let primary = code.parse::<u32>().map(|c| (c & 0xff).to_string());
-                matches!(primary.as_deref(), Ok(CORRUPT | NOT_A_DATABASE))
-            }),
+            E::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // SQLite's primary result codes (the low byte of an extended code) that mean the
+                    // file itself is broken, as opposed to busy, locked, full or failing to reach
+                    // the disk for now: CORRUPT and NOTADB.
+                    let primary = code.parse::<u32>().map(|c| c & 0xff);
+                    matches!(primary, Ok(11 | 26))
+                } else {
+                    // PostgreSQL's class XX: internal error, data or index corrupted.
+                    code.starts_with("XX")
+                }
+            }
             E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => false,
             // A row or a column that does not decode as the schema says.
             _ => true,
@@ -220,9 +233,33 @@ pub enum Hold {
     Shared,
 }
 
+/// Runs `$body` with `$pool` bound to the store's connections for reads or for writes: what both
+/// databases do with the same SQL is written once (the body compiles once for each).
+macro_rules! on_pool {
+    ($store:expr, $kind:ident, |$pool:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let $pool = on_pool!(@sqlite s, $kind);
+                $body
+            }
+            Store::Postgres(s) => {
+                let $pool = &s.pool;
+                $body
+            }
+        }
+    };
+    (@sqlite $s:ident, reads) => {
+        &$s.pool
+    };
+    (@sqlite $s:ident, writes) => {
+        &$s.writes
+    };
+}
+
 #[derive(Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
 }
 
 impl Store {
@@ -250,16 +287,25 @@ impl Store {
         hold: Hold,
         clock: SharedClock,
     ) -> Result<Store, StoreError> {
-        if !url.starts_with("sqlite:") {
-            let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
-            return Err(StoreError::CannotOpen(format!(
-                "unsupported database URL scheme {scheme:?}: this build stores in SQLite \
-                 (sqlite://PATH, e.g. {})",
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        match scheme {
+            "sqlite" => {
+                let store =
+                    sqlite::SqliteStore::open(url, durability, retention, hold, clock).await?;
+                Ok(Store::Sqlite(store))
+            }
+            // Several servers share one PostgreSQL database: nothing to hold alone.
+            "postgres" | "postgresql" => {
+                let store =
+                    postgres::PostgresStore::open(url, durability, retention, clock).await?;
+                Ok(Store::Postgres(store))
+            }
+            _ => Err(StoreError::CannotOpen(format!(
+                "unsupported database URL scheme {scheme:?}: expected sqlite://PATH (e.g. {}) or \
+                 postgres://USER:PASSWORD@HOST/DATABASE",
                 crate::config::DEFAULT_DATABASE_URL
-            )));
+            ))),
         }
-        let store = sqlite::SqliteStore::open(url, durability, retention, hold, clock).await?;
-        Ok(Store::Sqlite(store))
     }
 
     /// Stores every point in one transaction, raw points and rollups together: all of them or, on
@@ -267,6 +313,7 @@ impl Store {
     pub async fn write(&self, points: &[&DataPoint]) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.write(points).await,
+            Store::Postgres(s) => s.write(points).await,
         }
     }
 
@@ -274,34 +321,43 @@ impl Store {
     pub async fn read(&self, range: &Range, shape: Shape) -> Result<Vec<Series>, StoreError> {
         match self {
             Store::Sqlite(s) => s.read(range, shape).await,
+            Store::Postgres(s) => s.read(range, shape).await,
         }
     }
 
     /// Every signal with its point count and last point, by name.
     pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.signals().await,
-        }
+        on_pool!(self, reads, |pool| {
+            let rows: Vec<FiguresRow> = sqlx::query_as(SIGNALS_SQL).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(SignalInfo::from).collect())
+        })
     }
 
     /// How many distinct signals of `names` are not stored yet.
     pub fn count_new_signals<'a>(&self, names: impl Iterator<Item = &'a SignalName>) -> usize {
-        match self {
-            Store::Sqlite(s) => s.count_new_signals(names),
-        }
+        self.ids().count_new(names)
     }
 
     /// How long each kind of data is kept.
     pub fn retention(&self) -> Retention {
         match self {
-            Store::Sqlite(s) => s.retention(),
+            Store::Sqlite(s) => s.retention,
+            Store::Postgres(s) => s.retention,
         }
     }
 
     /// How many signals are stored (known to this store: cheap, no query).
     pub fn signal_count(&self) -> usize {
+        self.ids().len()
+    }
+
+    /// Signal name → id, as this store knows them: every name in SQLite, where this server is the
+    /// only writer; with PostgreSQL, those known at start and written through this server since,
+    /// so counts of new signals may come out higher than the truth, never lower.
+    fn ids(&self) -> &ids::SeriesIds {
         match self {
-            Store::Sqlite(s) => s.signal_count(),
+            Store::Sqlite(s) => &s.ids,
+            Store::Postgres(s) => &s.ids,
         }
     }
 
@@ -310,6 +366,7 @@ impl Store {
     pub async fn expire(&self, now: i64) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.expire(now).await,
+            Store::Postgres(s) => s.expire(now).await,
         }
     }
 
@@ -318,6 +375,8 @@ impl Store {
     pub async fn pack(&self, now: i64) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.pack(now).await,
+            // Minute rows are read from an index in PostgreSQL: nothing to pack.
+            Store::Postgres(_) => Ok(0),
         }
     }
 
@@ -325,6 +384,8 @@ impl Store {
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.checkpoint().await,
+            // PostgreSQL checkpoints by itself.
+            Store::Postgres(_) => Ok(()),
         }
     }
 
@@ -332,35 +393,44 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
         }
     }
 
     /// Stores a new token; `false` when one of that name exists (nothing is changed then).
     pub async fn create_token(&self, token: &TokenRecord) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.create_token(token).await,
-        }
+        on_pool!(self, writes, |pool| {
+            let query = sqlx::query(TOKEN_INSERT_SQL).bind(&token.name);
+            let query = query.bind(&token.scope).bind(&token.sha256);
+            let done = query.bind(token.created_ms).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Every token, by name.
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.tokens().await,
-        }
+        on_pool!(self, reads, |pool| Ok(sqlx::query_as(TOKENS_SQL)
+            .fetch_all(pool)
+            .await?))
     }
 
     /// Deletes the token named `name`; `false` when there is none.
     pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.revoke_token(name).await,
-        }
+        on_pool!(self, writes, |pool| {
+            let done = sqlx::query(TOKEN_DELETE_SQL)
+                .bind(name)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Succeeds when the database answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.ping().await,
-        }
+        on_pool!(self, reads, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        })
     }
 }
 

@@ -5,13 +5,15 @@
 //! needs once).
 
 use super::block::{self, Packed, Points};
+use super::ids::SeriesIds;
 use super::lock::DatabaseLock;
 use super::rollup::{self, bucket, Aggregate, Changes, Interval, Source, HOUR, MINUTE};
-use super::{Durability, Hold, Range, Retention, SeriesId, Shape, Sink, StoreError, TokenRecord};
-use crate::downsample::{bucket_points, TimeValue};
-use crate::model::{Series, SignalInfo};
+use super::rows::{Extremes, SERIES_SQL};
+use super::{Durability, Hold, Range, Retention, SeriesId, Shape, StoreError};
+use crate::downsample::TimeValue;
+use crate::model::Series;
 use crate::server::clock::SharedClock;
-use crate::server::domain::{DataPoint, SignalName};
+use crate::server::domain::DataPoint;
 use blocks::{cut_block, each_point, load_tail, place, points_within};
 use futures::TryStreamExt;
 use sqlx::pool::PoolConnection;
@@ -22,7 +24,6 @@ use sqlx::{QueryBuilder, Sqlite};
 use write::{push_block_upsert, Batch, SeriesBlock, BLOCK_BINDS};
 // Signal names come from clients: a seeded hash, but a fast one (each point is looked up).
 use foldhash::HashMap;
-use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,41 +72,6 @@ const BLOCKS_OVERLAPPING: &str = concat!(
 /// between: SQLite would refuse at once, not wait.
 const BEGIN: &str = "BEGIN IMMEDIATE; ";
 
-/// A rollup bucket's first, lowest, highest and last points: the columns of the same names in
-/// `rollup_1m` and `rollup_1h`.
-#[derive(Debug, sqlx::FromRow)]
-pub(super) struct Extremes {
-    first_ts: i64,
-    first: f64,
-    low_ts: i64,
-    low: f64,
-    high_ts: i64,
-    high: f64,
-    last_ts: i64,
-    last: f64,
-}
-
-/// A signal's figures as `series` keeps them.
-#[derive(sqlx::FromRow)]
-struct FiguresRow {
-    name: String,
-    points: i64,
-    last_ts: i64,
-    last_value: f64,
-}
-
-impl Extremes {
-    /// The points a chart takes from the bucket, in time order, each once.
-    fn points(&self) -> impl Iterator<Item = TimeValue> {
-        bucket_points([
-            TimeValue::new(self.first_ts, self.first),
-            TimeValue::new(self.low_ts, self.low),
-            TimeValue::new(self.high_ts, self.high),
-            TimeValue::new(self.last_ts, self.last),
-        ])
-    }
-}
-
 /// The writer's connection and whether it is inside a transaction. Most writes read nothing, so
 /// `BEGIN` is only sent on a first read; otherwise it rides in the commit's batch. A write that fails
 /// (or is dropped) midway leaves `begun` set, and the connection is closed rather than returned to
@@ -137,17 +103,17 @@ impl Drop for WriteTx {
 #[derive(Clone)]
 pub struct SqliteStore {
     /// Reads: several connections, so requests are read side by side.
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// Writes (the writer and retention): a connection of their own, so readers never hold up a
     /// commit by taking the last pooled connection. SQLite allows one writer at a time anyway.
-    writes: SqlitePool,
+    pub(super) writes: SqlitePool,
     /// Signal name → `series.id`, so a write looks names up in memory, not in the database.
     /// Only filled after a commit, so it never holds an id that a rolled-back transaction invented.
-    ids: Arc<Mutex<HashMap<Arc<str>, SeriesId>>>,
+    pub(super) ids: Arc<SeriesIds>,
     /// Series id → the points of its newest block (empty: no block yet), the block nearly every write
     /// appends to, so appending costs no read. Filled after commits; retention drops what it cuts.
     tails: Arc<tokio::sync::Mutex<HashMap<SeriesId, Points>>>,
-    retention: Retention,
+    pub(super) retention: Retention,
     clock: SharedClock,
     /// This process' hold on the file, released by `close`.
     lock: Arc<Mutex<Option<DatabaseLock>>>,
@@ -195,7 +161,7 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("src/server/store/migrations")
+        sqlx::migrate!("src/server/store/sqlite/migrations")
             .run(&writes)
             .await?;
         legacy::repack_rows(&writes).await?;
@@ -207,39 +173,16 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.row_buffer_size(4096))
             .await?;
-        let ids: HashMap<Arc<str>, SeriesId> = sqlx::query_as("SELECT name, id FROM series")
-            .fetch_all(&pool)
-            .await?
-            .into_iter()
-            .map(|(name, id): (String, SeriesId)| (name.into(), id))
-            .collect();
+        let ids = SeriesIds::of(sqlx::query_as(SERIES_SQL).fetch_all(&pool).await?);
         Ok(SqliteStore {
             pool,
             writes,
-            ids: Arc::new(Mutex::new(ids)),
+            ids: Arc::new(ids),
             tails: Arc::default(),
             retention,
             clock,
             lock: Arc::new(Mutex::new(lock)),
         })
-    }
-
-    pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
-        let rows: Vec<FiguresRow> = sqlx::query_as(
-            "SELECT name, points, last_ts, last_value FROM series \
-             WHERE last_ts IS NOT NULL ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| SignalInfo {
-                signal: row.name,
-                points: u64::try_from(row.points).unwrap_or(0),
-                last_timestamp: row.last_ts,
-                last_value: row.last_value,
-            })
-            .collect())
     }
 
     /// Copies committed pages from the WAL into the database file without waiting for anyone
@@ -277,60 +220,6 @@ impl SqliteStore {
             }
         }
         self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-
-    pub fn count_new_signals<'a>(&self, names: impl Iterator<Item = &'a SignalName>) -> usize {
-        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
-        let mut new: foldhash::HashSet<&str> = foldhash::HashSet::default();
-        for name in names {
-            if !ids.contains_key(name.as_str()) {
-                new.insert(name.as_str());
-            }
-        }
-        new.len()
-    }
-
-    pub fn retention(&self) -> Retention {
-        self.retention
-    }
-
-    pub fn signal_count(&self) -> usize {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub async fn create_token(&self, token: &TokenRecord) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO tokens (name, scope, sha256, created_ms) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&token.name)
-        .bind(&token.scope)
-        .bind(&token.sha256)
-        .bind(token.created_ms)
-        .execute(&self.writes)
-        .await?;
-        Ok(inserted.rows_affected() == 1)
-    }
-
-    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let tokens =
-            sqlx::query_as("SELECT name, scope, sha256, created_ms FROM tokens ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(tokens)
-    }
-
-    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM tokens WHERE name = ?1")
-            .bind(name)
-            .execute(&self.writes)
-            .await?;
-        Ok(deleted.rows_affected() == 1)
-    }
-
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 }
 

@@ -1,6 +1,8 @@
 //! Range reads: stretch by stretch (raw blocks, or minute or hour rollups), each one query for
 //! every signal asked for.
 
+use super::super::answer::Answer;
+use super::super::rows::RollupRow;
 use super::*;
 use rollup::Stretch;
 use sqlx::sqlite::SqliteArguments;
@@ -9,35 +11,14 @@ impl SqliteStore {
     /// Reads a range stretch by stretch (raw points, or minute or hour rollups), each in one query
     /// for every signal: a round trip to SQLite's thread costs more than the rows of an hour.
     pub async fn read(&self, range: &Range, shape: Shape) -> Result<Vec<Series>, StoreError> {
-        let (from, to) = (range.from.millis(), range.to.millis());
-        let (empty, stretches, limit) = match shape {
-            // Raw reads stop one point past the limit, so the caller can tell "more than the limit".
-            Shape::Raw { limit } => (
-                Sink::Raw(Vec::new(), Vec::new()),
-                vec![Stretch::new(Source::Raw, from, to)],
-                limit.saturating_add(1),
-            ),
-            Shape::Decimated { max_points } => {
-                let now = self.clock.now().millis();
-                let finest_at = |t| self.retention.finest_at(t, now);
-                let (sink, stretches) = rollup::decimation(from, to, max_points, finest_at);
-                (sink, stretches, usize::MAX)
-            }
-        };
-        let from_rollups = stretches.iter().any(|s| s.source != Source::Raw);
+        let now = self.clock.now().millis();
+        let (mut answer, stretches) = Answer::plan(range, shape, self.retention, now);
         let named = match &range.signals {
             Some(names) => Some(
                 serde_json::to_string(&names.iter().map(|n| n.as_str()).collect::<Vec<_>>())
                     .map_err(StoreError::damaged)?,
             ),
             None => None,
-        };
-        let mut answer = Answer {
-            sinks: BTreeMap::new(),
-            empty,
-            left: limit,
-            from,
-            to,
         };
         // One snapshot for the whole read: the packed and the unpacked minutes of a stretch are split
         // at each signal's packing mark, which a write or the packer may move in between.
@@ -49,43 +30,23 @@ impl SqliteStore {
             };
             let sql = stretch_sql(stretch.source, named.is_some());
             match stretch.source {
-                Source::Raw => answer.runs(&mut tx, &sql, &bounds).await?,
+                Source::Raw => runs(&mut answer, &mut tx, &sql, &bounds).await?,
                 Source::Rollup(interval) => {
                     // Packed hours come before the mark, minute rows after: in time order.
                     if interval == Interval::Minute {
                         let packed = packed_minutes_sql(named.is_some());
-                        answer.runs(&mut tx, &packed, &bounds).await?;
+                        runs(&mut answer, &mut tx, &packed, &bounds).await?;
                     }
-                    answer.rollups(&mut tx, &sql, &bounds).await?;
+                    rollups(&mut answer, &mut tx, &sql, &bounds).await?;
                 }
             }
-            if answer.left == 0 {
+            if answer.left() == 0 {
                 break;
             }
         }
         tx.commit().await?;
-        let Answer { sinks, .. } = answer;
-        Ok(sinks
-            .into_iter()
-            .filter_map(|(signal, sink)| {
-                let (timestamps, values, decimated) = sink.finish();
-                (!timestamps.is_empty()).then_some(Series {
-                    signal,
-                    timestamps,
-                    values,
-                    downsampled: decimated || from_rollups,
-                })
-            })
-            .collect())
+        Ok(answer.finish())
     }
-}
-
-/// A rollup row of signal `name`.
-#[derive(sqlx::FromRow)]
-pub(super) struct RollupRow {
-    name: String,
-    #[sqlx(flatten)]
-    extremes: Extremes,
 }
 
 /// A run of packed points (a raw block, or a packed hour of minutes) of signal `name`, starting at
@@ -119,68 +80,38 @@ impl<'a> Bounds<'a> {
     }
 }
 
-/// A range read's answer as it is collected: one sink per signal, by name as the answer lists them.
-pub(super) struct Answer {
-    sinks: BTreeMap<String, Sink>,
-    /// A new signal's sink.
-    empty: Sink,
-    /// Points still to read before a raw read stops.
-    left: usize,
-    /// The range asked for: a stretch may reach out of it to read whole rollup buckets.
-    from: i64,
-    to: i64,
+/// Adds the points within the stretch of each packed run of points (raw blocks, or packed hours of
+/// minutes) that `sql` selects as `RunRow`s.
+async fn runs(
+    answer: &mut Answer,
+    db: &mut sqlx::SqliteConnection,
+    sql: &str,
+    bounds: &Bounds<'_>,
+) -> Result<(), StoreError> {
+    let mut rows = bounds.bind(sqlx::query_as::<_, RunRow>(sql)).fetch(db);
+    let (start, end) = answer.clip(bounds.stretch);
+    let mut points = Vec::new();
+    while let Some(run) = rows.try_next().await? {
+        let within = points_within(run.first_ts, &run.data, start, end, &mut points)?;
+        if !answer.push_run(run.name, within) {
+            break;
+        }
+    }
+    Ok(())
 }
 
-impl Answer {
-    /// Adds the points within the stretch of each packed run of points (raw blocks, or packed hours
-    /// of minutes) that `sql` selects as `RunRow`s.
-    async fn runs(
-        &mut self,
-        db: &mut sqlx::SqliteConnection,
-        sql: &str,
-        bounds: &Bounds<'_>,
-    ) -> Result<(), StoreError> {
-        let mut rows = bounds.bind(sqlx::query_as::<_, RunRow>(sql)).fetch(db);
-        let start = bounds.stretch.start.max(self.from);
-        let end = bounds.stretch.end.min(self.to);
-        let mut points = Vec::new();
-        while let Some(run) = rows.try_next().await? {
-            let sink = self
-                .sinks
-                .entry(run.name)
-                .or_insert_with(|| self.empty.clone());
-            for point in points_within(run.first_ts, &run.data, start, end, &mut points)? {
-                sink.push(point.time, point.value);
-                self.left -= 1;
-                if self.left == 0 {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
+/// Adds the first, lowest, highest and last points of each rollup row `sql` selects.
+async fn rollups(
+    answer: &mut Answer,
+    db: &mut sqlx::SqliteConnection,
+    sql: &str,
+    bounds: &Bounds<'_>,
+) -> Result<(), StoreError> {
+    let mut rows = bounds.bind(sqlx::query_as::<_, RollupRow>(sql)).fetch(db);
+    while let Some(row) = rows.try_next().await? {
+        answer.push_extremes(row.name, &row.extremes);
     }
-
-    /// Adds the first, lowest, highest and last points of each rollup row `sql` selects.
-    async fn rollups(
-        &mut self,
-        db: &mut sqlx::SqliteConnection,
-        sql: &str,
-        bounds: &Bounds<'_>,
-    ) -> Result<(), StoreError> {
-        let mut rows = bounds.bind(sqlx::query_as::<_, RollupRow>(sql)).fetch(db);
-        while let Some(row) = rows.try_next().await? {
-            let sink = self
-                .sinks
-                .entry(row.name)
-                .or_insert_with(|| self.empty.clone());
-            for point in row.extremes.points() {
-                if (self.from..=self.to).contains(&point.time) {
-                    sink.push(point.time, point.value);
-                }
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// The SQL choosing signals for a stretch's query: every signal, or (`named`) those in the JSON

@@ -1,6 +1,7 @@
 //! A group commit, in named steps: resolve signal ids, place points in blocks, queue the statements,
 //! commit, update the caches.
 
+use super::super::rows::{Row, SeriesRow};
 use super::*;
 
 /// Bound values a batch of statements sent to SQLite's thread holds at most. A usual write is one
@@ -32,7 +33,7 @@ impl SqliteStore {
             .await?;
         commit(&mut tx, &placed).await?;
         tails.extend(placed.tails);
-        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids = self.ids.lock();
         ids.extend(
             resolved
                 .fresh
@@ -51,7 +52,7 @@ impl SqliteStore {
         points: &[&'p DataPoint],
     ) -> Result<Resolved<'p>, StoreError> {
         let cached: Vec<Option<SeriesId>> = {
-            let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+            let ids = self.ids.lock();
             points
                 .iter()
                 .map(|p| ids.get(p.signal.as_str()).copied())
@@ -84,17 +85,8 @@ impl SqliteStore {
                 value: point.value.get(),
             });
         }
-        // A stable sort keeps arrival order within a key: the last of each key is the one kept.
-        rows.sort_by_key(|row| (row.series, row.ts));
-        let mut unique: Vec<Row> = Vec::with_capacity(rows.len());
-        for row in rows {
-            match unique.last_mut() {
-                Some(last) if (last.series, last.ts) == (row.series, row.ts) => *last = row,
-                _ => unique.push(row),
-            }
-        }
         Ok(Resolved {
-            rows: unique,
+            rows: Row::one_per_key(rows),
             fresh,
             created,
         })
@@ -154,13 +146,6 @@ impl SqliteStore {
         }
         Ok(placed)
     }
-}
-
-/// One point of a write, with its signal's id.
-struct Row {
-    series: SeriesId,
-    ts: i64,
-    value: f64,
 }
 
 /// Step 1's result.
@@ -251,13 +236,6 @@ pub(super) async fn insert_series<'a>(
         }
     }
     Ok(ids)
-}
-
-/// A signal's name and id, as `series` returns them.
-#[derive(sqlx::FromRow)]
-struct SeriesRow {
-    name: String,
-    id: SeriesId,
 }
 
 /// Statements queued for one transaction, sent in batches of at most `BATCH_BINDS` bound values.

@@ -1,0 +1,44 @@
+//! Signal name → `series.id`, kept in memory by each store, so a write looks its names up without a
+//! query. An id never changes once given, so a cached one stays right whoever wrote it.
+
+use super::rows::SeriesRow;
+use super::SeriesId;
+use crate::server::domain::SignalName;
+use foldhash::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Default)]
+pub(super) struct SeriesIds(Mutex<HashMap<Arc<str>, SeriesId>>);
+
+impl SeriesIds {
+    pub fn of(rows: Vec<SeriesRow>) -> SeriesIds {
+        let ids = rows.into_iter().map(|row| (row.name.into(), row.id));
+        SeriesIds(Mutex::new(ids.collect()))
+    }
+
+    /// The map itself (a panic elsewhere while holding it leaves it whole: it is only ever added to).
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, SeriesId>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn add(&self, rows: impl IntoIterator<Item = SeriesRow>) {
+        let mut ids = self.lock();
+        ids.extend(rows.into_iter().map(|row| (row.name.into(), row.id)));
+    }
+
+    /// How many distinct names of `names` are not known.
+    pub fn count_new<'a>(&self, names: impl Iterator<Item = &'a SignalName>) -> usize {
+        let ids = self.lock();
+        let mut new: HashSet<&str> = HashSet::default();
+        for name in names {
+            if !ids.contains_key(name.as_str()) {
+                new.insert(name.as_str());
+            }
+        }
+        new.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+}

@@ -1,0 +1,106 @@
+//! Rows as both stores' tables hold them: the same column names in SQLite and PostgreSQL, so one
+//! struct reads either (sqlx's `FromRow` derive is generic over the database).
+
+use super::SeriesId;
+use crate::downsample::{bucket_points, TimeValue};
+use crate::model::SignalInfo;
+
+/// A rollup bucket's first, lowest, highest and last points: the columns of the same names in
+/// `rollup_1m` and `rollup_1h`.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct Extremes {
+    pub first_ts: i64,
+    pub first: f64,
+    pub low_ts: i64,
+    pub low: f64,
+    pub high_ts: i64,
+    pub high: f64,
+    pub last_ts: i64,
+    pub last: f64,
+}
+
+impl Extremes {
+    /// The points a chart takes from the bucket, in time order, each once.
+    pub fn points(&self) -> impl Iterator<Item = TimeValue> {
+        bucket_points([
+            TimeValue::new(self.first_ts, self.first),
+            TimeValue::new(self.low_ts, self.low),
+            TimeValue::new(self.high_ts, self.high),
+            TimeValue::new(self.last_ts, self.last),
+        ])
+    }
+}
+
+/// A rollup row of signal `name`.
+#[derive(sqlx::FromRow)]
+pub(super) struct RollupRow {
+    pub name: String,
+    #[sqlx(flatten)]
+    pub extremes: Extremes,
+}
+
+/// A signal's figures as `series` keeps them.
+#[derive(sqlx::FromRow)]
+pub(super) struct FiguresRow {
+    pub name: String,
+    pub points: i64,
+    pub last_ts: i64,
+    pub last_value: f64,
+}
+
+impl From<FiguresRow> for SignalInfo {
+    fn from(row: FiguresRow) -> SignalInfo {
+        SignalInfo {
+            signal: row.name,
+            points: u64::try_from(row.points).unwrap_or(0),
+            last_timestamp: row.last_ts,
+            last_value: row.last_value,
+        }
+    }
+}
+
+/// A signal's name and id, as `series` holds them.
+#[derive(sqlx::FromRow)]
+pub(super) struct SeriesRow {
+    pub name: String,
+    pub id: SeriesId,
+}
+
+/// One point of a write, with its signal's id.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Row {
+    pub series: SeriesId,
+    pub ts: i64,
+    pub value: f64,
+}
+
+impl Row {
+    /// `rows` sorted by (series, time), one per key: of two points with the same key in one write
+    /// the later one wins, as it would in two requests.
+    pub fn one_per_key(mut rows: Vec<Row>) -> Vec<Row> {
+        // A stable sort keeps arrival order within a key: the last of each key is the one kept.
+        rows.sort_by_key(|row| (row.series, row.ts));
+        let mut unique: Vec<Row> = Vec::with_capacity(rows.len());
+        for row in rows {
+            match unique.last_mut() {
+                Some(last) if (last.series, last.ts) == (row.series, row.ts) => *last = row,
+                _ => unique.push(row),
+            }
+        }
+        unique
+    }
+}
+
+/// Every signal with points, by name: the same query for both stores.
+pub(super) const SIGNALS_SQL: &str = "SELECT name, points, last_ts, last_value FROM series \
+     WHERE last_ts IS NOT NULL ORDER BY name";
+
+/// Every known signal's name and id, as a store loads them on opening.
+pub(super) const SERIES_SQL: &str = "SELECT name, id FROM series";
+
+// Tokens: the same statements in both stores (SQLite reads `$1` as PostgreSQL does).
+pub(super) const TOKEN_INSERT_SQL: &str = "INSERT INTO tokens (name, scope, sha256, created_ms) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING";
+pub(super) const TOKENS_SQL: &str =
+    "SELECT name, scope, sha256, created_ms FROM tokens ORDER BY name";
+pub(super) const TOKEN_DELETE_SQL: &str = "DELETE FROM tokens WHERE name = $1";
