@@ -248,3 +248,22 @@ async fn a_live_client_that_stops_reading_is_dropped_and_never_slows_ingest() {
     assert_eq!(frame.code, CloseCode::Again);
     server.stop().await;
 }
+
+/// A value is stored as the double nearest to what was sent, to the last bit: decimal text that
+/// a quick parser reads one unit in the last place off comes back exactly as written.
+#[tokio::test]
+async fn json_values_are_stored_to_the_last_bit() {
+    let server = TestServer::start().await;
+    let sent = "-7.777777707777778e-299";
+    let body = format!(r#"{{"timestamp": {T0_MS}, "signals": {{"exact": {sent}}}}}"#);
+    let (status, answer) = server.post(&body).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, history) = server
+        .get(&format!(
+            "/api/telemetry?from={T0_MS}&to={T0_MS}&signals=exact"
+        ))
+        .await;
+    let stored = history["series"][0]["values"][0].as_f64().unwrap();
+    assert_eq!(stored.to_bits(), sent.parse::<f64>().unwrap().to_bits());
+    server.stop().await;
+}

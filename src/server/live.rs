@@ -8,6 +8,7 @@ use crate::model::{LiveMessage, Point};
 use crate::server::access::check_origin;
 use crate::server::domain::SignalName;
 use crate::server::error::ApiError;
+use crate::server::store::Heard;
 use crate::server::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -27,6 +28,9 @@ const MESSAGE_POINTS: usize = 1_000;
 pub struct Published {
     message: LiveMessage,
     json: Utf8Bytes,
+    /// Points were lost before this (another server's could not be relayed): subscribers must
+    /// reconnect and backfill.
+    gap: bool,
 }
 
 #[derive(Clone)]
@@ -65,7 +69,26 @@ impl LiveFeed {
                 .expect("a LiveMessage of finite floats always serialises")
                 .into();
             // No subscribers is not an error: nobody is watching.
-            let _ = self.tx.send(Arc::new(Published { message, json }));
+            let _ = self.tx.send(Arc::new(Published {
+                message,
+                json,
+                gap: false,
+            }));
+        }
+    }
+
+    /// What another server committed (`Heard::Points`), or that some of it was lost (`Heard::Gap`):
+    /// then every subscriber is disconnected, to reconnect and backfill from the database.
+    pub fn deliver(&self, heard: Heard) {
+        match heard {
+            Heard::Points(points) => self.publish(points),
+            Heard::Gap => {
+                let _ = self.tx.send(Arc::new(Published {
+                    message: LiveMessage { points: Vec::new() },
+                    json: Utf8Bytes::from_static(""),
+                    gap: true,
+                }));
+            }
         }
     }
 
@@ -114,6 +137,9 @@ async fn stream(
     loop {
         tokio::select! {
             update = updates.recv() => match update {
+                Ok(published) if published.gap => {
+                    return close(socket, "missed part of the live feed", send_timeout).await;
+                }
                 Ok(published) => {
                     let Some(text) = render(&published, filter.as_ref()) else { continue };
                     let send = tokio::time::timeout(send_timeout, socket.send(Message::Text(text)));

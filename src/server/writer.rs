@@ -9,7 +9,7 @@ use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
 use crate::server::error::ApiError;
 use crate::server::live::LiveFeed;
-use crate::server::store::{Store, StoreError};
+use crate::server::store::{Relay, Store, StoreError};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -47,7 +47,12 @@ impl Writer {
         clock: SharedClock,
     ) -> (Writer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store.clone(), live, jobs));
+        // With a database shared by several servers, what this one commits goes to the others too.
+        let relay = store.start_relay({
+            let live = live.clone();
+            move |heard| live.deliver(heard)
+        });
+        let task = tokio::spawn(run(store.clone(), live, relay, jobs));
         let room = Arc::new(Semaphore::new(limits.write_queue_points));
         let writer = Writer {
             queue,
@@ -134,7 +139,12 @@ impl Writer {
     }
 }
 
-async fn run(store: Store, live: LiveFeed, mut jobs: mpsc::UnboundedReceiver<WriteJob>) {
+async fn run(
+    store: Store,
+    live: LiveFeed,
+    relay: Option<Relay>,
+    mut jobs: mpsc::UnboundedReceiver<WriteJob>,
+) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         let mut points = group[0].points.len();
@@ -152,7 +162,7 @@ async fn run(store: Store, live: LiveFeed, mut jobs: mpsc::UnboundedReceiver<Wri
         if let Err(e) = &result {
             tracing::error!(error = %e, points, "group commit failed; nothing of it was stored");
         }
-        let publish = result.is_ok() && live.has_subscribers();
+        let publish = result.is_ok() && (live.has_subscribers() || relay.is_some());
         let mut published = Vec::new();
         for job in group {
             if publish {
@@ -166,6 +176,9 @@ async fn run(store: Store, live: LiveFeed, mut jobs: mpsc::UnboundedReceiver<Wri
             let _ = job.done.send(result.clone());
         }
         if publish {
+            if let Some(relay) = &relay {
+                relay.send(published.clone());
+            }
             live.publish(published);
         }
     }

@@ -18,6 +18,7 @@ use crate::downsample::M4;
 use crate::model::{Series, SignalInfo};
 use crate::server::clock::{self, SharedClock};
 use crate::server::domain::{DataPoint, SignalName, Timestamp};
+pub use postgres::relay::{Heard, Relay};
 use rollup::{bucket, Interval, Source, MINUTE};
 use rows::{FiguresRow, SIGNALS_SQL, TOKENS_SQL, TOKEN_DELETE_SQL, TOKEN_INSERT_SQL};
 use std::sync::Arc;
@@ -423,6 +424,15 @@ impl Store {
                 .await?;
             Ok(done.rows_affected() == 1)
         })
+    }
+
+    /// Starts relaying live points between the servers that share this database, handing what the
+    /// others commit to `heard`; `None` for a database only this server writes (SQLite).
+    pub fn start_relay(&self, heard: impl Fn(Heard) + Send + Sync + 'static) -> Option<Relay> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(s) => Some(Relay::start(s.pool.clone(), heard)),
+        }
     }
 
     /// Succeeds when the database answers a query.

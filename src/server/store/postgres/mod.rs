@@ -9,6 +9,7 @@
 
 mod partitions;
 mod read;
+pub mod relay;
 mod retention;
 mod write;
 
