@@ -141,9 +141,49 @@ async fn a_point_posted_to_one_server_reaches_the_live_clients_of_the_other() {
     b.stop().await;
 }
 
+/// Waits for the server to close a live socket; returns the close frame's code and reason.
+async fn closed(live: &mut LiveSocket, within: Duration) -> (u16, String) {
+    use tokio_tungstenite::tungstenite::Message;
+    let frame = tokio::time::timeout(within, async {
+        loop {
+            match live.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("closed without a frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed in time")
+    .expect("a close frame");
+    (u16::from(frame.code), frame.reason.to_string())
+}
+
+type LiveSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_gone_silent_makes_the_others_clients_backfill() {
+    let (_url, a, b) = two_servers().await;
+    let (mut live, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/live", b.addr))
+        .await
+        .unwrap();
+    let body = json!({"timestamp": T0, "signals": {"before": 1}});
+    assert_eq!(a.post(&body.to_string()).await.0, 200);
+    let relayed = tokio::time::timeout(Duration::from_secs(5), live.next()).await;
+    assert!(relayed.expect("A's point on B").unwrap().is_ok());
+    // Its last commits may never have been relayed: B cannot tell, so its clients backfill.
+    a.stop().await;
+    let (code, reason) = closed(&mut live, Duration::from_secs(6)).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1013, "missed part of the live feed")
+    );
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_server_that_loses_the_relay_tells_its_live_clients_to_backfill() {
-    use tokio_tungstenite::tungstenite::Message;
     let (url, a, b) = two_servers().await;
     let (mut live, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/live", b.addr))
         .await
@@ -158,20 +198,11 @@ async fn a_server_that_loses_the_relay_tells_its_live_clients_to_backfill() {
     )
     .await;
     assert_eq!(cut, 2, "both servers listen");
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match live.next().await {
-                Some(Ok(Message::Close(frame))) => return frame,
-                Some(Ok(_)) => continue,
-                other => panic!("closed without a frame: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("closed within five seconds")
-    .expect("a close frame");
-    assert_eq!(u16::from(closed.code), 1013);
-    assert_eq!(closed.reason.as_str(), "missed part of the live feed");
+    let (code, reason) = closed(&mut live, Duration::from_secs(5)).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1013, "missed part of the live feed")
+    );
     // The relay comes back: a reconnected client hears A's next point.
     let url = format!("ws://{}/api/live?signals=after", b.addr);
     let (mut live, _) = tokio_tungstenite::connect_async(url).await.unwrap();

@@ -4,19 +4,24 @@
 //! What is known of NOTIFY shapes this: inside the ingest transaction it would take a database-wide
 //! lock at commit, so it is sent after the commit, by a task of its own; a payload stops at 8,000
 //! bytes, so points go in chunks; every listener wakes for every notification, so a server sends at
-//! most one round of them per `WINDOW`, all its commits of that window together. Whatever cannot
-//! be delivered (the sender's queue full, a notification that failed, a listener that lost its
-//! connection) becomes a gap: the servers concerned tell their live clients to reconnect and
-//! backfill from the database, so no client is left with a silent hole.
+//! most one round of them per `WINDOW`, all its commits of that window together.
+//!
+//! Whatever is not delivered becomes a gap, and a gap makes the servers concerned tell their live
+//! clients to reconnect and backfill from the database, so no client is left with a silent hole.
+//! Each server numbers its notifications: one it could not send (its queue was full, NOTIFY failed)
+//! is a number skipped, which every listener sees. A quiet server still notifies every `HEARTBEAT`,
+//! so a server that died (its last commits perhaps never relayed) is noticed by its silence. And a
+//! listener that lost its own connection has missed whatever was sent meanwhile.
 
 use crate::model::{Point, Series};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// The channel every server listens on.
@@ -31,6 +36,10 @@ const PAYLOAD_BYTES: usize = 7_000;
 const POINT_BYTES: usize = 48;
 /// Commits waiting for the sender: past this the sender is behind, and what does not fit is a gap.
 const QUEUE_COMMITS: usize = 1_024;
+/// How often a server with nothing to relay says it is still there.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long a server may stay silent before the others take it for gone.
+const SILENCE: Duration = Duration::from_secs(3);
 
 /// What a server hears from the others.
 pub enum Heard {
@@ -44,9 +53,9 @@ pub enum Heard {
 struct Payload {
     /// The sending server, which ignores its own notifications.
     from: u64,
-    /// The sender lost points before these: every listener's clients must backfill.
-    #[serde(default)]
-    gap: bool,
+    /// The sender's count of notifications: one more than its previous, unless some were lost.
+    seq: u64,
+    /// Empty in a heartbeat.
     series: Vec<Series>,
 }
 
@@ -90,35 +99,49 @@ fn server_id() -> u64 {
     }
 }
 
-/// The sender: every `WINDOW`, all commits queued so far, as few notifications as fit them.
+/// The sender: every `WINDOW`, all commits queued so far, as few notifications as fit them; an
+/// empty one after a `HEARTBEAT` of quiet.
 async fn send(
     pool: PgPool,
     me: u64,
     mut commits: mpsc::Receiver<Vec<Point>>,
     lost: Arc<AtomicBool>,
 ) {
-    while let Some(first) = commits.recv().await {
-        tokio::time::sleep(WINDOW).await;
-        let mut points = first;
-        while let Ok(more) = commits.try_recv() {
-            points.extend(more);
+    let mut seq = 0;
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    loop {
+        let points = tokio::select! {
+            commit = commits.recv() => {
+                let Some(mut points) = commit else { return };
+                tokio::time::sleep(WINDOW).await;
+                while let Ok(more) = commits.try_recv() {
+                    points.extend(more);
+                }
+                points
+            }
+            _ = heartbeat.tick() => Vec::new(),
+        };
+        if lost.swap(false, Ordering::Relaxed) {
+            // A number never sent: every listener sees the gap.
+            seq += 1;
         }
-        let gap = lost.swap(false, Ordering::Relaxed);
-        let payloads = payloads(me, gap, points);
+        let payloads = payloads(me, &mut seq, points);
         let sent = sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
             .bind(CHANNEL)
             .bind(&payloads)
             .execute(&pool)
             .await;
         if let Err(e) = sent {
+            // Their numbers are spent all the same: the listeners see the gap.
             tracing::warn!(error = %e, "could not notify the other servers; they will backfill");
-            lost.store(true, Ordering::Relaxed);
         }
+        heartbeat.reset();
     }
 }
 
-/// The points as payloads of at most `PAYLOAD_BYTES`, by signal; the first says `gap`.
-fn payloads(me: u64, gap: bool, points: Vec<Point>) -> Vec<String> {
+/// The points as payloads of at most `PAYLOAD_BYTES`, by signal, numbered from `seq` on (which is
+/// left at the next number); one empty payload for no points.
+fn payloads(me: u64, seq: &mut u64, points: Vec<Point>) -> Vec<String> {
     let mut chunks: Vec<BTreeMap<String, Series>> = vec![BTreeMap::new()];
     let mut used = 0;
     for point in points {
@@ -138,52 +161,105 @@ fn payloads(me: u64, gap: bool, points: Vec<Point>) -> Vec<String> {
     }
     chunks
         .into_iter()
-        .enumerate()
-        .map(|(i, chunk)| {
+        .map(|chunk| {
             let payload = Payload {
                 from: me,
-                gap: gap && i == 0,
+                seq: *seq,
                 series: chunk.into_values().collect(),
             };
+            *seq += 1;
             serde_json::to_string(&payload).expect("finite points always serialise")
         })
         .collect()
 }
 
-/// The listener: hands the other servers' points to `heard`, and a gap whenever it may have
-/// missed some (its connection was lost, or a sender lost some).
+/// What the listener knows of another server.
+struct Peer {
+    /// The number its next notification should have.
+    next: u64,
+    heard: Instant,
+}
+
+/// The listener: hands the other servers' points to `heard`, and a gap whenever some may have been
+/// missed: a number skipped, a server silent too long, or this listener's connection lost.
 async fn listen(pool: PgPool, me: u64, heard: impl Fn(Heard)) {
+    let (tx, mut received) = mpsc::channel(QUEUE_COMMITS);
+    // PostgreSQL's listener is not safe to cancel mid-message: it gets a task of its own.
+    tokio::spawn(receive(pool, tx));
+    let mut peers: HashMap<u64, Peer> = HashMap::new();
+    let mut check = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            received = received.recv() => match received {
+                Some(Received::Payload(payload)) if payload.from == me => {}
+                Some(Received::Payload(payload)) => {
+                    let peer = peers.entry(payload.from).or_insert(Peer {
+                        next: payload.seq,
+                        heard: Instant::now(),
+                    });
+                    if payload.seq != peer.next {
+                        heard(Heard::Gap);
+                    }
+                    *peer = Peer { next: payload.seq + 1, heard: Instant::now() };
+                    if !payload.series.is_empty() {
+                        heard(Heard::Points(points_of(payload.series)));
+                    }
+                }
+                Some(Received::Lost) => {
+                    peers.clear();
+                    heard(Heard::Gap);
+                }
+                None => return,
+            },
+            _ = check.tick() => {
+                let before = peers.len();
+                peers.retain(|_, peer| peer.heard.elapsed() < SILENCE);
+                if peers.len() < before {
+                    heard(Heard::Gap);
+                }
+            }
+        }
+    }
+}
+
+enum Received {
+    Payload(Payload),
+    /// The connection was lost: what was sent meanwhile is missed.
+    Lost,
+}
+
+/// Receives notifications as they come, reconnecting when the connection is lost.
+async fn receive(pool: PgPool, out: mpsc::Sender<Received>) {
     let mut listener = loop {
         match listen_on(&pool).await {
             Ok(listener) => break listener,
+            Err(_) if pool.is_closed() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for other servers' points; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(HEARTBEAT).await;
             }
         }
     };
     loop {
-        match listener.try_recv().await {
-            Ok(Some(notification)) => {
-                let Ok(payload) = serde_json::from_str::<Payload>(notification.payload()) else {
+        let received = match listener.try_recv().await {
+            Ok(Some(notification)) => match serde_json::from_str(notification.payload()) {
+                Ok(payload) => Received::Payload(payload),
+                Err(_) => {
                     tracing::warn!("ignoring a live notification that is not a relay payload");
                     continue;
-                };
-                if payload.from == me {
-                    continue;
                 }
-                if payload.gap {
-                    heard(Heard::Gap);
-                }
-                heard(Heard::Points(points_of(payload.series)));
-            }
-            // The connection was lost and will be made again: what was sent meanwhile is lost.
-            Ok(None) => heard(Heard::Gap),
+            },
+            // Made again at the next `try_recv`.
+            Ok(None) => Received::Lost,
+            Err(_) if pool.is_closed() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "lost the relay's connection; clients will backfill");
-                heard(Heard::Gap);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(HEARTBEAT).await;
+                Received::Lost
             }
+        };
+        if out.send(received).await.is_err() {
+            return;
         }
     }
 }
@@ -221,13 +297,15 @@ mod tests {
                 value: -1.234_567_890_123_456_7e-300 * i as f64,
             })
             .collect();
-        let payloads = payloads(42, true, points.clone());
+        let mut seq = 7;
+        let payloads = payloads(42, &mut seq, points.clone());
         assert!(payloads.len() > 1);
+        assert_eq!(seq, 7 + payloads.len() as u64, "the next number");
         let mut back = Vec::new();
         for (i, text) in payloads.iter().enumerate() {
             assert!(text.len() < 8_000, "{}", text.len());
             let payload: Payload = serde_json::from_str(text).unwrap();
-            assert_eq!((payload.from, payload.gap), (42, i == 0));
+            assert_eq!((payload.from, payload.seq), (42, 7 + i as u64));
             back.extend(points_of(payload.series));
         }
         let key = |p: &Point| (p.signal.clone(), p.timestamp);
