@@ -113,6 +113,35 @@ pub async fn a_write_reads_back_in_time_order_by_signal(open: Opener) {
     store.close().await;
 }
 
+pub async fn any_finite_value_reads_back_to_the_last_bit(open: Opener) {
+    let Opened {
+        store,
+        database: _keep,
+    } = open(Retention::default(), clock_at(NOW)).await;
+    let values = [
+        f64::MAX,
+        f64::MIN,
+        f64::MIN_POSITIVE,
+        5e-324,
+        -0.0,
+        0.1 + 0.2,
+        -7.777777707777778e-299,
+        123_456_789.123_456_79,
+    ];
+    let points: Vec<DataPoint> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| point("exact", HOUR0 + i as i64, v))
+        .collect();
+    write(&store, &points).await;
+    // Again, replacing each: the path for points that are not the newest.
+    write(&store, &points).await;
+    let answer = raw(&store, HOUR0, HOUR0 + 10).await;
+    let bits = |values: &[f64]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&answer[0].values), bits(&values));
+    store.close().await;
+}
+
 pub async fn the_same_signal_and_time_again_overwrites_and_counts_once(open: Opener) {
     let Opened {
         store,
@@ -376,6 +405,7 @@ macro_rules! conformance {
             use super::*;
 
             behaviours!($open;
+                any_finite_value_reads_back_to_the_last_bit,
                 a_write_reads_back_in_time_order_by_signal,
                 the_same_signal_and_time_again_overwrites_and_counts_once,
                 raw_reads_stop_one_past_the_limit_and_decimated_ones_keep_every_extreme,

@@ -86,12 +86,23 @@ impl PostgresStore {
     async fn commit(&self, rows: &[Row], raw_cutoff: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let series: Vec<i64> = dedup_series(rows);
-        sqlx::query("SELECT id FROM series WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&series)
-            .execute(&mut *tx)
-            .await?;
+        let newest: foldhash::HashMap<SeriesId, i64> = sqlx::query_as::<_, Newest>(
+            "SELECT id, last_ts FROM series WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&series)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .filter_map(|row| Some((row.id, row.last_ts?)))
+        .collect();
         let (old, raw): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| r.ts < raw_cutoff);
-        let replaced = insert_points(&mut tx, &raw).await?;
+        // A point after its signal's newest cannot replace one: most writes only append, and
+        // appending is a plain COPY. The others may replace a stored point.
+        let (appended, others): (Vec<&Row>, Vec<&Row>) = raw
+            .iter()
+            .partition(|r| newest.get(&r.series).is_none_or(|&last| r.ts > last));
+        copy_points(&mut tx, &appended).await?;
+        let replaced = upsert_points(&mut tx, &others).await?;
         let mut changes = Changes::default();
         for row in &old {
             changes.added(row.series, row.ts, row.value);
@@ -127,10 +138,36 @@ struct ReplacedRow {
     ts: i64,
 }
 
-/// Step 4: inserts raw points, replacing stored ones of the same key. Returns the keys replaced.
+/// A signal's newest stored point, as the lock reads it.
+#[derive(sqlx::FromRow)]
+struct Newest {
+    id: SeriesId,
+    last_ts: Option<i64>,
+}
+
+/// Step 4a: stores points that replace nothing, with COPY (text format: a float's shortest
+/// round-trip spelling, which PostgreSQL reads back exactly).
+async fn copy_points(conn: &mut PgConnection, rows: &[&Row]) -> Result<(), StoreError> {
+    use std::fmt::Write;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::with_capacity(rows.len() * 40);
+    for row in rows {
+        let _ = writeln!(text, "{}\t{}\t{:?}", row.series.0, row.ts, row.value);
+    }
+    let mut copy = conn
+        .copy_in_raw("COPY points (series_id, ts, value) FROM STDIN")
+        .await?;
+    copy.send(text.as_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Step 4b: stores points that may replace stored ones of the same key. Returns the keys replaced.
 /// The statement's parts share one snapshot: the update sees only the rows stored before it, the
 /// ones the insert skipped. (The signals are locked, so no other write adds any meanwhile.)
-async fn insert_points(
+async fn upsert_points(
     conn: &mut PgConnection,
     raw: &[&Row],
 ) -> Result<foldhash::HashSet<(SeriesId, i64)>, StoreError> {
