@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Installs what building (and, with --test, testing) Signalboard needs, skipping whatever is already
 # there, so it is cheap to run before every build. Versions and sources are the ones that work here; the
-# comment by each says why. Usage: scripts/setup.sh [--release] [--test]
+# comment by each says why. Usage: scripts/setup.sh [--release] [--test] [--scale]
+# (--scale: PostgreSQL and nginx, for deploy/scaled.sh; --test includes it.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/target/tools/node_modules/.bin:$PATH"
 
 CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 needs a newer rustc than 1.95
 BINARYEN_VERSION=132.0.0      # npm's wasm-opt; Debian's (108) silently breaks hydration
-release=false test=false
+release=false test=false scale=false
 for arg in "$@"; do
   case "$arg" in
     --release) release=true ;;
-    --test) test=true ;;
-    *) echo "usage: $0 [--release] [--test]" >&2; exit 2 ;;
+    --test) test=true scale=true ;;
+    --scale) scale=true ;;
+    *) echo "usage: $0 [--release] [--test] [--scale]" >&2; exit 2 ;;
   esac
 done
 
@@ -42,16 +44,22 @@ if $release && ! wasm-opt --version 2>/dev/null | grep -q "version ${BINARYEN_VE
   npm install --silent --no-save --no-package-lock --prefix target/tools "binaryen@$BINARYEN_VERSION"
 fi
 
+if $scale; then
+  missing=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "installing Debian's ${missing[*]} (several servers on one PostgreSQL, behind nginx)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+fi
+
 if $test; then
   if ! command -v chromium >/dev/null; then
     step "installing Debian's chromium for the browser tests"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
-  fi
-  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    step "installing Debian's postgresql for the PostgreSQL store's tests"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
   fi
   if [ ! -d end2end/node_modules/@playwright/test ]; then
     step "installing Playwright (no browser download: the tests use /usr/bin/chromium)"

@@ -1,6 +1,7 @@
 // Starts and stops real Signalboard servers for the browser tests: the binary that `cargo leptos build`
 // made, run from the repository root (so it finds Leptos.toml and target/site), on a free port, over a
-// SQLite file in a fresh temporary directory.
+// SQLite file in a fresh temporary directory, or a new database of the PostgreSQL cluster that
+// `make test` starts; and nginx in front of several of them, as deploy/nginx.sh runs it.
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -23,6 +24,15 @@ export function tempDatabase(): string {
   return `sqlite://${path.join(dir, "e2e.db")}`;
 }
 
+/** A new database on the test PostgreSQL cluster (`SIGNALBOARD_TEST_POSTGRES`); returns its URL. */
+export function postgresDatabase(): string {
+  const cluster = process.env.SIGNALBOARD_TEST_POSTGRES;
+  if (!cluster) throw new Error("SIGNALBOARD_TEST_POSTGRES names no PostgreSQL cluster: run `make test`");
+  const name = `e2e_${process.pid}_${Date.now()}`;
+  execFileSync("psql", ["-q", cluster, "-c", `CREATE DATABASE ${name}`]);
+  return cluster.replace(/\/[^/]*$/, `/${name}`);
+}
+
 /** Makes an access token with the real `signalboard token create`; returns the token. */
 export function createToken(database: string, name: string, scope: "read" | "write" | "admin"): string {
   const args = ["token", "create", "--name", name, "--scope", scope, "--database-url", database];
@@ -40,6 +50,21 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Waits until `url` answers 200, or `child` exits. */
+async function healthy(child: ChildProcess, url: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`${url} did not answer`);
+}
+
 export class Server {
   constructor(
     readonly process: ChildProcess,
@@ -53,17 +78,23 @@ export class Server {
       stdio: ["ignore", "inherit", "inherit"],
     });
     const server = new Server(child, `http://127.0.0.1:${port}`);
-    for (let i = 0; i < 200; i++) {
-      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-      try {
-        if ((await fetch(`${server.url}/healthz`)).ok) return server;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    child.kill("SIGKILL");
-    throw new Error("server did not become healthy");
+    await healthy(child, `${server.url}/healthz`);
+    return server;
+  }
+
+  /** nginx (deploy/nginx.sh) on a free port in front of `backends`, as a server to post to. */
+  static async balancing(backends: Server[]): Promise<Server> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "signalboard-e2e-nginx-"));
+    folders.push(dir);
+    const port = await freePort();
+    const addresses = backends.map((b) => new URL(b.url).host);
+    const child = spawn(path.join(root, "deploy", "nginx.sh"), [dir, String(port), ...addresses], {
+      cwd: root,
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    const server = new Server(child, `http://127.0.0.1:${port}`);
+    await healthy(child, `${server.url}/healthz`);
+    return server;
   }
 
   /** POSTs samples to the ingest API and checks they were committed. */

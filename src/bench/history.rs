@@ -2,7 +2,7 @@
 //! last hour raw and the whole range at `max_points=1000` timed from a client (beside VictoriaMetrics
 //! fed the same points, with `--victoria-metrics`), the signal list, and ingest with retention at work.
 
-use super::servers::{file_bytes, OwnServer, Victoria};
+use super::servers::{BenchDatabase, OwnServer, Victoria};
 use super::{ms, BenchArgs};
 use anyhow::bail;
 use axum::body::Bytes;
@@ -15,9 +15,8 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     use signalboard::server::domain::{DataPoint, SignalName, Timestamp, Value};
     use signalboard::server::store::{Retention, Store};
 
-    let dir = tempfile::tempdir()?;
-    let database = dir.path().join("history.db");
-    let url = format!("sqlite://{}", database.display());
+    let database = BenchDatabase::new(args.database_url.as_deref()).await?;
+    let url = database.url.clone();
     let now = Timestamp::now().millis();
     let start = now - i64::from(args.days) * DAY;
 
@@ -47,7 +46,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let hours = store.pack(now).await?;
     let packing = began.elapsed();
     store.close().await;
-    let bytes = file_bytes(&database);
+    let bytes = database.bytes().await?;
 
     println!("| phase | figure |\n|---|---|");
     println!(
@@ -73,7 +72,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let server = OwnServer::start(dir, database, args.durability).await?;
+    let server = OwnServer::start(&url, args.durability).await?;
     let client = reqwest::Client::builder().gzip(true).build()?;
     // Ranges ending at the data's last point, not at the clock's now, so that both servers answer the
     // same points: the narrowest the dashboard offers, the hour, the widest still answered from raw
@@ -160,7 +159,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         history.series.len()
     );
     // Alone with the database: the server's own retention pass must not compete.
-    let _dir = server.stop().await?.1;
+    server.stop().await?;
     retention_bench(&url, args.durability, now).await
 }
 

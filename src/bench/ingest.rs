@@ -5,10 +5,13 @@
 //! 3. single-sample POSTs at a fixed offered rate (`--rate` requests/s, open loop: latency is counted
 //!    from when a request was due, so a stalled server cannot hide its stall);
 //!
-//! then, for its own server, stops it gracefully (SQLite checkpoints the WAL) and reports the database
-//! file's bytes per stored point and the server's peak RSS.
+//! 4. with `--servers 2` or more (on `--database-url`, PostgreSQL): the time from a post on one server
+//!    to the WebSocket message on another, at `--rate` points/s;
+//!
+//! then, for its own servers, stops them gracefully (SQLite checkpoints the WAL) and reports the
+//! database's bytes per stored point and the servers' peak RSS.
 
-use super::servers::{OwnServer, Victoria};
+use super::servers::{BenchDatabase, OwnServer, Victoria};
 use super::{ms, BenchArgs};
 use anyhow::bail;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -23,45 +26,58 @@ enum Format {
 }
 
 pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let own = match &args.url {
-        Some(_) => None,
-        None => {
-            let dir = tempfile::tempdir()?;
-            let database = dir.path().join("bench.db");
-            Some(OwnServer::start(dir, database, args.durability).await?)
+    if args.servers > 1 && args.database_url.is_none() {
+        bail!(
+            "--servers {} needs --database-url: servers share a PostgreSQL database",
+            args.servers
+        );
+    }
+    let database = BenchDatabase::new(args.database_url.as_deref()).await?;
+    let mut own = Vec::new();
+    if args.url.is_none() {
+        for _ in 0..args.servers.max(1) {
+            own.push(OwnServer::start(&database.url, args.durability).await?);
         }
+    }
+    let bases: Vec<String> = match &args.url {
+        Some(url) => vec![url.trim_end_matches('/').to_owned()],
+        None => own.iter().map(|server| server.url.clone()).collect(),
     };
-    let base = match (&args.url, &own) {
-        (Some(url), _) => url.trim_end_matches('/').to_owned(),
-        (None, Some(server)) => server.url.clone(),
-        (None, None) => unreachable!("a server was started above"),
-    };
+    let base = bases[0].clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections.max(8))
         .build()?;
-    let ingest = format!("{base}/api/telemetry");
+    let at = |path: &str| -> Vec<String> { bases.iter().map(|b| format!("{b}{path}")).collect() };
+    let ingest = at("/api/telemetry");
     // Timestamps start a day ago and only grow, so no request overwrites another's points.
     let clock = Arc::new(AtomicI64::new(
         chrono::Utc::now().timestamp_millis() - signalboard::model::DAY,
     ));
 
+    let store = match &args.database_url {
+        Some(_) => "PostgreSQL",
+        None => "SQLite",
+    };
+    let servers = bases.len();
     println!("| phase | figure |\n|---|---|");
     let json_rate = batch_phase(&client, &ingest, &args, &clock, Format::Json).await?;
     println!(
-        "| JSON batch ingest, {} signals, 1,000 points/request, 4 clients | {json_rate:.0} points/s |",
-        args.signals
+        "| JSON batch ingest, {} signals, 1,000 points/request, {} clients, {servers} server(s), {store} | {json_rate:.0} points/s |",
+        args.signals,
+        4 * servers
     );
-    let write = format!("{base}/api/v2/write");
+    let write = at("/api/v2/write");
     let lp_rate = batch_phase(&client, &write, &args, &clock, Format::LineProtocol).await?;
     println!(
-        "| line-protocol batch ingest, {} signals, 1,000 lines/request, 4 clients | {lp_rate:.0} points/s |",
-        args.signals
+        "| line-protocol batch ingest, {} signals, 1,000 lines/request, {} clients, {servers} server(s), {store} | {lp_rate:.0} points/s |",
+        args.signals,
+        4 * servers
     );
     if args.victoria_metrics {
         let vm = Victoria::start().await?;
         let vm_rate = batch_phase(
             &client,
-            &vm.write_url(),
+            &[vm.write_url()],
             &args,
             &clock,
             Format::LineProtocol,
@@ -73,20 +89,31 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
 
-    let saturation = single_phase(&client, &ingest, &args, &clock, None).await;
+    let saturation = single_phase(&client, &ingest[0], &args, &clock, None).await;
     println!(
         "| single-sample POST, {} clients, saturation | {} |",
         args.connections,
         saturation.summary()
     );
-    let fixed = single_phase(&client, &ingest, &args, &clock, Some(args.rate)).await;
+    let fixed = single_phase(&client, &ingest[0], &args, &clock, Some(args.rate)).await;
     println!(
         "| single-sample POST, {} req/s offered | {} |",
         args.rate,
         fixed.summary()
     );
+    if servers > 1 {
+        let relayed = relay_phase(&client, &bases, &args, &clock).await?;
+        println!(
+            "| post on one server → WebSocket message on another, {} points/s | p50 {} / p99 {}; {} of {} points |",
+            args.rate,
+            ms(relayed.percentile(0.50)),
+            ms(relayed.percentile(0.99)),
+            relayed.ok,
+            relayed.ok + relayed.failed
+        );
+    }
 
-    if let Some(server) = own {
+    if !own.is_empty() {
         let stored: u64 = client
             .get(format!("{base}/api/signals"))
             .send()
@@ -96,21 +123,29 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .iter()
             .map(|s| s.points)
             .sum();
-        let peak_rss = server.peak_rss_kib()?;
-        let (bytes, _) = server.stop().await?;
+        let mut peak_rss = 0;
+        for server in own {
+            peak_rss = peak_rss.max(server.peak_rss_kib()?);
+            server.stop().await?;
+        }
+        let bytes = database.bytes().await?;
         println!(
             "| database after checkpoint | {bytes} bytes / {stored} points = {:.1} bytes/point |",
             bytes as f64 / stored as f64
         );
-        println!("| server peak RSS | {:.1} MB |", peak_rss as f64 / 1024.0);
+        println!(
+            "| server peak RSS (largest) | {:.1} MB |",
+            peak_rss as f64 / 1024.0
+        );
     }
     Ok(())
 }
 
-/// Sends `args.points` points in 1,000-point requests from 4 concurrent clients; returns points/s.
+/// Sends `args.points` points in 1,000-point requests from 4 concurrent clients per URL; returns
+/// points/s.
 async fn batch_phase(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     args: &BenchArgs,
     clock: &Arc<AtomicI64>,
     format: Format,
@@ -131,10 +166,10 @@ async fn batch_phase(
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
     let mut clients = Vec::new();
-    for _ in 0..4 {
+    for i in 0..4 * urls.len() {
         let (client, url, next, clock, signals) = (
             client.clone(),
-            url.to_owned(),
+            urls[i % urls.len()].clone(),
             next.clone(),
             clock.clone(),
             signals.clone(),
@@ -308,4 +343,78 @@ async fn single_phase(
     outcome.elapsed = start.elapsed().max(duration);
     outcome.latencies.sort();
     outcome
+}
+
+/// Single points posted to the first server at `args.rate` per second for `args.seconds`, each timed
+/// from its post until a WebSocket client of the second server receives it.
+async fn relay_phase(
+    client: &reqwest::Client,
+    bases: &[String],
+    args: &BenchArgs,
+    clock: &Arc<AtomicI64>,
+) -> anyhow::Result<Outcome> {
+    use futures::StreamExt;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    let live = bases[1].replacen("http://", "ws://", 1) + "/api/live?signals=bench.relay";
+    let (mut socket, _) = tokio_tungstenite::connect_async(live).await?;
+    let sent: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let latencies = tokio::spawn({
+        let sent = sent.clone();
+        async move {
+            let mut latencies = Vec::new();
+            loop {
+                let message = tokio::select! {
+                    _ = &mut stopped => break,
+                    message = socket.next() => match message {
+                        Some(Ok(message)) => message,
+                        _ => break,
+                    },
+                };
+                let Ok(text) = message.to_text() else {
+                    continue;
+                };
+                let Ok(message) = serde_json::from_str::<signalboard::model::LiveMessage>(text)
+                else {
+                    continue;
+                };
+                let sent = sent.lock().unwrap_or_else(|e| e.into_inner());
+                for point in message.points {
+                    if let Some(at) = sent.get(&point.timestamp) {
+                        latencies.push(at.elapsed());
+                    }
+                }
+            }
+            latencies
+        }
+    });
+    let url = format!("{}/api/telemetry", bases[0]);
+    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let total = args.seconds * u64::from(args.rate);
+    let start = Instant::now();
+    let mut posts = tokio::task::JoinSet::new();
+    for n in 0..total {
+        tokio::time::sleep_until((start + period * n as u32).into()).await;
+        let t = clock.fetch_add(1, Ordering::Relaxed);
+        sent.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(t, Instant::now());
+        let body = format!("{{\"timestamp\":{t},\"signals\":{{\"bench.relay\":1}}}}");
+        let post = client.post(&url).header("content-type", "application/json");
+        posts.spawn(post.body(body).send());
+    }
+    while posts.join_next().await.is_some() {}
+    // Stragglers: a relay window and then some.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = stop.send(());
+    let mut latencies = latencies.await?;
+    latencies.sort();
+    Ok(Outcome {
+        ok: latencies.len() as u64,
+        failed: total - latencies.len() as u64,
+        elapsed: start.elapsed(),
+        latencies,
+    })
 }

@@ -16,6 +16,14 @@ pub struct BenchArgs {
     /// Benchmark a running server at this base URL (e.g. http://127.0.0.1:3000) instead of starting one.
     #[arg(long)]
     pub url: Option<String>,
+    /// Store in a new database on this PostgreSQL cluster (postgres://USER@HOST:PORT/postgres, e.g.
+    /// one of `scripts/postgres.sh start`) instead of a new SQLite file.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Servers sharing the database (PostgreSQL only), the clients spread evenly over them; with two
+    /// or more, also the time from a post on one server to the WebSocket message on another.
+    #[arg(long, default_value_t = 1)]
+    pub servers: usize,
     /// Points to send in the batch phase.
     #[arg(long, default_value_t = 1_000_000)]
     pub points: u64,

@@ -5,16 +5,68 @@ use signalboard::server::store::Durability;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The bytes a SQLite database occupies: the file and, if any, its WAL and shared-memory files.
-pub(super) fn file_bytes(database: &std::path::Path) -> u64 {
-    ["", "-wal", "-shm"]
-        .iter()
-        .map(|suffix| {
-            let mut path = database.as_os_str().to_owned();
-            path.push(suffix);
-            std::fs::metadata(&path).map_or(0, |m| m.len())
+/// Where a benchmark stores: a new SQLite file in a temporary folder, or a new database on the
+/// PostgreSQL cluster `--database-url` names.
+pub(super) struct BenchDatabase {
+    pub(super) url: String,
+    /// The SQLite file, if it is one.
+    file: Option<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchDatabase {
+    pub(super) async fn new(cluster: Option<&str>) -> anyhow::Result<BenchDatabase> {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir()?;
+        let Some(cluster) = cluster else {
+            let file = dir.path().join("bench.db");
+            return Ok(BenchDatabase {
+                url: format!("sqlite://{}", file.display()),
+                file: Some(file),
+                _dir: dir,
+            });
+        };
+        let name = format!(
+            "bench_{}_{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp()
+        );
+        let mut admin = sqlx::PgConnection::connect(cluster)
+            .await
+            .context("connecting to --database-url")?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let (base, _) = cluster
+            .rsplit_once('/')
+            .context("--database-url names no database")?;
+        Ok(BenchDatabase {
+            url: format!("{base}/{name}"),
+            file: None,
+            _dir: dir,
         })
-        .sum()
+    }
+
+    /// The bytes the database occupies: a SQLite file with its WAL and shared-memory files, or
+    /// PostgreSQL's own count of the database's files.
+    pub(super) async fn bytes(&self) -> anyhow::Result<u64> {
+        use sqlx::Connection;
+        let Some(file) = &self.file else {
+            let mut db = sqlx::PgConnection::connect(&self.url).await?;
+            let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                .fetch_one(&mut db)
+                .await?;
+            return Ok(u64::try_from(bytes)?);
+        };
+        Ok(["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| {
+                let mut path = file.as_os_str().to_owned();
+                path.push(suffix);
+                std::fs::metadata(&path).map_or(0, |m| m.len())
+            })
+            .sum())
+    }
 }
 
 /// Polls `url` every 25 ms until it answers 2xx, at most `tries` times: a server just started is not
@@ -205,28 +257,21 @@ fn seconds(millis: i64) -> String {
     format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
 }
 
-/// A `signalboard serve` child process on a fresh database.
+/// A `signalboard serve` child process.
 pub(super) struct OwnServer {
     child: tokio::process::Child,
     pub(super) url: String,
-    database: PathBuf,
-    dir: tempfile::TempDir,
 }
 
 impl OwnServer {
-    /// Serves `database` (a file in `dir`, which the server owns from now on).
-    pub(super) async fn start(
-        dir: tempfile::TempDir,
-        database: PathBuf,
-        durability: Durability,
-    ) -> anyhow::Result<OwnServer> {
+    /// Serves the database at `database` (a URL).
+    pub(super) async fn start(database: &str, durability: Durability) -> anyhow::Result<OwnServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let child = tokio::process::Command::new(std::env::current_exe()?)
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-            .arg("--database-url")
-            .arg(format!("sqlite://{}", database.display()))
+            .args(["--database-url", database])
             .arg("--durability")
             .arg(durability.name())
             .env("RUST_LOG", "warn")
@@ -236,8 +281,6 @@ impl OwnServer {
         let server = OwnServer {
             child,
             url: format!("http://127.0.0.1:{port}"),
-            database,
-            dir,
         };
         wait_healthy(
             &format!("{}/healthz", server.url),
@@ -262,14 +305,14 @@ impl OwnServer {
             .context("no VmHWM in /proc/PID/status")
     }
 
-    /// Stops the server with SIGTERM (a graceful shutdown checkpoints the WAL into the database file) and
-    /// returns the bytes the database then occupies, and its directory (deleted when dropped).
-    pub(super) async fn stop(mut self) -> anyhow::Result<(u64, tempfile::TempDir)> {
+    /// Stops the server with SIGTERM: a graceful shutdown (SQLite checkpoints the WAL into the
+    /// database file).
+    pub(super) async fn stop(mut self) -> anyhow::Result<()> {
         let pid = self.pid()?;
         std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()?;
         self.child.wait().await?;
-        Ok((file_bytes(&self.database), self.dir))
+        Ok(())
     }
 }
