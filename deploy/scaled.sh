@@ -12,6 +12,7 @@ cargo leptos build --release
 
 # Under /tmp: the cluster runs as the `postgres` user, who may not reach into the checkout.
 dir=$(mktemp -d /tmp/signalboard-scaled.XXXXXX)
+chmod 711 "$dir"
 pids=()
 stop() {
   kill "${pids[@]}" 2>/dev/null || true
