@@ -51,7 +51,8 @@ impl PostgresStore {
             Durability::Fsync => "on",
         };
         let options = PgConnectOptions::from_str(url)?
-            .options([("synchronous_commit", synchronous_commit)])
+            // JIT compiling took longer than the queries it would speed up (each reads one index).
+            .options([("synchronous_commit", synchronous_commit), ("jit", "off")])
             .application_name("signalboard");
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)

@@ -185,13 +185,12 @@ struct Peer {
 async fn listen(pool: PgPool, me: u64, heard: impl Fn(Heard)) {
     let (tx, mut received) = mpsc::channel(QUEUE_COMMITS);
     // PostgreSQL's listener is not safe to cancel mid-message: it gets a task of its own.
-    tokio::spawn(receive(pool, tx));
+    tokio::spawn(receive(pool, me, tx));
     let mut peers: HashMap<u64, Peer> = HashMap::new();
     let mut check = tokio::time::interval(HEARTBEAT);
     loop {
         tokio::select! {
             received = received.recv() => match received {
-                Some(Received::Payload(payload)) if payload.from == me => {}
                 Some(Received::Payload(payload)) => {
                     let peer = peers.entry(payload.from).or_insert(Peer {
                         next: payload.seq,
@@ -229,7 +228,9 @@ enum Received {
 }
 
 /// Receives notifications as they come, reconnecting when the connection is lost.
-async fn receive(pool: PgPool, out: mpsc::Sender<Received>) {
+async fn receive(pool: PgPool, me: u64, out: mpsc::Sender<Received>) {
+    // A payload's first field is its sender: this server's own are dropped before parsing.
+    let mine = format!("{{\"from\":{me},");
     let mut listener = loop {
         match listen_on(&pool).await {
             Ok(listener) => break listener,
@@ -242,6 +243,7 @@ async fn receive(pool: PgPool, out: mpsc::Sender<Received>) {
     };
     loop {
         let received = match listener.try_recv().await {
+            Ok(Some(notification)) if notification.payload().starts_with(&mine) => continue,
             Ok(Some(notification)) => match serde_json::from_str(notification.payload()) {
                 Ok(payload) => Received::Payload(payload),
                 Err(_) => {
@@ -304,6 +306,10 @@ mod tests {
         let mut back = Vec::new();
         for (i, text) in payloads.iter().enumerate() {
             assert!(text.len() < 8_000, "{}", text.len());
+            assert!(
+                text.starts_with("{\"from\":42,"),
+                "the sender first: {text:.20}"
+            );
             let payload: Payload = serde_json::from_str(text).unwrap();
             assert_eq!((payload.from, payload.seq), (42, 7 + i as u64));
             back.extend(points_of(payload.series));
