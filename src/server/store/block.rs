@@ -28,11 +28,18 @@ pub struct Packed {
 
 /// A stored block that does not unpack: the database file was damaged or written by something else.
 #[derive(Debug)]
-pub struct CorruptBlock(pub i64);
+pub struct CorruptBlock {
+    /// Where the block starts.
+    pub first: i64,
+}
 
 impl fmt::Display for CorruptBlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the block of points starting at {} is damaged", self.0)
+        write!(
+            f,
+            "the block of points starting at {} is damaged",
+            self.first
+        )
     }
 }
 
@@ -83,7 +90,7 @@ fn put_point(data: &mut Vec<u8>, delta: i64, v: f64) {
 
 /// Appends the points of the block that starts at `first` to `out`.
 pub fn unpack(first: i64, data: &[u8], out: &mut Points) -> Result<(), CorruptBlock> {
-    let corrupt = || CorruptBlock(first);
+    let corrupt = || CorruptBlock { first };
     let (mut t, mut rest) = (first, data);
     while !rest.is_empty() {
         let (delta, after) = take_varint(rest).ok_or_else(corrupt)?;

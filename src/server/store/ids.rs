@@ -8,17 +8,21 @@ use foldhash::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Default)]
-pub(super) struct SeriesIds(Mutex<HashMap<Arc<str>, SeriesId>>);
+pub(super) struct SeriesIds {
+    by_name: Mutex<HashMap<Arc<str>, SeriesId>>,
+}
 
 impl SeriesIds {
     pub fn of(rows: Vec<SeriesRow>) -> SeriesIds {
         let ids = rows.into_iter().map(|row| (row.name.into(), row.id));
-        SeriesIds(Mutex::new(ids.collect()))
+        SeriesIds {
+            by_name: Mutex::new(ids.collect()),
+        }
     }
 
     /// The map itself (a panic elsewhere while holding it leaves it whole: it is only ever added to).
     pub fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, SeriesId>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.by_name.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn add(&self, rows: impl IntoIterator<Item = SeriesRow>) {

@@ -85,7 +85,7 @@ impl PostgresStore {
     /// `raw_cutoff` go to the rollups only.
     async fn commit(&self, rows: &[Row], raw_cutoff: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let series: Vec<i64> = dedup_series(rows);
+        let series = dedup_series(rows);
         let newest: foldhash::HashMap<SeriesId, i64> = sqlx::query_as::<_, Newest>(
             "SELECT id, last_ts FROM series WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         )
@@ -125,8 +125,8 @@ impl PostgresStore {
 }
 
 /// The distinct series of `rows` (sorted by series), in order.
-fn dedup_series(rows: &[Row]) -> Vec<i64> {
-    let mut series: Vec<i64> = rows.iter().map(|r| r.series.0).collect();
+fn dedup_series(rows: &[Row]) -> Vec<SeriesId> {
+    let mut series: Vec<SeriesId> = rows.iter().map(|r| r.series).collect();
     series.dedup();
     series
 }
@@ -145,21 +145,34 @@ struct Newest {
     last_ts: Option<i64>,
 }
 
-/// Step 4a: stores points that replace nothing, with COPY (text format: a float's shortest
-/// round-trip spelling, which PostgreSQL reads back exactly).
+/// Step 4a: stores points that replace nothing, with COPY in PostgreSQL's binary format: no text
+/// to format here and parse there, and every value exactly as it is.
 async fn copy_points(conn: &mut PgConnection, rows: &[&Row]) -> Result<(), StoreError> {
-    use std::fmt::Write;
     if rows.is_empty() {
         return Ok(());
     }
-    let mut text = String::with_capacity(rows.len() * 40);
+    // The format's signature, flags and header extension length; then a tuple per row, each field
+    // with its byte length, big-endian; then -1.
+    let mut data = Vec::with_capacity(19 + rows.len() * 38 + 2);
+    data.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    data.extend_from_slice(&[0; 8]);
     for row in rows {
-        let _ = writeln!(text, "{}\t{}\t{:?}", row.series.0, row.ts, row.value);
+        let SeriesId(id) = row.series;
+        data.extend_from_slice(&3_i16.to_be_bytes());
+        for field in [
+            id.to_be_bytes(),
+            row.ts.to_be_bytes(),
+            row.value.to_be_bytes(),
+        ] {
+            data.extend_from_slice(&8_i32.to_be_bytes());
+            data.extend_from_slice(&field);
+        }
     }
+    data.extend_from_slice(&(-1_i16).to_be_bytes());
     let mut copy = conn
-        .copy_in_raw("COPY points (series_id, ts, value) FROM STDIN")
+        .copy_in_raw("COPY points (series_id, ts, value) FROM STDIN (FORMAT binary)")
         .await?;
-    copy.send(text.as_bytes()).await?;
+    copy.send(data).await?;
     copy.finish().await?;
     Ok(())
 }
@@ -174,7 +187,7 @@ async fn upsert_points(
     if raw.is_empty() {
         return Ok(Default::default());
     }
-    let series: Vec<i64> = raw.iter().map(|r| r.series.0).collect();
+    let series: Vec<SeriesId> = raw.iter().map(|r| r.series).collect();
     let ts: Vec<i64> = raw.iter().map(|r| r.ts).collect();
     let values: Vec<f64> = raw.iter().map(|r| r.value).collect();
     let replaced: Vec<ReplacedRow> = sqlx::query_as(
@@ -198,7 +211,7 @@ async fn upsert_points(
 /// Column arrays of rollup rows, for `unnest`: one statement whatever their number.
 #[derive(Default)]
 struct RollupColumns {
-    series: Vec<i64>,
+    series: Vec<SeriesId>,
     bucket: Vec<i64>,
     count: Vec<i64>,
     sum: Vec<f64>,
@@ -221,7 +234,7 @@ impl RollupColumns {
             delta: a,
         } in merges
         {
-            c.series.push(series.0);
+            c.series.push(*series);
             c.bucket.push(*bucket);
             c.count.push(a.count);
             c.sum.push(a.sum);
@@ -440,10 +453,8 @@ struct Rebuild<'c> {
 }
 
 /// (series, bucket) keys as two column arrays.
-fn keys(keys: &std::collections::BTreeSet<(SeriesId, i64)>) -> (Vec<i64>, Vec<i64>) {
-    keys.iter()
-        .map(|&(series, bucket)| (series.0, bucket))
-        .unzip()
+fn keys(keys: &std::collections::BTreeSet<(SeriesId, i64)>) -> (Vec<SeriesId>, Vec<i64>) {
+    keys.iter().copied().unzip()
 }
 
 /// Step 7: each signal's raw points added (not replacing stored ones) and its newest point. Last,
@@ -461,7 +472,7 @@ async fn update_figures(
             .filter(|r| r.ts >= raw_cutoff && !replaced.contains(&(r.series, r.ts)))
             .count();
         let newest = series[series.len() - 1];
-        ids.push(newest.series.0);
+        ids.push(newest.series);
         added.push(new as i64);
         ts.push(newest.ts);
         values.push(newest.value);
