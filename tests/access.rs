@@ -79,7 +79,13 @@ async fn once_a_token_exists_every_api_needs_one_of_the_right_scope() {
     let v2 = server.url("/api/v2/write");
     let token = |t: &str| format!("Token {t}");
     let write = |url: &str, signal: &str| client.post(url).body(line(signal));
-    assert_eq!(status(write(&v2, "none")).await, 401);
+    let refused = write(&v2, "none").send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    // In InfluxDB's shape, so its clients' exceptions say why.
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(refused["code"], "unauthorized", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("access token"), "{message}");
     assert_eq!(
         status(write(&v2, "read").header("authorization", token(&reader))).await,
         403

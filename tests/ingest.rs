@@ -81,8 +81,8 @@ async fn a_partly_bad_line_protocol_batch_is_refused_whole() {
     for (path, body, needle) in [
         (
             "/api/v2/write?precision=ms",
-            format!("m v=1 {T0_MS}\nm note=\"hi\" {T0_MS}"),
-            "line 2: field \"note\": string fields",
+            format!("m v=1 {T0_MS}\nm note=\"hi {T0_MS}"),
+            "line 2: field \"note\": a string field is not closed",
         ),
         (
             "/api/v2/write?precision=ms",
@@ -103,8 +103,47 @@ async fn a_partly_bad_line_protocol_batch_is_refused_whole() {
             error["error"].as_str().unwrap().contains(needle),
             "{body}: {error}"
         );
+        // InfluxDB's clients read `code` and `message`.
+        assert_eq!(error["code"], "invalid", "{error}");
+        assert_eq!(error["message"], error["error"]);
     }
     assert!(signal_names(&server).await.is_empty(), "nothing stored");
+    server.stop().await;
+}
+
+/// What Telegraf's `system` input sends: a string field beside the numbers, in every batch.
+#[tokio::test]
+async fn string_fields_are_skipped_counted_and_the_numbers_stored() {
+    let server = TestServer::start().await;
+    let body = format!(
+        "system,host=a load1=0.5,n_users=2i {T0_MS}\n\
+         system,host=a uptime=5i,uptime_format=\"1 day,  2:03\" {T0_MS}\n\
+         system,host=a note=\"only text\" {T0_MS}\n"
+    );
+    let response = server
+        .client
+        .post(server.url("/api/v2/write?precision=ms"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let skipped = response.headers()["x-signalboard-skipped-string-fields"].clone();
+    assert_eq!(skipped, "2");
+    assert_eq!(
+        signal_names(&server).await,
+        [
+            "system.load1{host=a}",
+            "system.n_users{host=a}",
+            "system.uptime{host=a}"
+        ]
+    );
+    // A batch of strings alone stores nothing and is no error.
+    let only = format!("system,host=a uptime_format=\"up\" {T0_MS}");
+    assert_eq!(
+        post_line_protocol(&server, "/write?precision=ms", &only).await,
+        (204, String::new())
+    );
     server.stop().await;
 }
 

@@ -120,3 +120,34 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// InfluxDB's clients read an error from `{"code": …, "message": …}`: on its endpoints, an error
+/// answer carries both (and `error`, as every Signalboard error does), so a client's exception says
+/// what was wrong. Errors made before the handler (a token, the write rate) are reshaped too.
+pub async fn influx_shape(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (status, "").into_response();
+    };
+    let Ok(ErrorBody { error }) = serde_json::from_slice(&bytes) else {
+        return Response::from_parts(parts, bytes.into());
+    };
+    let code = match status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not found",
+        StatusCode::PAYLOAD_TOO_LARGE => "request too large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported media type",
+        StatusCode::TOO_MANY_REQUESTS => "too many requests",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ if status.is_server_error() => "internal error",
+        _ => "invalid",
+    };
+    let body = serde_json::json!({"code": code, "message": error, "error": error});
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Json(body).into_response().into_body())
+}

@@ -11,12 +11,16 @@ use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::cell::Cell;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// `POST /api/telemetry`: one JSON sample or an array of them → `200 {"accepted": points}`.
 pub async fn post_json(
@@ -39,12 +43,16 @@ pub struct WriteParams {
     precision: Option<String>,
 }
 
-/// `POST /api/v2/write` and `POST /write`: Influx line protocol → `204`.
+/// The header that tells a line-protocol client how many string fields were skipped.
+pub const SKIPPED_HEADER: &str = "x-signalboard-skipped-string-fields";
+
+/// `POST /api/v2/write` and `POST /write`: Influx line protocol → `204`, string fields skipped and
+/// counted in `SKIPPED_HEADER`.
 pub async fn post_line_protocol(
     State(state): State<AppState>,
     params: Result<Query<WriteParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(params) = params?;
     let precision = params
         .precision
@@ -54,10 +62,36 @@ pub async fn post_line_protocol(
     let body = read_body(body, &state.limits)?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not UTF-8: {e}")))?;
-    let points = lineproto::parse(text, precision, state.clock.now(), &state.limits)
+    let parsed = lineproto::parse(text, precision, state.clock.now(), &state.limits)
         .map_err(ApiError::BadRequest)?;
-    state.writer.write(points).await?;
-    Ok(StatusCode::NO_CONTENT)
+    if !parsed.points.is_empty() {
+        state.writer.write(parsed.points).await?;
+    }
+    let mut answer = StatusCode::NO_CONTENT.into_response();
+    if parsed.skipped_strings > 0 {
+        log_skipped(parsed.skipped_strings);
+        answer
+            .headers_mut()
+            .insert(SKIPPED_HEADER, HeaderValue::from(parsed.skipped_strings));
+    }
+    Ok(answer)
+}
+
+/// Logs skipped string fields at most once a minute, with how many were skipped since the last
+/// line: a Telegraf sending one in every batch must not fill the log.
+fn log_skipped(count: usize) {
+    static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+    static LOGGED_AT: Mutex<Option<Instant>> = Mutex::new(None);
+    SKIPPED.fetch_add(count, Ordering::Relaxed);
+    let mut logged_at = LOGGED_AT.lock().unwrap_or_else(|e| e.into_inner());
+    if logged_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+        *logged_at = Some(Instant::now());
+        let skipped = SKIPPED.swap(0, Ordering::Relaxed);
+        tracing::info!(
+            skipped,
+            "skipped string fields of line protocol (a chart cannot draw them)"
+        );
+    }
 }
 
 /// The body, or the error that says why there is none: over the size limit (counted after gzip

@@ -6,8 +6,9 @@
 //!
 //! Each field becomes a signal named `measurement.field`, or `measurement.field{k1=v1,k2=v2}` with the tags
 //! sorted by key, so the same series always gets the same name. Floats, integers (`1i`, `1u`) and booleans
-//! are stored as numbers; string fields are refused, since a chart cannot draw them. One bad line refuses
-//! the whole body, naming the line.
+//! are stored as numbers. String fields carry nothing a chart can draw: they are skipped and counted
+//! (Telegraf's `system` input writes one beside its numbers in every batch). One bad line refuses the
+//! whole body, naming the line.
 
 use crate::config::Limits;
 use crate::model::{HOUR, MINUTE};
@@ -56,6 +57,13 @@ impl Precision {
     }
 }
 
+/// A body's points, and how many string fields it skipped.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub points: Vec<DataPoint>,
+    pub skipped_strings: usize,
+}
+
 /// Parses a whole body of at most `limits.max_samples` lines of at most `limits.max_signals` fields.
 /// Lines without a timestamp get `now`; names and future timestamps follow the rules of `domain`, as
 /// JSON does.
@@ -64,9 +72,10 @@ pub fn parse(
     precision: Precision,
     now: Timestamp,
     limits: &Limits,
-) -> Result<Vec<DataPoint>, String> {
+) -> Result<Parsed, String> {
     let (max_lines, max_fields) = (limits.max_samples, limits.max_signals);
-    let mut points = Vec::new();
+    let mut parsed = Parsed::default();
+    let mut lines = 0;
     // A body repeats a few series thousands of times: each name is built and checked once.
     let mut names = Names::default();
     for (index, line) in body.lines().enumerate() {
@@ -79,13 +88,14 @@ pub fn parse(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        parse_line(line, precision, now, max_fields, &mut names, &mut points)
+        lines += 1;
+        parse_line(line, precision, now, max_fields, &mut names, &mut parsed)
             .map_err(|e| format!("line {}: {e}", index + 1))?;
     }
-    if points.is_empty() {
+    if lines == 0 {
         return Err("body holds no lines of line protocol".into());
     }
-    Ok(points)
+    Ok(parsed)
 }
 
 /// Signal names already built, by the text of their series (measurement and tags) and field key.
@@ -97,7 +107,7 @@ fn parse_line<'a>(
     now: Timestamp,
     max_fields: usize,
     names: &mut Names<'a>,
-    points: &mut Vec<DataPoint>,
+    parsed: &mut Parsed,
 ) -> Result<(), String> {
     let (series, rest) = split_unescaped(line, b' ', false);
     let Some(rest) = rest else {
@@ -130,6 +140,10 @@ fn parse_line<'a>(
         }
         let (key, raw) = key_value(field, "field")?;
         let value = field_value(raw).map_err(|e| format!("field {:?}: {e}", unescape(key)))?;
+        let Some(value) = value else {
+            parsed.skipped_strings += 1;
+            continue;
+        };
         let signal = match names.get(&(series, key)) {
             Some(signal) => signal.clone(),
             None => {
@@ -142,7 +156,7 @@ fn parse_line<'a>(
                 signal
             }
         };
-        points.push(DataPoint {
+        parsed.points.push(DataPoint {
             signal,
             timestamp,
             value,
@@ -179,9 +193,13 @@ fn key_value<'a>(pair: &'a str, what: &str) -> Result<(&'a str, &'a str), String
     }
 }
 
-fn field_value(raw: &str) -> Result<Value, String> {
-    if raw.starts_with('"') {
-        return Err("string fields cannot be stored; send numbers or booleans".into());
+/// A field's value as a number, or `None` for a string.
+fn field_value(raw: &str) -> Result<Option<Value>, String> {
+    if let Some(quoted) = raw.strip_prefix('"') {
+        return match quoted.strip_suffix('"') {
+            Some(_) => Ok(None),
+            None => Err("a string field is not closed by a double quote".into()),
+        };
     }
     let number = match raw {
         "t" | "T" | "true" | "True" | "TRUE" => 1.0,
@@ -202,7 +220,7 @@ fn field_value(raw: &str) -> Result<Value, String> {
             }
         }
     };
-    Value::new(number)
+    Value::new(number).map(Some)
 }
 
 /// An integer, as `str::parse::<i64>` reads it, but eight digits at a time (SWAR, as simdjson does):
@@ -318,8 +336,9 @@ mod tests {
 
     fn parse_ns(body: &str) -> Result<Vec<(String, i64, f64)>, String> {
         let now = Timestamp::from_millis(NOW).unwrap();
-        parse(body, Precision::Nanoseconds, now, &Limits::default()).map(|points| {
-            points
+        parse(body, Precision::Nanoseconds, now, &Limits::default()).map(|parsed| {
+            parsed
+                .points
                 .into_iter()
                 .map(|p| (p.signal.into_string(), p.timestamp.millis(), p.value.get()))
                 .collect()
@@ -357,7 +376,9 @@ mod tests {
         let now = Timestamp::from_millis(NOW).unwrap();
         let at = |precision: &str, t: &str| {
             let p = Precision::parse(precision).unwrap();
-            parse(&format!("m v=1 {t}"), p, now, &Limits::default()).unwrap()[0]
+            parse(&format!("m v=1 {t}"), p, now, &Limits::default())
+                .unwrap()
+                .points[0]
                 .timestamp
                 .millis()
         };
@@ -372,7 +393,10 @@ mod tests {
     #[test]
     fn bad_lines_name_their_line_number() {
         for (body, needle) in [
-            ("m v=1\nm v=\"text\"", "line 2: field \"v\": string fields"),
+            (
+                "m v=1\nm v=\"text",
+                "line 2: field \"v\": a string field is not closed",
+            ),
             ("m", "line 1: expected fields"),
             ("m v", "line 1: field \"v\" is not key=value"),
             ("m v=abc", "line 1: field \"v\": \"abc\" is not a number"),
@@ -413,9 +437,13 @@ mod tests {
     }
 
     #[test]
-    fn quoted_strings_may_hold_commas_and_spaces() {
-        let error = parse_ns("m note=\"a, b c\",v=1").unwrap_err();
-        assert!(error.contains("field \"note\": string fields"), "{error}");
+    fn string_fields_are_skipped_and_counted_even_holding_commas_and_spaces() {
+        let now = Timestamp::from_millis(NOW).unwrap();
+        let body = "system uptime_format=\"1 day, 2:03\",load1=0.5,n_users=2i\nsystem note=\"x\"";
+        let parsed = parse(body, Precision::Nanoseconds, now, &Limits::default()).unwrap();
+        let names: Vec<&str> = parsed.points.iter().map(|p| p.signal.as_str()).collect();
+        assert_eq!(names, ["system.load1", "system.n_users"]);
+        assert_eq!(parsed.skipped_strings, 2);
     }
 
     mod fuzz {
@@ -452,8 +480,8 @@ mod tests {
             fn never_panics(body in lineish(), precision in prop_oneof![Just("ns"), Just("s"), Just("h")]) {
                 let now = Timestamp::from_millis(NOW).unwrap();
                 let precision = Precision::parse(precision).unwrap();
-                if let Ok(points) = parse(&body, precision, now, &Limits::default()) {
-                    for p in points {
+                if let Ok(parsed) = parse(&body, precision, now, &Limits::default()) {
+                    for p in parsed.points {
                         prop_assert!(p.value.get().is_finite());
                     }
                 }

@@ -134,14 +134,17 @@ pub async fn serve(
 pub fn router(state: AppState) -> Router {
     // Each middleware costs a clone of the inner service and two allocations a request: the checks
     // of one kind of request are one middleware.
-    let writes = Router::new()
-        .route("/api/telemetry", post(ingest::post_json))
+    let admit_write = middleware::from_fn_with_state(state.clone(), access::admit_write);
+    // InfluxDB's endpoints answer errors in its shape too, those of the admission included.
+    let influx = Router::new()
         .route("/api/v2/write", post(ingest::post_line_protocol))
         .route("/write", post(ingest::post_line_protocol))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            access::admit_write,
-        ));
+        .route_layer(admit_write.clone())
+        .route_layer(middleware::map_response(error::influx_shape));
+    let writes = Router::new()
+        .route("/api/telemetry", post(ingest::post_json))
+        .route_layer(admit_write)
+        .merge(influx);
     let mut reads = Router::new()
         .route("/api/telemetry", get(query::get_telemetry))
         .route("/api/signals", get(query::get_signals))
