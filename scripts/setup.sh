@@ -61,6 +61,11 @@ if $test; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
   fi
+  if ! command -v prometheus >/dev/null || ! command -v prometheus-node-exporter >/dev/null; then
+    step "installing Debian's prometheus and node exporter (the remote-write test scrapes one with the other)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-node-exporter
+  fi
   if [ ! -d end2end/node_modules/@playwright/test ]; then
     step "installing Playwright (no browser download: the tests use /usr/bin/chromium)"
     (cd end2end && npm ci --silent)

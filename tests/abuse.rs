@@ -579,3 +579,32 @@ async fn a_resend_once_the_clock_has_passed_raw_retention_is_refused_not_counted
         .contains("raw-retention-days"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_remote_write_that_is_not_snappy_protobuf_is_refused_and_stores_nothing() {
+    let server = TestServer::start().await;
+    let post = |body: Vec<u8>| {
+        server
+            .client
+            .post(server.url("/api/v1/write"))
+            .header("content-encoding", "snappy")
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+    };
+    // Garbage; a snappy header claiming 4 GB; a well-formed snappy frame of a broken protobuf.
+    for body in [
+        b"definitely not snappy".to_vec(),
+        vec![0xff, 0xff, 0xff, 0xff, 0x0f, 0x00],
+        vec![0x04, 0x0c, 0xff, 0xff, 0xff, 0xff],
+    ] {
+        let response = post(body).await.unwrap();
+        assert_eq!(response.status(), 400);
+        let error: Value = response.json().await.unwrap();
+        assert!(error["error"].as_str().unwrap().contains("body"), "{error}");
+    }
+    let (_, signals) = server.get("/api/signals").await;
+    assert_eq!(signals, json!([]));
+    answers_quickly(&server).await;
+    server.stop().await;
+}

@@ -29,9 +29,18 @@ async fn keeping_everything(name: &str) -> (tempfile::TempDir, String, Store) {
 
 /// A store on a new database file `name` with `retention`, as `keeping_everything`.
 async fn keeping(name: &str, retention: Retention) -> (tempfile::TempDir, String, Store) {
+    keeping_on(name, retention, clock::system()).await
+}
+
+/// As `keeping`, on `clock`.
+async fn keeping_on(
+    name: &str,
+    retention: Retention,
+    clock: clock::SharedClock,
+) -> (tempfile::TempDir, String, Store) {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join(name).display());
-    let store = Store::open(&database, Durability::Normal, retention, clock::system())
+    let store = Store::open(&database, Durability::Normal, retention, clock)
         .await
         .unwrap();
     (dir, database, store)
@@ -298,8 +307,15 @@ async fn ranges_past_a_retention_are_read_from_what_is_kept() {
 
 #[tokio::test]
 async fn retention_deletes_what_it_should_and_nothing_else() {
-    let (_dir, database, store) = keeping("ret.db", Retention::days(1, 2, 3)).await;
-    let now = Timestamp::now().millis();
+    // Half past an hour: the runs of points below stay inside their hours, whatever today's time.
+    let now = BASE + 150_000 + 30 * 60_000;
+    let clock = clock::FixedClock::at(Timestamp::from_millis(now).unwrap());
+    let (_dir, database, store) = keeping_on(
+        "ret.db",
+        Retention::days(1, 2, 3),
+        std::sync::Arc::new(clock),
+    )
+    .await;
     // 12,000 points from 12 h ago (more than one deletion batch), one point an hour ago.
     let old: Vec<DataPoint> = (0..12_000)
         .map(|i| point("a", now - DAY / 2 + i, 1.0))

@@ -11,6 +11,7 @@ pub mod lineproto;
 pub mod listen;
 pub mod live;
 pub mod query;
+pub mod remote_write;
 pub mod store;
 pub mod upkeep;
 pub mod writer;
@@ -141,6 +142,12 @@ pub fn router(state: AppState) -> Router {
         .route("/write", post(ingest::post_line_protocol))
         .route_layer(admit_write.clone())
         .route_layer(middleware::map_response(error::influx_shape));
+    // Prometheus compresses with snappy and says so in Content-Encoding, which the decompression
+    // layer below would refuse: this route is merged outside it, with the body limit of its own.
+    let remote_write = Router::new()
+        .route("/api/v1/write", post(remote_write::post_remote_write))
+        .route_layer(admit_write.clone())
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
     let writes = Router::new()
         .route("/api/telemetry", post(ingest::post_json))
         .route_layer(admit_write)
@@ -190,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         // The limit applies to the decompressed body: a gzip bomb is refused like any large body.
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(RequestDecompressionLayer::new())
+        .merge(remote_write)
         .fallback_service(
             ServeDir::new(&*state.leptos.site_root).not_found_service(not_found.into_service()),
         )
