@@ -81,3 +81,68 @@ pub const DEFAULT_WINDOW_MS: i64 = HOUR;
 /// 9999-12-31T23:59:59.999Z: the last instant RFC 3339 can write, and far inside `i64` milliseconds.
 /// Every timestamp stored or asked for lies in `0..=LAST_TIMESTAMP_MS`.
 pub const LAST_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// Several signal names as one `signals=` value: joined by commas, with a comma or a backslash
+/// inside a name escaped by a backslash, so any name survives (a line-protocol tag value may hold a
+/// comma). Names without either read as they always did: `a,b`.
+pub fn join_signal_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut list = String::new();
+    for (i, name) in names.into_iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        for c in name.chars() {
+            if c == ',' || c == '\\' {
+                list.push('\\');
+            }
+            list.push(c);
+        }
+    }
+    list
+}
+
+/// The names of a `signals=` value (`join_signal_list`'s inverse). A backslash takes the next
+/// character as it is; one at the very end stands for itself.
+pub fn split_signal_list(list: &str) -> Vec<String> {
+    let mut names = vec![String::new()];
+    let mut chars = list.chars();
+    while let Some(c) = chars.next() {
+        let name = names.last_mut().expect("one name at least");
+        match c {
+            '\\' => name.push(chars.next().unwrap_or('\\')),
+            ',' => names.push(String::new()),
+            c => name.push(c),
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_lists_carry_any_name() {
+        let names = [
+            "wea ther,x.temp{loc=a,b}",
+            "a=b&c",
+            "100%",
+            "back\\slash\\",
+            "Zürich.température",
+            "",
+            "plain",
+        ];
+        let list = join_signal_list(names);
+        assert_eq!(split_signal_list(&list), names);
+        assert_eq!(split_signal_list("a,b"), ["a", "b"], "as before");
+        assert_eq!(join_signal_list(["a", "b"]), "a,b");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_names_round_trip(names in proptest::collection::vec(".*", 1..5)) {
+            let list = join_signal_list(names.iter().map(String::as_str));
+            proptest::prop_assert_eq!(split_signal_list(&list), names);
+        }
+    }
+}

@@ -325,3 +325,52 @@ where
         .expect("a readable message");
     serde_json::from_str(message.to_text().unwrap()).unwrap()
 }
+
+/// Names a producer may write (a line-protocol tag value may hold a comma) read back through every
+/// `signals=` list: the history API and the live feed's filter.
+#[tokio::test]
+async fn any_signal_name_can_be_asked_for_by_name() {
+    let server = TestServer::start().await;
+    let odd = ["wea ther,x.temp{loc=a,b}", "a=b&c", "100% \\ Zürich"];
+    let mut signals = serde_json::Map::new();
+    for (i, name) in odd.iter().chain(&["wea ther", "x.temp{loc=a"]).enumerate() {
+        signals.insert((*name).into(), json!(i));
+    }
+    let (status, body) = server
+        .post(&json!({"timestamp": T0, "signals": signals}).to_string())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let list = signalboard::model::join_signal_list(odd);
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("signals", &list)
+        .append_pair("from", &T0.to_string())
+        .append_pair("to", &T0.to_string())
+        .finish();
+
+    let (status, history) = server.get(&format!("/api/telemetry?{query}")).await;
+    assert_eq!(status, 200, "{history}");
+    let history: History = serde_json::from_value(history).unwrap();
+    let mut names: Vec<&str> = history.series.iter().map(|s| s.signal.as_str()).collect();
+    names.sort_unstable();
+    let mut wanted = odd.to_vec();
+    wanted.sort_unstable();
+    assert_eq!(
+        names, wanted,
+        "exactly the names asked for, not their pieces"
+    );
+
+    let url = format!("ws://{}/api/live?{query}", server.addr);
+    let (mut live, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let body = json!({"timestamp": T0 + 1, "signals": signals});
+    assert_eq!(server.post(&body.to_string()).await.0, 200);
+    let message = tokio::time::timeout(Duration::from_secs(5), live.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let message: LiveMessage = serde_json::from_str(message.to_text().unwrap()).unwrap();
+    let mut heard: Vec<&str> = message.points.iter().map(|p| p.signal.as_str()).collect();
+    heard.sort_unstable();
+    assert_eq!(heard, wanted);
+    server.stop().await;
+}

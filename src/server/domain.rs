@@ -49,9 +49,11 @@ impl SignalName {
         Ok(SignalName(raw.into()))
     }
 
-    /// Parses `a,b,c`, the syntax of every `signals=` parameter.
+    /// Parses `a,b,c`, the syntax of every `signals=` parameter (`model::split_signal_list`: a
+    /// comma or backslash inside a name is escaped with a backslash).
     pub fn parse_list(list: &str) -> Result<Vec<SignalName>, String> {
-        SignalName::parse_all(list.split(','))
+        let names = crate::model::split_signal_list(list);
+        SignalName::parse_all(names.iter().map(String::as_str))
     }
 
     /// Validates a list of names; the first invalid one is the error.

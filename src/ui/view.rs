@@ -2,7 +2,9 @@
 //! It lives in the URL's query string, so a link reopens the same view; everything here is plain data
 //! and pure functions, tested natively.
 
-use crate::model::{DAY, HOUR, LAST_TIMESTAMP_MS, MINUTE, SECOND};
+use crate::model::{
+    join_signal_list, split_signal_list, DAY, HOUR, LAST_TIMESTAMP_MS, MINUTE, SECOND,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -101,9 +103,9 @@ impl View {
             view.window = Window::Last(span.clamp(MIN_SPAN, MAX_SPAN));
         }
         view.signals = query.get("signals").map(|s| {
-            s.split(',')
+            split_signal_list(s)
+                .into_iter()
                 .filter(|n| !n.is_empty())
-                .map(str::to_owned)
                 .collect()
         });
         view.overlay = query.get("overlay").is_some_and(|v| v == "1");
@@ -123,7 +125,8 @@ impl View {
             Window::Fixed { from, to } => parts.push(format!("from={from}&to={to}")),
         }
         if let Some(signals) = &self.signals {
-            parts.push(format!("signals={}", encode(&signals.join(","))));
+            let list = join_signal_list(signals.iter().map(String::as_str));
+            parts.push(format!("signals={}", encode(&list)));
         }
         if self.overlay {
             parts.push("overlay=1".into());
@@ -259,7 +262,13 @@ mod tests {
             View::default(),
             View {
                 window: Window::Last(7 * DAY),
-                signals: Some(vec!["boiler.temp".into(), "cpu.usage{host=a}".into()]),
+                signals: Some(vec![
+                    "boiler.temp".into(),
+                    "cpu.usage{host=a}".into(),
+                    // Any name a producer may write: commas, =, &, %, spaces, backslashes, non-ASCII.
+                    "wea ther,x.temp{loc=a,b}".into(),
+                    "a=b&c 100% \\ Zürich".into(),
+                ]),
                 overlay: true,
                 theme: Theme::Dark,
             },
