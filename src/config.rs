@@ -94,6 +94,10 @@ pub struct ProduceArgs {
     /// An access token of scope write or admin, for a server that requires one.
     #[arg(long, env = "SIGNALBOARD_TOKEN")]
     pub token: Option<String>,
+    /// Send this machine's own signals (CPU, load, memory, swap, disk and network, from /proc)
+    /// instead of simulated ones.
+    #[arg(long)]
+    pub host: bool,
     #[command(flatten)]
     pub simulation: SimulationArgs,
 }

@@ -78,7 +78,14 @@ async fn main() -> anyhow::Result<()> {
             server::serve(listener, settings, shutdown_signal()).await
         }
         Command::Produce(args) => {
-            signalboard::producer::run(args.url, args.simulation, args.token).await;
+            use signalboard::producer::{self, HostSampler, Simulation, Source};
+            let source = match args.host {
+                true => Source::Host(HostSampler::new()),
+                false => {
+                    Source::Simulation(Simulation::new(args.simulation.signals, fastrand::u64(..)))
+                }
+            };
+            producer::run(args.url, source, args.simulation.rate, args.token).await;
             Ok(())
         }
         Command::Bench(args) => bench::run(args).await,

@@ -306,3 +306,39 @@ async fn json_values_are_stored_to_the_last_bit() {
     assert_eq!(stored.to_bits(), sent.parse::<f64>().unwrap().to_bits());
     server.stop().await;
 }
+
+/// `signalboard produce --host` against a real server: this machine's CPU and memory arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_producer_sends_this_machines_signals() {
+    // The producer stamps samples with the real time.
+    let server = TestServer::start_with(|s| s.clock = signalboard::server::clock::system()).await;
+    let mut producer = tokio::process::Command::new(env!("CARGO_BIN_EXE_signalboard"))
+        .args(["produce", "--host", "--rate", "10", "--url"])
+        .arg(server.url("/api/telemetry"))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        names = signal_names(&server).await;
+        if names
+            .iter()
+            .any(|n| n.starts_with("host.cpu.usage_percent{cpu=total,host="))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    producer.kill().await.unwrap();
+    for wanted in [
+        "host.cpu.usage_percent{cpu=total,host=",
+        "host.memory.used_bytes{host=",
+        "host.load1{host=",
+    ] {
+        assert!(
+            names.iter().any(|n| n.starts_with(wanted)),
+            "{wanted}… not in {names:?}"
+        );
+    }
+    server.stop().await;
+}

@@ -109,20 +109,27 @@ pub async fn serve(
         writes_in_flight: Semaphore::new(settings.limits.max_concurrent_writes),
         leptos: settings.leptos.clone(),
     }));
+    // The demo: simulated signals beside this machine's own, each from a producer of its own.
     let demo = settings.demo.clone().map(|simulation| {
+        use crate::producer::{run, HostSampler, Simulation, Source};
         let url = format!("http://{addr}/api/telemetry");
         tracing::info!(
             signals = simulation.signals,
             rate = simulation.rate,
-            "demo producer feeding {url}"
+            "demo producers feeding {url}: simulated signals and this machine's"
         );
-        tokio::spawn(crate::producer::run(url, simulation, None))
+        let simulated = Source::Simulation(Simulation::new(simulation.signals, fastrand::u64(..)));
+        let host = Source::Host(HostSampler::new());
+        [
+            tokio::spawn(run(url.clone(), simulated, simulation.rate, None)),
+            tokio::spawn(run(url, host, 1.0, None)),
+        ]
     });
     let upkeep = tokio::spawn(upkeep::run(store.clone(), clock));
     tracing::info!("listening on http://{addr} with {}", settings.database_url);
     listen::serve(listener, router(state), &settings.limits, shutdown).await;
-    if let Some(demo) = demo {
-        demo.abort();
+    for producer in demo.into_iter().flatten() {
+        producer.abort();
     }
     upkeep.abort();
     // The router, and with it every `Writer`, is gone: the writer drains its queue and ends.

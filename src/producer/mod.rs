@@ -1,11 +1,15 @@
-//! The simulated producer: a handful of signals with different shapes (smooth, wandering, periodic,
-//! stepped, spiky), sampled on a fixed schedule and posted as JSON.
+//! The bundled producer (`signalboard produce`, and `serve --demo`): samples on a fixed schedule,
+//! posted as JSON, from a simulation of a handful of signals with different shapes (smooth,
+//! wandering, periodic, stepped, spiky) or from this machine itself (`host.rs`, `--host`).
 //!
 //! It never loses a point while the server is away: samples wait in a queue until a POST of them is
 //! acknowledged, and since storing the same (signal, timestamp) twice overwrites, resending is harmless.
 //! Timestamps come from the schedule, not from when the loop happens to run, so a stall makes no gap.
 
-use crate::config::SimulationArgs;
+mod host;
+
+pub use host::HostSampler;
+
 use crate::model::Sample;
 use std::collections::{BTreeMap, VecDeque};
 use std::f64::consts::TAU;
@@ -79,10 +83,25 @@ impl Simulation {
     }
 }
 
-/// Runs until the process ends: one sample per period, posted to `url` (presenting `token`, if
-/// any, as `Authorization: Bearer`), retried until acknowledged.
-pub async fn run(url: String, simulation: SimulationArgs, token: Option<String>) {
-    let period = Duration::from_secs_f64(1.0 / simulation.rate.clamp(0.001, 1_000.0));
+/// Where a producer's samples come from.
+pub enum Source {
+    Simulation(Simulation),
+    Host(HostSampler),
+}
+
+impl Source {
+    fn sample(&mut self, t_ms: i64) -> Sample {
+        match self {
+            Source::Simulation(simulation) => simulation.sample(t_ms),
+            Source::Host(host) => host.sample(t_ms),
+        }
+    }
+}
+
+/// Runs until the process ends: `rate` samples a second from `source`, posted to `url` (presenting
+/// `token`, if any, as `Authorization: Bearer`), retried until acknowledged.
+pub async fn run(url: String, mut source: Source, rate: f64, token: Option<String>) {
+    let period = Duration::from_secs_f64(1.0 / rate.clamp(0.001, 1_000.0));
     let mut headers = reqwest::header::HeaderMap::new();
     let bearer = token.map(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")));
     match bearer {
@@ -98,7 +117,6 @@ pub async fn run(url: String, simulation: SimulationArgs, token: Option<String>)
         .default_headers(headers)
         .build()
         .expect("a client without TLS or proxies always builds");
-    let mut sim = Simulation::new(simulation.signals, fastrand::u64(..));
     let mut backlog: VecDeque<Sample> = VecDeque::new();
     let start = chrono::Utc::now().timestamp_millis();
     let mut ticks = tokio::time::interval(period);
@@ -108,7 +126,7 @@ pub async fn run(url: String, simulation: SimulationArgs, token: Option<String>)
     for n in 0u64.. {
         ticks.tick().await;
         let t_ms = start + (n as f64 * period.as_secs_f64() * 1000.0) as i64;
-        backlog.push_back(sim.sample(t_ms));
+        backlog.push_back(source.sample(t_ms));
         if backlog.len() > MAX_BACKLOG {
             backlog.pop_front();
             tracing::error!("producer backlog full: dropped the oldest sample");
