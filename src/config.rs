@@ -96,8 +96,12 @@ pub struct ProduceArgs {
     pub token: Option<String>,
     /// Send this machine's own signals (CPU, load, memory, swap, disk and network, from /proc)
     /// instead of simulated ones.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stdin")]
     pub host: bool,
+    /// Send lines read from standard input (line protocol, or `name value [epoch ms]`) until it
+    /// ends, then exit once all are delivered.
+    #[arg(long)]
+    pub stdin: bool,
     #[command(flatten)]
     pub simulation: SimulationArgs,
 }

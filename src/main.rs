@@ -79,6 +79,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Produce(args) => {
             use signalboard::producer::{self, HostSampler, Simulation, Source};
+            if args.stdin {
+                producer::run_stdin(args.url, args.token).await;
+                return Ok(());
+            }
             let source = match args.host {
                 true => Source::Host(HostSampler::new()),
                 false => {

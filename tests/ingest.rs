@@ -342,3 +342,46 @@ async fn the_host_producer_sends_this_machines_signals() {
     }
     server.stop().await;
 }
+
+/// `signalboard produce --stdin`: a pipe of lines of both kinds, delivered before the producer exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stdin_producer_delivers_every_line_then_exits() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with(|s| s.clock = signalboard::server::clock::system()).await;
+    let mut producer = tokio::process::Command::new(env!("CARGO_BIN_EXE_signalboard"))
+        .args(["produce", "--stdin", "--url"])
+        .arg(server.url("/api/telemetry"))
+        .stdin(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = producer.stdin.take().unwrap();
+    let mut lines = String::new();
+    for i in 0..2_500 {
+        lines.push_str(&format!("piped.simple {i} {}\n", T0_MS + i));
+    }
+    lines.push_str(&format!(
+        "piped,port=ttyS0 temp=21.5 {}000000\n# a comment\n\npiped.now 7\n",
+        T0_MS
+    ));
+    input.write_all(lines.as_bytes()).await.unwrap();
+    drop(input);
+    let exited = tokio::time::timeout(Duration::from_secs(20), producer.wait()).await;
+    assert!(exited
+        .expect("exits at the end of its input")
+        .unwrap()
+        .success());
+    let (_, signals) = server.get("/api/signals").await;
+    let points = |name: &str| {
+        signals
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["signal"] == name)
+            .map(|s| s["points"].as_u64().unwrap())
+    };
+    assert_eq!(points("piped.simple"), Some(2_500));
+    assert_eq!(points("piped.temp{port=ttyS0}"), Some(1));
+    assert_eq!(points("piped.now"), Some(1));
+    server.stop().await;
+}

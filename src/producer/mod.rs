@@ -7,8 +7,10 @@
 //! Timestamps come from the schedule, not from when the loop happens to run, so a stall makes no gap.
 
 mod host;
+mod stdin;
 
 pub use host::HostSampler;
+pub use stdin::run_stdin;
 
 use crate::model::Sample;
 use std::collections::{BTreeMap, VecDeque};
@@ -102,49 +104,80 @@ impl Source {
 /// `token`, if any, as `Authorization: Bearer`), retried until acknowledged.
 pub async fn run(url: String, mut source: Source, rate: f64, token: Option<String>) {
     let period = Duration::from_secs_f64(1.0 / rate.clamp(0.001, 1_000.0));
-    let mut headers = reqwest::header::HeaderMap::new();
-    let bearer = token.map(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")));
-    match bearer {
-        Some(Ok(mut value)) => {
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
-        Some(Err(_)) => tracing::error!("the producer's token is not a valid header value"),
-        None => {}
-    }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .default_headers(headers)
-        .build()
-        .expect("a client without TLS or proxies always builds");
-    let mut backlog: VecDeque<Sample> = VecDeque::new();
+    let mut delivery = Delivery::new(url, token);
     let start = chrono::Utc::now().timestamp_millis();
     let mut ticks = tokio::time::interval(period);
     // After a stall, produce the missed ticks at once: their timestamps come from the schedule anyway.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut sent_ok = true;
     for n in 0u64.. {
         ticks.tick().await;
         let t_ms = start + (n as f64 * period.as_secs_f64() * 1000.0) as i64;
-        backlog.push_back(source.sample(t_ms));
-        if backlog.len() > MAX_BACKLOG {
-            backlog.pop_front();
+        delivery.push(source.sample(t_ms));
+        delivery.deliver().await;
+    }
+}
+
+/// Samples waiting to be acknowledged, oldest first, and the server they go to.
+struct Delivery {
+    client: reqwest::Client,
+    url: String,
+    backlog: VecDeque<Sample>,
+    /// Whether the last delivery succeeded: a change either way is logged once.
+    delivering: bool,
+}
+
+impl Delivery {
+    fn new(url: String, token: Option<String>) -> Delivery {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = token.map(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")));
+        match bearer {
+            Some(Ok(mut value)) => {
+                value.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+            Some(Err(_)) => tracing::error!("the producer's token is not a valid header value"),
+            None => {}
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .default_headers(headers)
+            .build()
+            .expect("a client without TLS or proxies always builds");
+        Delivery {
+            client,
+            url,
+            backlog: VecDeque::new(),
+            delivering: true,
+        }
+    }
+
+    fn push(&mut self, sample: Sample) {
+        self.backlog.push_back(sample);
+        if self.backlog.len() > MAX_BACKLOG {
+            self.backlog.pop_front();
             tracing::error!("producer backlog full: dropped the oldest sample");
         }
-        match flush(&client, &url, &mut backlog).await {
-            Ok(()) if !sent_ok => {
+    }
+
+    /// Tries to deliver the backlog; whatever the server did not acknowledge stays for next time.
+    /// Returns whether the backlog is empty.
+    async fn deliver(&mut self) -> bool {
+        let url = &self.url;
+        match flush(&self.client, url, &mut self.backlog).await {
+            Ok(()) if !self.delivering => {
                 tracing::info!("producer reconnected to {url}; backlog delivered");
-                sent_ok = true;
+                self.delivering = true;
             }
             Ok(()) => {}
-            Err(e) if sent_ok => {
+            Err(e) if self.delivering => {
                 tracing::warn!(
                     "producer cannot deliver to {url} ({e}); keeping samples until it can"
                 );
-                sent_ok = false;
+                self.delivering = false;
             }
             Err(_) => {}
         }
+        self.backlog.is_empty()
     }
 }
 
