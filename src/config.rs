@@ -102,6 +102,10 @@ pub struct ProduceArgs {
     /// ends, then exit once all are delivered.
     #[arg(long)]
     pub stdin: bool,
+    /// Keep samples waiting for the server in this file, so that a restart of the producer loses
+    /// none (refused batches go to FILE's name with `.dead.jsonl`). Without it they wait in memory.
+    #[arg(long, env = "SIGNALBOARD_SPOOL")]
+    pub spool: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub simulation: SimulationArgs,
 }

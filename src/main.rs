@@ -78,10 +78,14 @@ async fn main() -> anyhow::Result<()> {
             server::serve(listener, settings, shutdown_signal()).await
         }
         Command::Produce(args) => {
-            use signalboard::producer::{self, HostSampler, Simulation, Source};
+            use signalboard::producer::{self, HostSampler, Simulation, Source, Upstream};
+            let upstream = Upstream {
+                url: args.url,
+                token: args.token,
+                spool: args.spool,
+            };
             if args.stdin {
-                producer::run_stdin(args.url, args.token).await;
-                return Ok(());
+                return producer::run_stdin(upstream).await;
             }
             let source = match args.host {
                 true => Source::Host(HostSampler::new()),
@@ -89,8 +93,7 @@ async fn main() -> anyhow::Result<()> {
                     Source::Simulation(Simulation::new(args.simulation.signals, fastrand::u64(..)))
                 }
             };
-            producer::run(args.url, source, args.simulation.rate, args.token).await;
-            Ok(())
+            producer::run(upstream, source, args.simulation.rate).await
         }
         Command::Bench(args) => bench::run(args).await,
         Command::Token(args) => server::access::token_command(args).await,

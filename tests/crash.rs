@@ -3,49 +3,13 @@
 
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, get_json, wait_healthy, ServeProcess};
+
 const POINTS_PER_REQUEST: i64 = 100;
-
-struct Process(Child);
-
-impl Process {
-    fn start(database: &str, port: u16) -> Process {
-        let child = Command::new(env!("CARGO_BIN_EXE_signalboard"))
-            .args([
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                database,
-            ])
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        Process(child)
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_healthy(client: &reqwest::Client, base: &str) {
-    for _ in 0..400 {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("server at {base} did not become healthy");
-}
 
 /// Where the test's timestamps start: an hour ago, inside any raw retention.
 fn first_timestamp() -> i64 {
@@ -81,16 +45,12 @@ async fn post(client: &reqwest::Client, url: &str, n: i64) -> bool {
 async fn sigkill_loses_no_acknowledged_point_and_retries_duplicate_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("crash.db").display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let url = format!("{base}/api/telemetry");
     let client = reqwest::Client::new();
 
-    let mut server = Process::start(&database, port);
+    let mut server = ServeProcess::start(&database, port);
     wait_healthy(&client, &base).await;
 
     // Four producers post as fast as they are answered; the server is killed while they do.
@@ -113,8 +73,7 @@ async fn sigkill_loses_no_acknowledged_point_and_retries_duplicate_nothing() {
         });
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    server.0.kill().unwrap(); // SIGKILL
-    server.0.wait().unwrap();
+    server.kill();
 
     let (mut acked, mut unacked) = (BTreeSet::new(), BTreeSet::new());
     while let Some(result) = producers.join_next().await {
@@ -129,7 +88,7 @@ async fn sigkill_loses_no_acknowledged_point_and_retries_duplicate_nothing() {
     );
     assert!(!unacked.is_empty(), "the kill happened mid-stream");
 
-    let _server = Process::start(&database, port);
+    let _server = ServeProcess::start(&database, port);
     wait_healthy(&client, &base).await;
     let stored = |body: serde_json::Value| -> BTreeSet<i64> {
         body["series"]
@@ -174,14 +133,7 @@ async fn sigkill_loses_no_acknowledged_point_and_retries_duplicate_nothing() {
     for n in unacked.iter().chain(acked.iter().take(5)) {
         assert!(post(&client, &url, *n).await, "retry of request {n}");
     }
-    let signals: serde_json::Value = client
-        .get(format!("{base}/api/signals"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let signals = get_json(&client, &format!("{base}/api/signals")).await;
     let points: i64 = signals
         .as_array()
         .unwrap()

@@ -4,15 +4,10 @@
 
 mod common;
 
-use common::TestServer;
+use common::{free_port, TestServer};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
-
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap().port()
-}
 
 fn spawn(program: &str, args: &[String]) -> Child {
     Command::new(program)

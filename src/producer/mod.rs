@@ -2,25 +2,30 @@
 //! posted as JSON, from a simulation of a handful of signals with different shapes (smooth,
 //! wandering, periodic, stepped, spiky) or from this machine itself (`host.rs`, `--host`).
 //!
-//! It never loses a point while the server is away: samples wait in a queue until a POST of them is
-//! acknowledged, and since storing the same (signal, timestamp) twice overwrites, resending is harmless.
-//! Timestamps come from the schedule, not from when the loop happens to run, so a stall makes no gap.
+//! It never loses a point while the server is away: samples wait in a spool (`spool.rs`: a file with
+//! `--spool`, so a restart of the producer loses nothing either) until a POST of them is acknowledged
+//! (`delivery.rs`), and since storing the same (signal, timestamp) twice overwrites, resending is
+//! harmless. Timestamps come from the schedule, not from when the loop happens to run, so a stall
+//! makes no gap.
 
+mod delivery;
 mod host;
+mod spool;
 mod stdin;
 
+pub use delivery::Upstream;
 pub use host::HostSampler;
 pub use stdin::run_stdin;
 
+use delivery::Delivery;
+
 use crate::model::Sample;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::f64::consts::TAU;
 use std::time::Duration;
 
 /// Samples sent per request when catching up after an outage.
 const MAX_SAMPLES_PER_POST: usize = 1_000;
-/// Samples kept while the server is unreachable: a day at 1 Hz, a few MB. Past it the oldest go, loudly.
-const MAX_BACKLOG: usize = 86_400;
 
 /// The shapes, in the order signals are assigned to them.
 const SHAPES: [&str; 5] = ["sine", "random_walk", "sawtooth", "noisy_step", "spikes"];
@@ -100,11 +105,10 @@ impl Source {
     }
 }
 
-/// Runs until the process ends: `rate` samples a second from `source`, posted to `url` (presenting
-/// `token`, if any, as `Authorization: Bearer`), retried until acknowledged.
-pub async fn run(url: String, mut source: Source, rate: f64, token: Option<String>) {
+/// Runs until the process ends: `rate` samples a second from `source`, delivered to `upstream`.
+pub async fn run(upstream: Upstream, mut source: Source, rate: f64) -> anyhow::Result<()> {
     let period = Duration::from_secs_f64(1.0 / rate.clamp(0.001, 1_000.0));
-    let mut delivery = Delivery::new(url, token);
+    let mut delivery = Delivery::open(upstream).await?;
     let start = chrono::Utc::now().timestamp_millis();
     let mut ticks = tokio::time::interval(period);
     // After a stall, produce the missed ticks at once: their timestamps come from the schedule anyway.
@@ -112,101 +116,8 @@ pub async fn run(url: String, mut source: Source, rate: f64, token: Option<Strin
     for n in 0u64.. {
         ticks.tick().await;
         let t_ms = start + (n as f64 * period.as_secs_f64() * 1000.0) as i64;
-        delivery.push(source.sample(t_ms));
-        delivery.deliver().await;
-    }
-}
-
-/// Samples waiting to be acknowledged, oldest first, and the server they go to.
-struct Delivery {
-    client: reqwest::Client,
-    url: String,
-    backlog: VecDeque<Sample>,
-    /// Whether the last delivery succeeded: a change either way is logged once.
-    delivering: bool,
-}
-
-impl Delivery {
-    fn new(url: String, token: Option<String>) -> Delivery {
-        let mut headers = reqwest::header::HeaderMap::new();
-        let bearer = token.map(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")));
-        match bearer {
-            Some(Ok(mut value)) => {
-                value.set_sensitive(true);
-                headers.insert(reqwest::header::AUTHORIZATION, value);
-            }
-            Some(Err(_)) => tracing::error!("the producer's token is not a valid header value"),
-            None => {}
-        }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .default_headers(headers)
-            .build()
-            .expect("a client without TLS or proxies always builds");
-        Delivery {
-            client,
-            url,
-            backlog: VecDeque::new(),
-            delivering: true,
-        }
-    }
-
-    fn push(&mut self, sample: Sample) {
-        self.backlog.push_back(sample);
-        if self.backlog.len() > MAX_BACKLOG {
-            self.backlog.pop_front();
-            tracing::error!("producer backlog full: dropped the oldest sample");
-        }
-    }
-
-    /// Tries to deliver the backlog; whatever the server did not acknowledge stays for next time.
-    /// Returns whether the backlog is empty.
-    async fn deliver(&mut self) -> bool {
-        let url = &self.url;
-        match flush(&self.client, url, &mut self.backlog).await {
-            Ok(()) if !self.delivering => {
-                tracing::info!("producer reconnected to {url}; backlog delivered");
-                self.delivering = true;
-            }
-            Ok(()) => {}
-            Err(e) if self.delivering => {
-                tracing::warn!(
-                    "producer cannot deliver to {url} ({e}); keeping samples until it can"
-                );
-                self.delivering = false;
-            }
-            Err(_) => {}
-        }
-        self.backlog.is_empty()
-    }
-}
-
-/// Posts the backlog oldest first, removing each chunk only once the server acknowledged it.
-async fn flush(
-    client: &reqwest::Client,
-    url: &str,
-    backlog: &mut VecDeque<Sample>,
-) -> Result<(), String> {
-    while !backlog.is_empty() {
-        let n = backlog.len().min(MAX_SAMPLES_PER_POST);
-        let chunk: Vec<&Sample> = backlog.range(..n).collect();
-        let response = client
-            .post(url)
-            .json(&chunk)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        if status.is_success() {
-            backlog.drain(..n);
-        } else if status.is_client_error() {
-            // The server will never accept these: keeping them would block everything behind them.
-            let body = response.text().await.unwrap_or_default();
-            tracing::error!(%status, %body, "server rejected {n} samples; dropping them");
-            backlog.drain(..n);
-        } else {
-            return Err(format!("server answered {status}"));
-        }
+        delivery.push(&source.sample(t_ms)).await?;
+        delivery.deliver().await?;
     }
     Ok(())
 }

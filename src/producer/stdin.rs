@@ -4,7 +4,7 @@
 //! timestamp is stamped when it is read. Lines are sent in batches (at most `MAX_SAMPLES_PER_POST`,
 //! or what arrived within a second) and, at the end of the input, until all are delivered.
 
-use super::{Delivery, MAX_SAMPLES_PER_POST};
+use super::{Delivery, Upstream, MAX_SAMPLES_PER_POST};
 use crate::config::Limits;
 use crate::model::Sample;
 use crate::server::domain::Timestamp;
@@ -16,17 +16,17 @@ use tokio::io::AsyncBufReadExt;
 /// How long lines may wait for a batch to fill.
 const BATCH_WAIT: Duration = Duration::from_secs(1);
 
-/// Reads standard input to its end, sending what it reads to `url`; returns once all of it was
-/// delivered (or refused by the server, which is logged).
-pub async fn run_stdin(url: String, token: Option<String>) {
-    let mut delivery = Delivery::new(url, token);
+/// Reads standard input to its end, delivering what it reads to `upstream`; returns once all of it
+/// was delivered (or refused by the server, which is logged).
+pub async fn run_stdin(upstream: Upstream) -> anyhow::Result<()> {
+    let mut delivery = Delivery::open(upstream).await?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut waiting = 0;
     loop {
         match tokio::time::timeout(BATCH_WAIT, lines.next_line()).await {
             Ok(Ok(Some(line))) => match sample_of(&line, Timestamp::now()) {
                 Ok(Some(sample)) => {
-                    delivery.push(sample);
+                    delivery.push(&sample).await?;
                     waiting += 1;
                     if waiting < MAX_SAMPLES_PER_POST {
                         continue;
@@ -43,11 +43,12 @@ pub async fn run_stdin(url: String, token: Option<String>) {
             Ok(Ok(None)) | Ok(Err(_)) => break,
         }
         waiting = 0;
-        delivery.deliver().await;
+        delivery.deliver().await?;
     }
-    while !delivery.deliver().await {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    while !delivery.deliver().await? {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok(())
 }
 
 /// A line as a sample; `None` for a blank line or a comment.

@@ -111,7 +111,7 @@ pub async fn serve(
     }));
     // The demo: simulated signals beside this machine's own, each from a producer of its own.
     let demo = settings.demo.clone().map(|simulation| {
-        use crate::producer::{run, HostSampler, Simulation, Source};
+        use crate::producer::{run, HostSampler, Simulation, Source, Upstream};
         let url = format!("http://{addr}/api/telemetry");
         tracing::info!(
             signals = simulation.signals,
@@ -120,9 +120,13 @@ pub async fn serve(
         );
         let simulated = Source::Simulation(Simulation::new(simulation.signals, fastrand::u64(..)));
         let host = Source::Host(HostSampler::new());
+        let upstream = Upstream {
+            url,
+            ..Upstream::default()
+        };
         [
-            tokio::spawn(run(url.clone(), simulated, simulation.rate, None)),
-            tokio::spawn(run(url, host, 1.0, None)),
+            tokio::spawn(run(upstream.clone(), simulated, simulation.rate)),
+            tokio::spawn(run(upstream, host, 1.0)),
         ]
     });
     let upkeep = tokio::spawn(upkeep::run(store.clone(), clock));

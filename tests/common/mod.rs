@@ -199,3 +199,58 @@ pub async fn postgres_database() -> String {
     let (base, _) = cluster.rsplit_once('/').unwrap();
     format!("{base}/{name}")
 }
+
+/// The built binary's `serve` as a child process on `port` over `database`, killed (SIGKILL) when
+/// dropped: for tests of what survives a crash or an outage.
+pub struct ServeProcess(std::process::Child);
+
+impl ServeProcess {
+    pub fn start(database: &str, port: u16) -> ServeProcess {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_signalboard"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .args(["--database-url", database])
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        ServeProcess(child)
+    }
+
+    /// Kills it with SIGKILL, as a crash would, and waits for it to be gone.
+    pub fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until the server at `base` answers `/healthz`.
+pub async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    for _ in 0..400 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("server at {base} did not become healthy");
+}
+
+/// A loopback port nothing listens on (as of now).
+pub fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+/// GETs `url` and parses the answer as JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = client.get(url).send().await.unwrap();
+    response.json().await.unwrap()
+}

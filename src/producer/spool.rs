@@ -1,0 +1,103 @@
+//! Where samples wait for the server: a SQLite file (`--spool FILE`), so the backlog outlives a
+//! restart of the producer, or the same in memory. A row per sample, its JSON as posted; bounded at
+//! `MAX_SAMPLES`, past which the oldest are dropped, counted and logged.
+
+use crate::model::Sample;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use std::path::Path;
+use std::str::FromStr;
+
+/// Samples kept while the server is unreachable: a day at 1 Hz, a few tens of MB at most.
+pub const MAX_SAMPLES: i64 = 86_400;
+
+pub struct Spool {
+    pool: SqlitePool,
+    /// Samples dropped because the spool was full, since it was opened.
+    pub dropped: u64,
+}
+
+/// A spooled sample: its place in line and its JSON.
+#[derive(sqlx::FromRow)]
+pub struct Spooled {
+    pub id: i64,
+    pub json: String,
+}
+
+impl Spool {
+    /// The spool in `file` (made if missing), or in memory.
+    pub async fn open(file: Option<&Path>) -> Result<Spool, sqlx::Error> {
+        let options = match file {
+            Some(file) => SqliteConnectOptions::new()
+                .filename(file)
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                // A sample is acknowledged to nobody: surviving a crash of the producer is enough.
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal),
+            None => SqliteConnectOptions::from_str("sqlite::memory:")?,
+        };
+        // One connection: an in-memory database lives in it.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS samples (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(Spool { pool, dropped: 0 })
+    }
+
+    /// Adds a sample at the end of the line; drops the oldest past `MAX_SAMPLES`.
+    pub async fn push(&mut self, sample: &Sample) -> Result<(), sqlx::Error> {
+        let json = serde_json::to_string(sample).expect("a sample of finite values serialises");
+        sqlx::query("INSERT INTO samples (json) VALUES ($1)")
+            .bind(json)
+            .execute(&self.pool)
+            .await?;
+        let over: i64 = sqlx::query_scalar("SELECT count(*) - $1 FROM samples")
+            .bind(MAX_SAMPLES)
+            .fetch_one(&self.pool)
+            .await?;
+        if over > 0 {
+            sqlx::query(
+                "DELETE FROM samples WHERE id IN (SELECT id FROM samples ORDER BY id LIMIT $1)",
+            )
+            .bind(over)
+            .execute(&self.pool)
+            .await?;
+            self.dropped += over as u64;
+            tracing::error!(
+                dropped = self.dropped,
+                "producer spool full: dropped the oldest samples"
+            );
+        }
+        Ok(())
+    }
+
+    /// The oldest `n` samples.
+    pub async fn oldest(&self, n: usize) -> Result<Vec<Spooled>, sqlx::Error> {
+        sqlx::query_as("SELECT id, json FROM samples ORDER BY id LIMIT $1")
+            .bind(n as i64)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Removes the samples up to and including `id`: delivered, or given up on.
+    pub async fn remove_through(&self, id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM samples WHERE id <= $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn len(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT count(*) FROM samples")
+            .fetch_one(&self.pool)
+            .await
+    }
+}
