@@ -5,7 +5,7 @@
 //! never be accepted: it goes to a dead-letter file beside the spool with the server's reason, and
 //! the line moves on.
 
-use super::spool::Spool;
+use super::spool::{Spool, MAX_SAMPLES};
 use super::MAX_SAMPLES_PER_POST;
 use crate::model::Sample;
 use std::io::Write;
@@ -59,7 +59,7 @@ impl Delivery {
             .timeout(Duration::from_secs(10))
             .default_headers(headers)
             .build()?;
-        let spool = Spool::open(upstream.spool.as_deref())
+        let spool = Spool::open(upstream.spool.as_deref(), MAX_SAMPLES)
             .await
             .with_context(|| format!("opening the spool {:?}", upstream.spool))?;
         let waiting = spool.len().await?;

@@ -12,6 +12,8 @@ pub const MAX_SAMPLES: i64 = 86_400;
 
 pub struct Spool {
     pool: SqlitePool,
+    /// Most samples kept.
+    capacity: i64,
     /// Samples dropped because the spool was full, since it was opened.
     pub dropped: u64,
 }
@@ -24,8 +26,8 @@ pub struct Spooled {
 }
 
 impl Spool {
-    /// The spool in `file` (made if missing), or in memory.
-    pub async fn open(file: Option<&Path>) -> Result<Spool, sqlx::Error> {
+    /// The spool in `file` (made if missing), or in memory, keeping at most `capacity` samples.
+    pub async fn open(file: Option<&Path>, capacity: i64) -> Result<Spool, sqlx::Error> {
         let options = match file {
             Some(file) => SqliteConnectOptions::new()
                 .filename(file)
@@ -48,10 +50,14 @@ impl Spool {
         )
         .execute(&pool)
         .await?;
-        Ok(Spool { pool, dropped: 0 })
+        Ok(Spool {
+            pool,
+            capacity,
+            dropped: 0,
+        })
     }
 
-    /// Adds a sample at the end of the line; drops the oldest past `MAX_SAMPLES`.
+    /// Adds a sample at the end of the line; drops the oldest past the capacity.
     pub async fn push(&mut self, sample: &Sample) -> Result<(), sqlx::Error> {
         let json = serde_json::to_string(sample).expect("a sample of finite values serialises");
         sqlx::query("INSERT INTO samples (json) VALUES ($1)")
@@ -59,7 +65,7 @@ impl Spool {
             .execute(&self.pool)
             .await?;
         let over: i64 = sqlx::query_scalar("SELECT count(*) - $1 FROM samples")
-            .bind(MAX_SAMPLES)
+            .bind(self.capacity)
             .fetch_one(&self.pool)
             .await?;
         if over > 0 {
@@ -99,5 +105,65 @@ impl Spool {
         sqlx::query_scalar("SELECT count(*) FROM samples")
             .fetch_one(&self.pool)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t: i64) -> Sample {
+        Sample {
+            timestamp: t,
+            signals: [("s".to_owned(), 1.0)].into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_spool_drops_the_oldest_and_counts_them() {
+        let mut spool = Spool::open(None, 3).await.unwrap();
+        for t in 0..5 {
+            spool.push(&sample(t)).await.unwrap();
+        }
+        assert_eq!((spool.len().await.unwrap(), spool.dropped), (3, 2));
+        let kept: Vec<Sample> = spool
+            .oldest(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| serde_json::from_str(&s.json).unwrap())
+            .collect();
+        assert_eq!(kept, [sample(2), sample(3), sample(4)]);
+    }
+
+    #[tokio::test]
+    async fn a_torn_spool_tail_loses_only_the_sample_it_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("spool.db");
+        let mut spool = Spool::open(Some(&file), MAX_SAMPLES).await.unwrap();
+        for t in 0..100 {
+            spool.push(&sample(t)).await.unwrap();
+        }
+        // The files as a crash leaves them (copied while the spool is open), the write-ahead log
+        // cut short mid-frame: SQLite ignores the torn frame; what was committed before it is there.
+        let crashed = tempfile::tempdir().unwrap();
+        for name in ["spool.db", "spool.db-wal"] {
+            std::fs::copy(dir.path().join(name), crashed.path().join(name)).unwrap();
+        }
+        drop(spool);
+        let wal = crashed.path().join("spool.db-wal");
+        let len = std::fs::metadata(&wal).unwrap().len();
+        let torn = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+        torn.set_len(len - 100).unwrap();
+        let file = crashed.path().join("spool.db");
+        let reopened = Spool::open(Some(&file), MAX_SAMPLES).await.unwrap();
+        let kept = reopened.len().await.unwrap();
+        assert_eq!(
+            kept, 99,
+            "the sample in the torn frame is lost, the 99 before it kept"
+        );
+        let first: Sample =
+            serde_json::from_str(&reopened.oldest(1).await.unwrap()[0].json).unwrap();
+        assert_eq!(first, sample(0));
     }
 }
