@@ -62,7 +62,7 @@ impl Delivery {
         let spool = Spool::open(upstream.spool.as_deref(), MAX_SAMPLES)
             .await
             .with_context(|| format!("opening the spool {:?}", upstream.spool))?;
-        let waiting = spool.len().await?;
+        let waiting = spool.len();
         if waiting > 0 {
             tracing::info!(
                 waiting,
