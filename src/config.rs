@@ -102,12 +102,53 @@ pub struct ProduceArgs {
     /// ends, then exit once all are delivered.
     #[arg(long)]
     pub stdin: bool,
-    /// Keep samples waiting for the server in this file, so that a restart of the producer loses
-    /// none (refused batches go to FILE's name with `.dead.jsonl`). Without it they wait in memory.
+    /// Keep samples waiting for the server in this directory, so that a restart of the producer
+    /// loses none (refused ones go to DIR/dead.jsonl). Without it they wait in memory.
     #[arg(long, env = "SIGNALBOARD_SPOOL")]
-    pub spool: Option<std::path::PathBuf>,
+    pub spool: Option<PathBuf>,
+    /// Most megabytes the spool holds; past them the oldest samples are dropped (and counted).
+    #[arg(long, env = "SIGNALBOARD_SPOOL_MAX_MB", default_value_t = 1024)]
+    pub spool_max_mb: u64,
     #[command(flatten)]
     pub simulation: SimulationArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EdgeArgs {
+    /// The server to forward to: its ingest endpoint.
+    #[arg(long, env = "SIGNALBOARD_UPSTREAM")]
+    pub upstream: String,
+    /// An access token of scope write or admin, presented upstream.
+    #[arg(long, env = "SIGNALBOARD_TOKEN")]
+    pub token: Option<String>,
+    /// Address the edge's ingest APIs listen on (8086, InfluxDB's, is where Telegraf and InfluxDB
+    /// clients send by default).
+    #[arg(long, env = "SIGNALBOARD_EDGE_ADDR", default_value = "127.0.0.1:8086")]
+    pub addr: SocketAddr,
+    /// The token local producers must present. Without it, the edge refuses to listen beyond
+    /// loopback unless given --no-auth.
+    #[arg(long, env = "SIGNALBOARD_EDGE_TOKEN")]
+    pub accept_token: Option<String>,
+    /// Listen beyond loopback with no token: anyone who can reach the port may write.
+    #[arg(long, env = "SIGNALBOARD_NO_AUTH")]
+    pub no_auth: bool,
+    /// The spool: points are acknowledged once they are in it, and leave it once upstream has them
+    /// (refused ones go to DIR/dead.jsonl).
+    #[arg(long, env = "SIGNALBOARD_SPOOL", default_value = "data/edge-spool")]
+    pub spool: PathBuf,
+    /// Most megabytes the spool holds; past them the oldest points are dropped (and counted).
+    #[arg(long, env = "SIGNALBOARD_SPOOL_MAX_MB", default_value_t = 1024)]
+    pub spool_max_mb: u64,
+    /// normal: a spooled point survives a crash of the edge; fsync: it also survives power loss
+    /// (each write waits for the disk).
+    #[arg(long, env = "SIGNALBOARD_DURABILITY", default_value = "normal")]
+    pub durability: Durability,
+    /// Most points a second forwarded, so a backlog does not overrun a recovering server.
+    #[arg(long, env = "SIGNALBOARD_FORWARD_RATE", default_value_t = 100_000)]
+    pub forward_rate: u32,
+    /// The settings file, for the request limits (`[signalboard]`, as the server's).
+    #[arg(long, env = "SIGNALBOARD_CONFIG", default_value = "Leptos.toml")]
+    pub config: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -242,12 +283,11 @@ impl Settings {
         if let Some(addr) = args.addr {
             leptos.site_addr = addr;
         }
-        let defaults = Limits::default();
         Ok(Settings {
             database_url: args
                 .database_url
                 .clone()
-                .or(file.database_url)
+                .or(file.database_url.clone())
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             durability: args.durability.or(file.durability).unwrap_or_default(),
             retention: Retention::days(
@@ -255,36 +295,47 @@ impl Settings {
                 file.minute_rollup_retention_days.unwrap_or(90),
                 file.hour_rollup_retention_days.unwrap_or(730),
             ),
-            limits: Limits {
-                max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
-                max_samples: file.max_samples.unwrap_or(defaults.max_samples),
-                max_signals: file.max_signals.unwrap_or(defaults.max_signals),
-                write_queue_points: file
-                    .write_queue_points
-                    .unwrap_or(defaults.write_queue_points),
-                max_concurrent_writes: file
-                    .max_concurrent_writes
-                    .unwrap_or(defaults.max_concurrent_writes),
-                max_raw_points: file.max_raw_points.unwrap_or(defaults.max_raw_points),
-                live_backlog_points: file
-                    .live_backlog_points
-                    .unwrap_or(defaults.live_backlog_points),
-                live_send_timeout: seconds(file.live_send_timeout_secs)
-                    .unwrap_or(defaults.live_send_timeout),
-                max_total_signals: file.max_total_signals.unwrap_or(defaults.max_total_signals),
-                max_new_signals: file.max_new_signals.unwrap_or(defaults.max_new_signals),
-                max_connections: file.max_connections.unwrap_or(defaults.max_connections),
-                token_write_rate: file.token_write_rate.unwrap_or(defaults.token_write_rate),
-                header_timeout: seconds(file.header_timeout_secs)
-                    .unwrap_or(defaults.header_timeout),
-                request_timeout: seconds(file.request_timeout_secs)
-                    .unwrap_or(defaults.request_timeout),
-            },
+            limits: Limits::from_file(&file),
             demo: args.demo.then(|| args.producer.clone()),
             no_auth: args.no_auth,
             clock: crate::server::clock::system(),
             leptos,
         })
+    }
+}
+
+impl Limits {
+    /// The limits a settings file states, defaults for those it leaves out.
+    fn from_file(file: &FileSettings) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+            max_samples: file.max_samples.unwrap_or(defaults.max_samples),
+            max_signals: file.max_signals.unwrap_or(defaults.max_signals),
+            write_queue_points: file
+                .write_queue_points
+                .unwrap_or(defaults.write_queue_points),
+            max_concurrent_writes: file
+                .max_concurrent_writes
+                .unwrap_or(defaults.max_concurrent_writes),
+            max_raw_points: file.max_raw_points.unwrap_or(defaults.max_raw_points),
+            live_backlog_points: file
+                .live_backlog_points
+                .unwrap_or(defaults.live_backlog_points),
+            live_send_timeout: seconds(file.live_send_timeout_secs)
+                .unwrap_or(defaults.live_send_timeout),
+            max_total_signals: file.max_total_signals.unwrap_or(defaults.max_total_signals),
+            max_new_signals: file.max_new_signals.unwrap_or(defaults.max_new_signals),
+            max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+            token_write_rate: file.token_write_rate.unwrap_or(defaults.token_write_rate),
+            header_timeout: seconds(file.header_timeout_secs).unwrap_or(defaults.header_timeout),
+            request_timeout: seconds(file.request_timeout_secs).unwrap_or(defaults.request_timeout),
+        }
+    }
+
+    /// The limits of the settings file at `path` (defaults without one).
+    pub fn load(path: &Path) -> anyhow::Result<Limits> {
+        Ok(Limits::from_file(&read_file_settings(path)?))
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! One crate, two builds: `ssr` is the server (axum, sqlx, the Leptos renderer), `hydrate` is the
 //! dashboard's WebAssembly. `model`, `api` and `app` compile into both; `server` only into the first,
-//! beside a client of it, `producer` (`signalboard produce`, and `serve --demo`). The benchmark is
+//! beside a client of it, `producer` (`signalboard produce`, and `serve --demo`), and `edge`, which takes
+//! writes like the server and forwards them to one. The benchmark is
 //! the binary's (`src/main.rs`).
 //! A point's journey: `server::ingest` → `server::writer` → `server::store` and `server::live` →
 //! `api` / `server::query` → `ui`.
@@ -17,6 +18,8 @@ pub mod ui;
 
 #[cfg(feature = "ssr")]
 pub mod config;
+#[cfg(feature = "ssr")]
+pub mod edge;
 #[cfg(feature = "ssr")]
 pub mod producer;
 #[cfg(feature = "ssr")]

@@ -1,4 +1,4 @@
-//! The `signalboard` binary: `serve` (the default), `produce`, `token` and `bench`. See
+//! The `signalboard` binary: `serve` (the default), `produce`, `edge`, `token` and `bench`. See
 //! `signalboard --help`. The benchmark lives here, beside the library rather than in it: it is a
 //! client of the product, not part of it.
 
@@ -45,6 +45,8 @@ enum Command {
     Serve(config::ServeArgs),
     /// Run the simulated producer against a server.
     Produce(config::ProduceArgs),
+    /// Take the write APIs beside producers, spool on disk, forward to a server (`--upstream`).
+    Edge(config::EdgeArgs),
     /// Measure ingest speed, database size and memory (see the README's performance table).
     Bench(bench::BenchArgs),
     /// Create, list or revoke access tokens (a running server sees the change within a second).
@@ -83,6 +85,8 @@ async fn main() -> anyhow::Result<()> {
                 url: args.url,
                 token: args.token,
                 spool: args.spool,
+                spool_bytes: args.spool_max_mb << 20,
+                ..Upstream::default()
             };
             if args.stdin {
                 return producer::run_stdin(upstream).await;
@@ -94,6 +98,12 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             producer::run(upstream, source, args.simulation.rate).await
+        }
+        Command::Edge(args) => {
+            let listener = tokio::net::TcpListener::bind(args.addr)
+                .await
+                .with_context(|| format!("listening on {}", args.addr))?;
+            signalboard::edge::serve(listener, args, shutdown_signal()).await
         }
         Command::Bench(args) => bench::run(args).await,
         Command::Token(args) => server::access::token_command(args).await,

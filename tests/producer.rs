@@ -5,7 +5,7 @@
 mod common;
 
 use common::{free_port, get_json, wait_healthy, ServeProcess};
-use sqlx::Connection;
+use signalboard::producer::spool::Spool;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 
@@ -28,18 +28,16 @@ fn producer(url: &str, spool: &std::path::Path) -> tokio::process::Child {
         .unwrap()
 }
 
-/// The timestamps waiting in a spool file.
+/// The timestamps waiting in a spool.
 async fn spooled(spool: &std::path::Path) -> Vec<i64> {
-    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", spool.display()))
+    let spool = Spool::open(Some(spool), 1 << 30, false).await.unwrap();
+    spool
+        .oldest(u64::MAX)
         .await
-        .unwrap();
-    let json: Vec<String> = sqlx::query_scalar("SELECT json FROM samples ORDER BY id")
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
-    json.iter()
-        .map(|j| {
-            serde_json::from_str::<serde_json::Value>(j).unwrap()["timestamp"]
+        .unwrap()
+        .iter()
+        .map(|record| {
+            serde_json::from_str::<serde_json::Value>(&record.json).unwrap()["timestamp"]
                 .as_i64()
                 .unwrap()
         })
@@ -49,7 +47,7 @@ async fn spooled(spool: &std::path::Path) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spooled_producer_loses_nothing_to_an_outage_or_to_its_own_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("spool.db");
+    let spool = dir.path().join("spool");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let url = format!("{base}/api/telemetry");
@@ -94,7 +92,7 @@ async fn a_batch_the_server_refuses_goes_to_the_dead_letter_file() {
     let server =
         common::TestServer::start_with(|s| s.clock = signalboard::server::clock::system()).await;
     let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("spool.db");
+    let spool = dir.path().join("spool");
     let mut child = Command::new(env!("CARGO_BIN_EXE_signalboard"))
         .args([
             "produce",
@@ -118,7 +116,7 @@ async fn a_batch_the_server_refuses_goes_to_the_dead_letter_file() {
     drop(input);
     let exited = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
     assert!(exited.expect("gives up on it and exits").unwrap().success());
-    let dead = std::fs::read_to_string(dir.path().join("spool.dead.jsonl")).unwrap();
+    let dead = std::fs::read_to_string(spool.join("dead.jsonl")).unwrap();
     let letter: serde_json::Value = serde_json::from_str(dead.lines().next().unwrap()).unwrap();
     assert!(
         letter["reason"].as_str().unwrap().starts_with("400"),

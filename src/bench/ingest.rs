@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 /// The two batch encodings.
 #[derive(Clone, Copy, PartialEq)]
-enum Format {
+pub(super) enum Format {
     Json,
     LineProtocol,
 }
@@ -50,9 +50,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let at = |path: &str| -> Vec<String> { bases.iter().map(|b| format!("{b}{path}")).collect() };
     let ingest = at("/api/telemetry");
     // Timestamps start a day ago and only grow, so no request overwrites another's points.
-    let clock = Arc::new(AtomicI64::new(
-        chrono::Utc::now().timestamp_millis() - signalboard::model::DAY,
-    ));
+    let clock = day_ago();
 
     let store = match &args.database_url {
         Some(_) => "PostgreSQL",
@@ -141,9 +139,16 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Timestamps start a day ago and only grow, so no request overwrites another's points.
+pub(super) fn day_ago() -> Arc<AtomicI64> {
+    Arc::new(AtomicI64::new(
+        chrono::Utc::now().timestamp_millis() - signalboard::model::DAY,
+    ))
+}
+
 /// Sends `args.points` points in 1,000-point requests from 4 concurrent clients per URL; returns
 /// points/s.
-async fn batch_phase(
+pub(super) async fn batch_phase(
     client: &reqwest::Client,
     urls: &[String],
     args: &BenchArgs,

@@ -1,8 +1,9 @@
-//! `signalboard bench`: the benchmarks whose figures the README quotes — ingest (`ingest.rs`) and,
-//! with `--query`, history reads (`history.rs`) — against real server processes (`servers.rs`): this
-//! same binary's `serve` on a fresh database in a temporary directory, and with `--victoria-metrics`
-//! the peer. Client and server share the machine, as they do in the peer's figures.
+//! `signalboard bench`: the benchmarks whose figures the README quotes — ingest (`ingest.rs`), with
+//! `--query` history reads (`history.rs`), with `--edge` an edge in front of a server (`edge.rs`) —
+//! against real server processes (`servers.rs`): this same binary's `serve` on a fresh database in
+//! a temporary directory, and with `--victoria-metrics` the peer. Client and server share the machine, as they do in the peer's figures.
 
+mod edge;
 mod history;
 mod ingest;
 mod servers;
@@ -56,11 +57,17 @@ pub struct BenchArgs {
     /// history and time its raw export and `max_over_time`, taking turns with Signalboard's answers.
     #[arg(long)]
     pub victoria_metrics: bool,
+    /// Benchmark `signalboard edge` instead: spool bytes per point and catch-up time after an
+    /// outage, then throughput through an edge (`--points` line-protocol points).
+    #[arg(long, conflicts_with = "query")]
+    pub edge: bool,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.query {
         history::run(&args).await
+    } else if args.edge {
+        edge::run(&args).await
     } else {
         ingest::run(args).await
     }

@@ -94,9 +94,7 @@ pub(super) struct Victoria {
 impl Victoria {
     pub(super) async fn start() -> anyhow::Result<Victoria> {
         let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_port()?;
         let child = tokio::process::Command::new("victoria-metrics")
             .arg(format!("-storageDataPath={}", dir.path().display()))
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
@@ -252,6 +250,13 @@ impl Victoria {
     }
 }
 
+/// A loopback port nothing listens on (as of now).
+pub(super) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// Milliseconds as the seconds VictoriaMetrics takes in `start` and `end`.
 fn seconds(millis: i64) -> String {
     format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
@@ -266,28 +271,55 @@ pub(super) struct OwnServer {
 impl OwnServer {
     /// Serves the database at `database` (a URL).
     pub(super) async fn start(database: &str, durability: Durability) -> anyhow::Result<OwnServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        OwnServer::start_on(free_port()?, database, durability).await
+    }
+
+    /// Serves the database at `database` on `port`.
+    pub(super) async fn start_on(
+        port: u16,
+        database: &str,
+        durability: Durability,
+    ) -> anyhow::Result<OwnServer> {
+        let addr = format!("127.0.0.1:{port}");
+        let args = ["serve", "--addr", &addr, "--database-url", database];
+        OwnServer::spawn(&args, &["--durability", durability.name()], port).await
+    }
+
+    /// `signalboard edge` forwarding to `upstream`, spooling in `spool`, forwarding at most
+    /// `forward_rate` points a second.
+    pub(super) async fn edge(
+        upstream: &str,
+        spool: &std::path::Path,
+        forward_rate: u32,
+    ) -> anyhow::Result<OwnServer> {
+        let port = free_port()?;
+        let (addr, spool) = (format!("127.0.0.1:{port}"), spool.display().to_string());
+        let args = [
+            "edge",
+            "--upstream",
+            upstream,
+            "--addr",
+            &addr,
+            "--spool",
+            &spool,
+        ];
+        OwnServer::spawn(&args, &["--forward-rate", &forward_rate.to_string()], port).await
+    }
+
+    async fn spawn(args: &[&str], more: &[&str], port: u16) -> anyhow::Result<OwnServer> {
         let child = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", database])
-            .arg("--durability")
-            .arg(durability.name())
+            .args(args)
+            .args(more)
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
             .spawn()
-            .context("starting the server")?;
+            .with_context(|| format!("starting `signalboard {}`", args[0]))?;
         let server = OwnServer {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
-        wait_healthy(
-            &format!("{}/healthz", server.url),
-            "the benchmark's server",
-            200,
-        )
-        .await?;
+        let healthz = format!("{}/healthz", server.url);
+        wait_healthy(&healthz, "the benchmark's server", 200).await?;
         Ok(server)
     }
 

@@ -1,29 +1,49 @@
-//! Delivering spooled samples to the server, at least once: oldest first, each batch removed from
-//! the spool only once the server acknowledged it. After a failure the next try waits, doubling up
+//! Delivering spooled points to the server, at least once: oldest first, in gzipped batches, each
+//! removed from the spool only once the server acknowledged it. After a failure the next try waits, doubling up
 //! to `MAX_BACKOFF` with jitter (so producers that lost the same server do not return in step), or
 //! as long as the server's `Retry-After` says. A batch the server refuses (4xx other than 429) will
-//! never be accepted: it goes to a dead-letter file beside the spool with the server's reason, and
-//! the line moves on.
+//! never be accepted: its records are resent one by one, and those refused go to a dead-letter file
+//! in the spool directory with the server's reason; the line moves on.
 
-use super::spool::{Spool, MAX_SAMPLES};
-use super::MAX_SAMPLES_PER_POST;
-use crate::model::Sample;
+use super::spool::{Position, Spool, MEMORY_BYTES};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Points per POST when catching up: well within a server's default request limits.
+const MAX_POINTS_PER_POST: u64 = 10_000;
 
-/// Where a producer sends, as whom, and where its samples wait.
-#[derive(Clone, Debug, Default)]
+/// Where a producer sends, as whom, and where its points wait.
+#[derive(Clone, Debug)]
 pub struct Upstream {
     /// The ingest endpoint (`/api/telemetry`).
     pub url: String,
     /// Presented as `Authorization: Bearer`.
     pub token: Option<String>,
-    /// The spool file; `None` keeps the backlog in memory.
+    /// The spool directory; `None` keeps the backlog in memory.
     pub spool: Option<PathBuf>,
+    /// Most bytes the spool holds; past them the oldest points are dropped.
+    pub spool_bytes: u64,
+    /// Whether each spooled record is flushed to the disk before it counts as spooled.
+    pub sync: bool,
+    /// Most points a second sent, so a server recovering from an outage is not overrun by the
+    /// backlog of every producer at once; `None` sends as fast as the server answers.
+    pub max_rate: Option<f64>,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream {
+            url: String::new(),
+            token: None,
+            spool: None,
+            spool_bytes: MEMORY_BYTES,
+            sync: false,
+            max_rate: None,
+        }
+    }
 }
 
 pub struct Delivery {
@@ -31,9 +51,13 @@ pub struct Delivery {
     url: String,
     spool: Spool,
     dead_letters: Option<PathBuf>,
+    max_rate: Option<f64>,
     /// Failures in a row, and when the next try may be.
     failures: u32,
     next_try: Instant,
+    /// After a batch was refused, its records are sent one at a time up to here: each record is
+    /// one request the producer made, and only the refused ones go to the dead letters.
+    alone_through: Option<Position>,
 }
 
 /// What one POST came to.
@@ -59,40 +83,58 @@ impl Delivery {
             .timeout(Duration::from_secs(10))
             .default_headers(headers)
             .build()?;
-        let spool = Spool::open(upstream.spool.as_deref(), MAX_SAMPLES)
-            .await
-            .with_context(|| format!("opening the spool {:?}", upstream.spool))?;
-        let waiting = spool.len();
+        let spool = Spool::open(
+            upstream.spool.as_deref(),
+            upstream.spool_bytes,
+            upstream.sync,
+        )
+        .await
+        .with_context(|| format!("opening the spool {:?}", upstream.spool))?;
+        let waiting = spool.stats().waiting_points;
         if waiting > 0 {
             tracing::info!(
                 waiting,
-                "the spool holds samples from before: delivering them first"
+                "the spool holds points from before: delivering them first"
             );
         }
         Ok(Delivery {
             client,
             url: upstream.url,
             spool,
-            dead_letters: upstream.spool.map(|s| s.with_extension("dead.jsonl")),
+            dead_letters: upstream.spool.map(|dir| dir.join("dead.jsonl")),
+            max_rate: upstream.max_rate,
             failures: 0,
             next_try: Instant::now(),
+            alone_through: None,
         })
     }
 
-    pub async fn push(&mut self, sample: &Sample) -> anyhow::Result<()> {
-        Ok(self.spool.push(sample).await?)
+    /// The spool this delivers from, to add to.
+    pub fn spool(&self) -> &Spool {
+        &self.spool
     }
 
-    /// Delivers what the spool holds, unless a failure says to wait. Returns whether it is empty.
+    /// When `deliver` will try again: after a failure's backoff, or the rate limit's pause.
+    pub fn next_try(&self) -> Instant {
+        self.next_try
+    }
+
+    /// Delivers what the spool holds, unless a failure or the rate limit says to wait. Returns
+    /// whether the spool is empty.
     pub async fn deliver(&mut self) -> anyhow::Result<bool> {
-        if Instant::now() < self.next_try {
-            return Ok(false);
-        }
         loop {
-            let batch = self.spool.oldest(MAX_SAMPLES_PER_POST).await?;
-            let Some(last) = batch.last().map(|s| s.id) else {
+            if Instant::now() < self.next_try {
+                return Ok(false);
+            }
+            let max_points = match self.alone_through {
+                Some(_) => 0,
+                None => MAX_POINTS_PER_POST,
+            };
+            let batch = self.spool.oldest(max_points).await?;
+            let Some(last) = batch.last() else {
                 return Ok(true);
             };
+            let (end, points) = (last.end, batch.iter().map(|r| u64::from(r.points)).sum());
             let body = format!(
                 "[{}]",
                 batch
@@ -101,25 +143,25 @@ impl Delivery {
                     .collect::<Vec<_>>()
                     .join(",")
             );
-            match self.post(body.clone()).await {
+            match self.post(&body).await {
                 Outcome::Delivered => {
                     if self.failures > 0 {
-                        tracing::info!(
-                            "producer reconnected to {}; delivering its spool",
-                            self.url
-                        );
+                        tracing::info!("reconnected to {}; delivering the spool", self.url);
                     }
                     self.failures = 0;
-                    self.spool.remove_through(last).await?;
+                    self.pace(points);
+                }
+                Outcome::Refused(_) if batch.len() > 1 => {
+                    self.alone_through = Some(end);
+                    continue;
                 }
                 Outcome::Refused(reason) => {
-                    tracing::error!(%reason, samples = batch.len(), "the server refused samples for good");
+                    tracing::error!(%reason, points, "the server refused points for good");
                     self.dead_letter(&reason, &body);
-                    self.spool.remove_through(last).await?;
                 }
                 Outcome::Retry(reason, retry_after) => {
                     if self.failures == 0 {
-                        tracing::warn!(%reason, "producer cannot deliver to {}; keeping samples until it can", self.url);
+                        tracing::warn!(%reason, "cannot deliver to {}; keeping points until it can", self.url);
                     }
                     self.failures += 1;
                     self.next_try =
@@ -127,15 +169,37 @@ impl Delivery {
                     return Ok(false);
                 }
             }
+            self.acknowledge(end, points).await?;
         }
     }
 
-    async fn post(&self, body: String) -> Outcome {
+    async fn acknowledge(&mut self, end: Position, points: u64) -> anyhow::Result<()> {
+        self.spool.acknowledge(end, points).await?;
+        if self.alone_through == Some(end) {
+            self.alone_through = None;
+        }
+        Ok(())
+    }
+
+    /// After sending `points`, waits as long as sending them takes at the rate limit.
+    fn pace(&mut self, points: u64) {
+        if let Some(rate) = self.max_rate {
+            self.next_try = Instant::now() + Duration::from_secs_f64(points as f64 / rate);
+        }
+    }
+
+    /// Posts a JSON array of samples, gzipped.
+    async fn post(&self, body: &str) -> Outcome {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(body.as_bytes())
+            .expect("writing to memory does not fail");
+        let compressed = gzip.finish().expect("writing to memory does not fail");
         let sent = self
             .client
             .post(&self.url)
             .header("content-type", "application/json")
-            .body(body)
+            .header("content-encoding", "gzip")
+            .body(compressed)
             .send()
             .await;
         let response = match sent {
@@ -159,8 +223,8 @@ impl Delivery {
         }
     }
 
-    /// Appends a refused batch and the server's reason to the dead-letter file (one JSON object a
-    /// line), or only to the log without a spool file.
+    /// Appends a refused record and the server's reason to the dead-letter file (one JSON object
+    /// a line), or only to the log without a spool directory.
     fn dead_letter(&self, reason: &str, batch: &str) {
         let Some(path) = &self.dead_letters else {
             return;

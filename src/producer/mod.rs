@@ -2,30 +2,25 @@
 //! posted as JSON, from a simulation of a handful of signals with different shapes (smooth,
 //! wandering, periodic, stepped, spiky) or from this machine itself (`host.rs`, `--host`).
 //!
-//! It never loses a point while the server is away: samples wait in a spool (`spool.rs`: a file with
-//! `--spool`, so a restart of the producer loses nothing either) until a POST of them is acknowledged
-//! (`delivery.rs`), and since storing the same (signal, timestamp) twice overwrites, resending is
-//! harmless. Timestamps come from the schedule, not from when the loop happens to run, so a stall
+//! It never loses a point while the server is away: samples wait in a spool (`spool/`: a directory
+//! with `--spool`, so a restart of the producer loses nothing either) until a POST of them is
+//! acknowledged (`delivery.rs`), and since storing the same (signal, timestamp) twice overwrites,
+//! resending is harmless. `signalboard edge` (`src/edge.rs`) spools and delivers the same way. Timestamps come from the schedule, not from when the loop happens to run, so a stall
 //! makes no gap.
 
 mod delivery;
 mod host;
-mod spool;
+pub mod spool;
 mod stdin;
 
-pub use delivery::Upstream;
+pub use delivery::{Delivery, Upstream};
 pub use host::HostSampler;
 pub use stdin::run_stdin;
-
-use delivery::Delivery;
 
 use crate::model::Sample;
 use std::collections::BTreeMap;
 use std::f64::consts::TAU;
 use std::time::Duration;
-
-/// Samples sent per request when catching up after an outage.
-const MAX_SAMPLES_PER_POST: usize = 1_000;
 
 /// The shapes, in the order signals are assigned to them.
 const SHAPES: [&str; 5] = ["sine", "random_walk", "sawtooth", "noisy_step", "spikes"];
@@ -116,7 +111,7 @@ pub async fn run(upstream: Upstream, mut source: Source, rate: f64) -> anyhow::R
     for n in 0u64.. {
         ticks.tick().await;
         let t_ms = start + (n as f64 * period.as_secs_f64() * 1000.0) as i64;
-        delivery.push(&source.sample(t_ms)).await?;
+        delivery.spool().push_sample(&source.sample(t_ms)).await?;
         delivery.deliver().await?;
     }
     Ok(())

@@ -1,10 +1,10 @@
 //! `signalboard produce --stdin`: lines from standard input become samples, so a shell script or a
 //! serial-port reader is a producer with a pipe. A line is either Influx line protocol
 //! (`measurement[,tag=v] field=value [ns timestamp]`) or `name value [epoch ms]`; a line without a
-//! timestamp is stamped when it is read. Lines are sent in batches (at most `MAX_SAMPLES_PER_POST`,
-//! or what arrived within a second) and, at the end of the input, until all are delivered.
+//! timestamp is stamped when it is read. Lines are sent in batches (at most `BATCH_LINES`, or what
+//! arrived within a second) and, at the end of the input, until all are delivered.
 
-use super::{Delivery, Upstream, MAX_SAMPLES_PER_POST};
+use super::{Delivery, Upstream};
 use crate::config::Limits;
 use crate::model::Sample;
 use crate::server::domain::Timestamp;
@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 
-/// How long lines may wait for a batch to fill.
+/// How long lines may wait for a batch to fill, and how many make one.
 const BATCH_WAIT: Duration = Duration::from_secs(1);
+const BATCH_LINES: usize = 1_000;
 
 /// Reads standard input to its end, delivering what it reads to `upstream`; returns once all of it
 /// was delivered (or refused by the server, which is logged).
@@ -26,9 +27,9 @@ pub async fn run_stdin(upstream: Upstream) -> anyhow::Result<()> {
         match tokio::time::timeout(BATCH_WAIT, lines.next_line()).await {
             Ok(Ok(Some(line))) => match sample_of(&line, Timestamp::now()) {
                 Ok(Some(sample)) => {
-                    delivery.push(&sample).await?;
+                    delivery.spool().push_sample(&sample).await?;
                     waiting += 1;
-                    if waiting < MAX_SAMPLES_PER_POST {
+                    if waiting < BATCH_LINES {
                         continue;
                     }
                 }

@@ -50,6 +50,10 @@ pub enum ApiError {
         _ => "internal error: the database failed (see the server's log)",
     })]
     Store(#[from] StoreError),
+    /// An edge's spool could not take the points (its disk failed or is full); nothing was
+    /// spooled, and the client may retry.
+    #[error("the edge's spool cannot take points ({0}): retry shortly")]
+    Spool(std::io::Error),
     #[error("server is shutting down")]
     ShuttingDown,
     /// An answer could not be encoded (a bug, not the client's fault).
@@ -79,6 +83,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Overloaded
             | ApiError::Store(StoreError::Unavailable(_))
+            | ApiError::Spool(_)
             | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -6,8 +6,8 @@ use crate::config::Limits;
 use crate::model::Accepted;
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
 use crate::server::error::ApiError;
+use crate::server::intake::Intake;
 use crate::server::lineproto::{self, Precision};
-use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
@@ -23,16 +23,16 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// `POST /api/telemetry`: one JSON sample or an array of them → `200 {"accepted": points}`.
-pub async fn post_json(
-    State(state): State<AppState>,
+pub async fn post_json<I: Intake>(
+    State(intake): State<I>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Accepted>, ApiError> {
     require_json(&headers)?;
-    let body = read_body(body, &state.limits)?;
+    let body = read_body(body, intake.limits())?;
     let points =
-        parse_samples(&body, state.clock.now(), &state.limits).map_err(ApiError::BadRequest)?;
-    let accepted = state.writer.write(points).await?;
+        parse_samples(&body, intake.now(), intake.limits()).map_err(ApiError::BadRequest)?;
+    let accepted = intake.write(points).await?;
     Ok(Json(Accepted { accepted }))
 }
 
@@ -48,8 +48,8 @@ pub const SKIPPED_HEADER: &str = "x-signalboard-skipped-string-fields";
 
 /// `POST /api/v2/write` and `POST /write`: Influx line protocol → `204`, string fields skipped and
 /// counted in `SKIPPED_HEADER`.
-pub async fn post_line_protocol(
-    State(state): State<AppState>,
+pub async fn post_line_protocol<I: Intake>(
+    State(intake): State<I>,
     params: Result<Query<WriteParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -59,13 +59,13 @@ pub async fn post_line_protocol(
         .as_deref()
         .map_or(Ok(Precision::Nanoseconds), Precision::parse)
         .map_err(ApiError::BadRequest)?;
-    let body = read_body(body, &state.limits)?;
+    let body = read_body(body, intake.limits())?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not UTF-8: {e}")))?;
-    let parsed = lineproto::parse(text, precision, state.clock.now(), &state.limits)
+    let parsed = lineproto::parse(text, precision, intake.now(), intake.limits())
         .map_err(ApiError::BadRequest)?;
     if !parsed.points.is_empty() {
-        state.writer.write(parsed.points).await?;
+        intake.write(parsed.points).await?;
     }
     let mut answer = StatusCode::NO_CONTENT.into_response();
     if parsed.skipped_strings > 0 {

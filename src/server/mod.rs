@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod gzip;
 pub mod ingest;
+pub mod intake;
 pub mod lineproto;
 pub mod listen;
 pub mod live;
@@ -21,11 +22,10 @@ use crate::config::{Limits, Settings};
 use access::signin;
 use access::tokens::Tokens;
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::Uri;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::routing::{get, on, post, MethodFilter};
 use axum::Router;
 use clock::SharedClock;
@@ -39,7 +39,6 @@ use store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
-use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use writer::Writer;
@@ -146,23 +145,6 @@ pub async fn serve(
 pub fn router(state: AppState) -> Router {
     // Each middleware costs a clone of the inner service and two allocations a request: the checks
     // of one kind of request are one middleware.
-    let admit_write = middleware::from_fn_with_state(state.clone(), access::admit_write);
-    // InfluxDB's endpoints answer errors in its shape too, those of the admission included.
-    let influx = Router::new()
-        .route("/api/v2/write", post(ingest::post_line_protocol))
-        .route("/write", post(ingest::post_line_protocol))
-        .route_layer(admit_write.clone())
-        .route_layer(middleware::map_response(error::influx_shape));
-    // Prometheus compresses with snappy and says so in Content-Encoding, which the decompression
-    // layer below would refuse: this route is merged outside it, with the body limit of its own.
-    let remote_write = Router::new()
-        .route("/api/v1/write", post(remote_write::post_remote_write))
-        .route_layer(admit_write.clone())
-        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
-    let writes = Router::new()
-        .route("/api/telemetry", post(ingest::post_json))
-        .route_layer(admit_write)
-        .merge(influx);
     let mut reads = Router::new()
         .route("/api/telemetry", get(query::get_telemetry))
         .route("/api/signals", get(query::get_signals))
@@ -201,14 +183,7 @@ pub fn router(state: AppState) -> Router {
         .route("/signout", post(signin::sign_out));
     // Everything else is a file of the site (the WebAssembly, styles, icons) or a 404.
     let not_found = |uri: Uri| async move { ApiError::NotFound(uri.path().to_owned()) };
-    Router::new()
-        .merge(open)
-        .merge(writes)
-        .merge(reads)
-        // The limit applies to the decompressed body: a gzip bomb is refused like any large body.
-        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
-        .layer(RequestDecompressionLayer::new())
-        .merge(remote_write)
+    intake::with_write_routes(Router::new().merge(open).merge(reads), &state)
         .fallback_service(
             ServeDir::new(&*state.leptos.site_root).not_found_service(not_found.into_service()),
         )
@@ -216,7 +191,10 @@ pub fn router(state: AppState) -> Router {
         // brotli, at the fastest level: on loopback and LANs the CPU, not the bytes, is what a
         // request waits for.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            intake::guard::<AppState>,
+        ))
         // Requests are traced by path only: a query may carry a token (InfluxDB v1's `p`).
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
@@ -224,17 +202,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// What every request gets: a 408 past `request-timeout-secs` from its headers to its answer (a body
-/// trickled a byte at a time holds its connection and buffer no longer than that), and the security
-/// headers on its answer.
-async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let deadline = state.limits.request_timeout;
-    let mut response = match tokio::time::timeout(deadline, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::RequestTimeout { deadline }.into_response(),
-    };
-    access::add_security_headers(response.headers_mut());
-    response
+impl intake::Intake for AppState {
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn now(&self) -> domain::Timestamp {
+        self.clock.now()
+    }
+
+    async fn admit(
+        &self,
+        secret: Option<String>,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        access::admit_write(self, secret).await
+    }
+
+    async fn write(&self, points: Vec<domain::DataPoint>) -> Result<usize, ApiError> {
+        self.writer.write(points).await
+    }
 }
 
 /// 200 when the database answers, 503 when it does not.

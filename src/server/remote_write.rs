@@ -5,7 +5,7 @@
 
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
 use crate::server::error::ApiError;
-use crate::server::AppState;
+use crate::server::intake::Intake;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -46,20 +46,20 @@ pub struct Sample {
 }
 
 /// `POST /api/v1/write`.
-pub async fn post_remote_write(
-    State(state): State<AppState>,
+pub async fn post_remote_write<I: Intake>(
+    State(intake): State<I>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
-            limit: state.limits.max_body_bytes,
+            limit: intake.limits().max_body_bytes,
         },
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
-    let request = decode(&body, state.limits.max_body_bytes).map_err(ApiError::BadRequest)?;
-    let points = points(request, state.clock.now()).map_err(ApiError::BadRequest)?;
+    let request = decode(&body, intake.limits().max_body_bytes).map_err(ApiError::BadRequest)?;
+    let points = points(request, intake.now()).map_err(ApiError::BadRequest)?;
     if !points.is_empty() {
-        state.writer.write(points).await?;
+        intake.write(points).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -200,15 +200,26 @@ pub async fn postgres_database() -> String {
     format!("{base}/{name}")
 }
 
-/// The built binary's `serve` as a child process on `port` over `database`, killed (SIGKILL) when
+/// The built binary's `serve` (or another command) as a child process, killed (SIGKILL) when
 /// dropped: for tests of what survives a crash or an outage.
 pub struct ServeProcess(std::process::Child);
 
 impl ServeProcess {
+    /// `serve` on `port` over `database`.
     pub fn start(database: &str, port: u16) -> ServeProcess {
+        ServeProcess::run(&[
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            database,
+        ])
+    }
+
+    /// The binary with `args`.
+    pub fn run(args: &[&str]) -> ServeProcess {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_signalboard"))
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", database])
+            .args(args)
             .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::null())
             .spawn()

@@ -30,21 +30,20 @@ pub async fn require_read(State(state): State<AppState>, request: Request, next:
     require(&state, Scope::Read, request, next).await
 }
 
-/// Lets a write through that comes from no other site's page, presents a token allowed to write
-/// (within its write rate), and finds a place among `max-concurrent-writes`: each holds its body, up
-/// to `max-body-bytes`, so together they never hold more than the product of the two. Past that
-/// place, 503 + Retry-After at once.
-pub async fn admit_write(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let place = check_origin(request.headers()).and_then(|()| {
-        state
-            .writes_in_flight
-            .try_acquire()
-            .map_err(|_| ApiError::Overloaded)
-    });
-    match place {
-        Ok(_place) => require(&state, Scope::Write, request, next).await,
-        Err(e) => e.into_response(),
-    }
+/// Admits a write (`Intake::admit`) that presents a token allowed to write (within its write rate)
+/// and finds a place among `max-concurrent-writes`: each holds its body, up to `max-body-bytes`, so
+/// together they never hold more than the product of the two. Past that place, 503 + Retry-After
+/// at once.
+pub async fn admit_write(
+    state: &AppState,
+    secret: Option<String>,
+) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    let place = state
+        .writes_in_flight
+        .try_acquire()
+        .map_err(|_| ApiError::Overloaded)?;
+    authorize(state, Scope::Write, secret).await?;
+    Ok(place)
 }
 
 async fn require(state: &AppState, needed: Scope, request: Request, next: Next) -> Response {
@@ -90,7 +89,7 @@ async fn authorize(
 /// The token a request presents, as clients send it: `Authorization: Bearer T` or `Token T`
 /// (InfluxDB v2 clients, Telegraf), basic auth's password or the `p` query parameter (InfluxDB v1
 /// clients), or the dashboard's cookie.
-fn presented(request: &Request) -> Option<String> {
+pub fn presented(request: &Request) -> Option<String> {
     let headers = request.headers();
     if let Some(authorization) = headers
         .get(header::AUTHORIZATION)
