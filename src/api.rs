@@ -50,6 +50,7 @@ pub struct Opening {
 
 #[server]
 pub async fn open_view(view: View) -> Result<Opening, ServerFnError> {
+    use crate::downsample::bucket_width;
     use crate::server::query;
     use crate::ui::board::SeriesData;
     use crate::ui::plot::svg;
@@ -88,10 +89,14 @@ pub async fn open_view(view: View) -> Result<Opening, ServerFnError> {
                 .iter_mut()
                 .find(|s| s.signal == name)
                 .map(|s| {
-                    SeriesData::new(
+                    let data = SeriesData::new(
                         std::mem::take(&mut s.timestamps),
                         std::mem::take(&mut s.values),
-                    )
+                    );
+                    match s.downsampled {
+                        true => data.decimated_into(bucket_width(from, to, max_points)),
+                        false => data,
+                    }
                 })
                 .unwrap_or_default();
             (name, points)

@@ -95,12 +95,17 @@ pub fn bucket_points(mut points: [TimeValue; 4]) -> impl Iterator<Item = TimeVal
     })
 }
 
+/// The width (ms) of the buckets that `M4::over(from, to, max_points)` decimates into.
+pub fn bucket_width(from: i64, to: i64, max_points: usize) -> i64 {
+    let buckets = (max_points / 4).max(1) as i64;
+    let span = to.saturating_sub(from).saturating_add(1).max(1);
+    ((span + buckets - 1) / buckets).max(1)
+}
+
 impl M4 {
     /// At most `max_points` (≥ 4) points for the range `from..=to`: `max_points / 4` equal buckets.
     pub fn over(from: i64, to: i64, max_points: usize) -> M4 {
-        let buckets = (max_points / 4).max(1) as i64;
-        let span = to.saturating_sub(from).saturating_add(1).max(1);
-        M4::with_buckets(from, ((span + buckets - 1) / buckets).max(1), max_points)
+        M4::with_buckets(from, bucket_width(from, to, max_points), max_points)
     }
 
     /// Buckets of `width` ms from `origin`; points are kept raw while there are at most `limit`.

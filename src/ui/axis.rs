@@ -5,17 +5,22 @@
 use crate::model::{DAY, HOUR, MINUTE, SECOND};
 
 /// Tick spacings a time axis may use, finest first.
-const STEPS: [i64; 17] = [
+const STEPS: [i64; 22] = [
     SECOND,
+    2 * SECOND,
     5 * SECOND,
     10 * SECOND,
+    15 * SECOND,
     30 * SECOND,
     MINUTE,
+    2 * MINUTE,
     5 * MINUTE,
     10 * MINUTE,
     15 * MINUTE,
+    20 * MINUTE,
     30 * MINUTE,
     HOUR,
+    2 * HOUR,
     3 * HOUR,
     6 * HOUR,
     12 * HOUR,

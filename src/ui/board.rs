@@ -15,6 +15,9 @@ pub struct SeriesData {
     /// Changes whenever points change other than by being appended: a chart that drew the first `n`
     /// points of a revision may draw just the rest on top of its picture.
     pub revision: u64,
+    /// The width (ms) of the buckets the points were decimated into by the server; 0 for raw points.
+    /// A step must pass two of them to be a gap (`gaps.rs`).
+    pub bucket: i64,
 }
 
 /// Revisions are unique across all series, so a replaced series never passes for the one it replaced.
@@ -40,7 +43,18 @@ impl SeriesData {
             timestamps,
             values,
             revision: next_revision(),
+            bucket: 0,
         }
+    }
+
+    /// These points, decimated by the server into buckets of `bucket` ms.
+    pub fn decimated_into(self, bucket: i64) -> SeriesData {
+        SeriesData { bucket, ..self }
+    }
+
+    /// The usual step between the points in `from..=to` (`gaps::usual_step`).
+    pub fn usual_step(&self, from: i64, to: i64) -> Option<i64> {
+        crate::ui::gaps::usual_step(self.within(from, to).0)
     }
 
     /// Adds a point; a point at an existing timestamp replaces it, as it does in the store.
@@ -134,6 +148,35 @@ pub struct SeriesHandle {
     pub data: ArcRwSignal<SeriesData>,
     /// Whether `data` came decimated (so the mean is of the kept points, not of every point).
     pub downsampled: ArcRwSignal<bool>,
+    /// How often the signal reports, from its recent live points and its history: whether it has
+    /// gone stale.
+    pub cadence: ArcRwSignal<Cadence>,
+}
+
+/// A signal's usual step, robust to jitter and to the odd silence: the median of its last few
+/// steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cadence {
+    steps: [i64; 5],
+    known: usize,
+    next: usize,
+}
+
+impl Cadence {
+    pub fn add(&mut self, step: i64) {
+        if step > 0 {
+            self.steps[self.next] = step;
+            self.next = (self.next + 1) % self.steps.len();
+            self.known = (self.known + 1).min(self.steps.len());
+        }
+    }
+
+    /// The usual step, if at least one is known.
+    pub fn usual(&self) -> Option<i64> {
+        let mut known = self.steps[..self.known].to_vec();
+        let middle = known.len().checked_sub(1)? / 2;
+        Some(*known.select_nth_unstable(middle).1)
+    }
 }
 
 impl SeriesHandle {
@@ -143,6 +186,7 @@ impl SeriesHandle {
             last: ArcRwSignal::new(last),
             data: ArcRwSignal::new(SeriesData::default()),
             downsampled: ArcRwSignal::new(false),
+            cadence: ArcRwSignal::new(Cadence::default()),
         }
     }
 }
@@ -269,8 +313,17 @@ impl Board {
                 .iter()
                 .max_by_key(|p| p.timestamp)
                 .map(|p| (p.timestamp, p.value));
-            if newest.map(|(t, _)| t) > handle.last.with_untracked(|l| l.map(|(t, _)| t)) {
+            let previous = handle.last.with_untracked(|l| l.map(|(t, _)| t));
+            if newest.map(|(t, _)| t) > previous {
                 handle.last.set(newest);
+                // Steps between points that arrive in order; a resend of older points says nothing.
+                let mut times: Vec<i64> = chunk.iter().map(|p| p.timestamp).collect();
+                times.sort_unstable();
+                let from = previous.into_iter().chain(times.iter().copied());
+                let steps: Vec<i64> = from.zip(&times).map(|(a, &b)| b - a).collect();
+                handle
+                    .cadence
+                    .update(|c| steps.iter().for_each(|&s| c.add(s)));
             }
             if following && charted.contains(&handle.name) {
                 handle.data.update(|data| {
@@ -284,7 +337,10 @@ impl Board {
 
     /// A history answer for the charted signals: replaces what they held (a new view), or, with
     /// `backfill`, is merged into it (points missed while disconnected).
-    pub fn apply_history(&self, history: History, backfill: bool) {
+    /// `max_points` is what was asked for each series: a decimated one was decimated into the
+    /// buckets it makes.
+    pub fn apply_history(&self, history: History, backfill: bool, max_points: usize) {
+        let bucket = crate::downsample::bucket_width(history.from, history.to, max_points);
         let charted = self.charted_names();
         let following = self.view.with_untracked(View::is_live);
         let mut answered: std::collections::HashMap<String, _> = history
@@ -304,6 +360,16 @@ impl Board {
                 (Some(series), false) => {
                     handle.downsampled.set(series.downsampled);
                     let mut fresh = SeriesData::new(series.timestamps, series.values);
+                    if series.downsampled {
+                        fresh = fresh.decimated_into(bucket);
+                    } else if let Some(usual) = crate::ui::gaps::usual_step(&fresh.timestamps) {
+                        // Raw history says how often the signal reports until live points do.
+                        handle.cadence.update(|c| {
+                            if c.usual().is_none() {
+                                c.add(usual);
+                            }
+                        });
+                    }
                     // Live points that arrived after the server read this answer stay.
                     let newest = fresh.last().map_or(i64::MIN, |(t, _)| t);
                     handle.data.with_untracked(|old| {
@@ -452,14 +518,14 @@ mod tests {
                 to: 3,
                 series: vec![series("b", points)],
             };
-            board.apply_history(history(&[(1, 1.0), (2, 2.0)]), true);
+            board.apply_history(history(&[(1, 1.0), (2, 2.0)]), true, 4_000);
             assert_eq!(board.charted_names(), ["a", "b"]);
             let b = board.handle("b");
             assert_eq!(b.data.get_untracked().timestamps, [1, 2]);
             assert_eq!(b.last.get_untracked(), Some((2, 2.0)));
             assert_eq!(board.last_seen(), Some(3));
             // A new view replaces the points; a signal without any in it is emptied.
-            board.apply_history(history(&[(7, 7.0)]), false);
+            board.apply_history(history(&[(7, 7.0)]), false, 4_000);
             assert_eq!(b.data.get_untracked().timestamps, [7]);
             assert!(board.handle("a").data.get_untracked().is_empty());
             board.trim_before(8);

@@ -6,6 +6,7 @@
 
 use crate::ui::axis::format_value;
 use crate::ui::board::{Board, SeriesHandle};
+use crate::ui::gaps::stale_since;
 use crate::ui::plot::{PlotSpan, PALETTE};
 use leptos::html::Canvas;
 use leptos::prelude::*;
@@ -16,8 +17,10 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
     let canvas = NodeRef::<Canvas>::new();
     let article = NodeRef::<leptos::html::Article>::new();
     let plot = RwSignal::new((0.0, 0.0) as PlotSpan);
-    // How long the last draw took (ms), shown as `data-draw-ms` for tests and the curious.
+    // How long the last draw took (ms), shown as `data-draw-ms` for tests and the curious, and the
+    // gaps it drew (`data-gaps`).
     let draw_ms = RwSignal::new(None::<f64>);
+    let gaps = RwSignal::new(None::<usize>);
     // Off-screen charts do not draw: a board of fifty charts costs what the visible few cost. Until
     // the observer has looked, a chart counts as off screen.
     #[cfg(feature = "hydrate")]
@@ -41,6 +44,7 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
             on_screen,
             plot,
             draw_ms,
+            gaps,
         },
     );
 
@@ -150,6 +154,28 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
     let last_timestamp = single
         .clone()
         .map(|h| move || h.data.with(|d| d.last().map(|(t, _)| t)));
+    // A single signal's freshness: silent for several of its usual steps, it is stale, and the
+    // badge says since when instead of "live".
+    let stale_since = single.clone().map(|h| {
+        move || {
+            let now = board.now.get();
+            let (last, _) = h.last.get()?;
+            let (from, to) = board.view.with(|v| v.bounds(now));
+            let usual = h.data.with(|d| d.usual_step(from, to));
+            stale_since(last, usual.or(h.cadence.get().usual()), now)
+        }
+    });
+    let badge = stale_since.clone().map(|stale| {
+        move || match (stale(), board.view.with(|v| v.is_live())) {
+            (Some(since), _) => Some(view! {
+                <span class="badge" data-state="stale" title=format!("no point since {}", clock_time(since))>
+                    {format!("stale since {}", &clock_time(since)[11..])}
+                </span>
+            }.into_any()),
+            (None, true) => Some(view! { <span class="badge" data-state="live">"live"</span> }.into_any()),
+            (None, false) => None,
+        }
+    });
     let legend = handles
         .into_iter()
         .enumerate()
@@ -163,9 +189,12 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
             data-signal=single.map(|h| h.name).unwrap_or_else(|| "overlay".into())
             data-points=points
             data-last-ts=last_timestamp
+            data-gaps=move || gaps.get()
+            data-stale-since=stale_since
         >
             <header>
                 <h2>{title}</h2>
+                {badge}
             </header>
             <ul class="figures">{legend}</ul>
             <div
@@ -192,6 +221,16 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
             </div>
         </article>
     }
+}
+
+/// A time as the reader's clock shows it, `2026-11-28 14:05:09` (UTC on the server, which renders
+/// no stale signal: its page is drawn before the clock runs).
+pub fn clock_time(t: i64) -> String {
+    #[cfg(feature = "hydrate")]
+    let offset = crate::ui::browser::offset_at(t);
+    #[cfg(not(feature = "hydrate"))]
+    let offset = 0;
+    crate::ui::axis::date_time(t, offset)
 }
 
 /// One signal's line in a chart's legend: its colour, name, and min, max, mean, last over the view,
@@ -261,6 +300,7 @@ mod draw {
         pub on_screen: RwSignal<bool>,
         pub plot: RwSignal<PlotSpan>,
         pub draw_ms: RwSignal<Option<f64>>,
+        pub gaps: RwSignal<Option<usize>>,
     }
 
     /// Redraws whenever what the chart shows changes, at most once per animation frame (ten live
@@ -276,6 +316,7 @@ mod draw {
             on_screen,
             plot,
             draw_ms,
+            gaps,
         } = outputs;
         let pending = StoredValue::new(false);
         // The last picture's state: the next frame may only need to add to it.
@@ -313,8 +354,9 @@ mod draw {
                     })
                     .unwrap_or(Ok(None));
                 match drawn {
-                    Ok(Some(span)) => {
+                    Ok(Some((span, drawn_gaps))) => {
                         plot.set(span);
+                        gaps.set(Some(drawn_gaps));
                         draw_ms.set(Some(browser::performance_now() - began));
                     }
                     Ok(None) => {}
@@ -326,8 +368,8 @@ mod draw {
 
     /// Draws `series` over `from..=to` on the canvas: only what was added since `painted`, when that
     /// is all that changed, else the whole chart, which then replaces `painted`. The canvas' pixel
-    /// size follows its CSS size, so the chart is sharp at any width. Returns the plot area's span;
-    /// `None`: the canvas is not laid out, nothing to draw.
+    /// size follows its CSS size, so the chart is sharp at any width. Returns the plot area's span
+    /// and the gaps drawn; `None`: the canvas is not laid out, nothing to draw.
     pub fn draw(
         canvas: &HtmlCanvasElement,
         painted: &mut Option<plot::Painted>,
@@ -335,7 +377,7 @@ mod draw {
         from: i64,
         to: i64,
         theme: Theme,
-    ) -> Result<Option<PlotSpan>, String> {
+    ) -> Result<Option<(PlotSpan, usize)>, String> {
         let (width, height) = (canvas.client_width(), canvas.client_height());
         if width <= 0 || height <= 0 {
             return Ok(None);
@@ -352,12 +394,12 @@ mod draw {
         if let Some(previous) = painted {
             if let Some(extended) = plot::extend(root.clone(), previous, series, (from, to), theme)
             {
-                return extended.map(|()| Some(previous.span));
+                return extended.map(|()| Some((previous.span, previous.gaps)));
             }
         }
         let picture = plot::paint(root, series, from, to, theme, browser::offset_at(to))?;
-        let span = picture.span;
+        let drawn = (picture.span, picture.gaps);
         *painted = Some(picture);
-        Ok(Some(span))
+        Ok(Some(drawn))
     }
 }

@@ -79,7 +79,7 @@ fn load_views(board: Board) {
         spawn_local(async move {
             match read_history(from, to, Some(names), Some(max_points)).await {
                 Ok(history) if generation.get_value() == current => {
-                    board.apply_history(history, false)
+                    board.apply_history(history, false, max_points)
                 }
                 Ok(_) => {} // a newer view was asked for meanwhile
                 Err(e) => leptos::logging::warn!("history read failed: {e}"),
@@ -127,7 +127,7 @@ async fn follow(board: Board) -> String {
             .map_or(now - span, |t| (t - BACKFILL_OVERLAP_MS).max(now - span));
         let max_points = 4 * browser::charts_width() as usize;
         match read_history(from, now + AHEAD_MS, Some(names), Some(max_points)).await {
-            Ok(missed) => board.apply_history(missed, true),
+            Ok(missed) => board.apply_history(missed, true, max_points),
             Err(e) => return format!("history: {e}"),
         }
     }

@@ -1,11 +1,12 @@
 //! The dashboard. `view` is what it shows (and the URL), `board` its state, `axis` how numbers and
-//! times read; the other files are its parts. `live_client` (browser only) keeps the board fed from
+//! times read, `gaps` where data is missing; the other files are its parts. `live_client` (browser only) keeps the board fed from
 //! history and the live feed.
 
 pub mod axis;
 pub mod board;
 pub mod chart;
 pub mod dashboard;
+pub mod gaps;
 pub mod plot;
 pub mod signal_list;
 pub mod toolbar;

@@ -5,6 +5,7 @@
 use crate::downsample::m4;
 use crate::ui::axis::{format_value, time_label, time_ticks};
 use crate::ui::board::SeriesData;
+use crate::ui::gaps::{gap_threshold, segments};
 use crate::ui::view::Theme;
 use plotters::chart::ChartState;
 use plotters::coord::cartesian::Cartesian2d;
@@ -14,6 +15,12 @@ use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use std::borrow::Cow;
 use std::sync::Arc;
+
+/// The picture's margin and the width of the value labels' area, in pixels.
+const MARGIN: u32 = 8;
+const Y_LABEL_AREA: u32 = 56;
+/// Pixels per time label, about: labels follow the width.
+const TICK_SPACING: u32 = 80;
 
 /// Line colours, in legend order; the legend's swatches use the same list.
 pub const PALETTE: [(u8, u8, u8); 8] = [
@@ -30,8 +37,14 @@ pub const PALETTE: [(u8, u8, u8); 8] = [
 /// The plot area's left and right edge in pixels from the picture's left.
 pub type PlotSpan = (f64, f64);
 
-/// One series' points in the window: borrowed, or decimated copies.
-type Visible<'a> = (Cow<'a, [i64]>, Cow<'a, [f64]>);
+/// A run of one series' points between gaps, in the window: borrowed, or decimated copies.
+type Run<'a> = (Cow<'a, [i64]>, Cow<'a, [f64]>);
+
+/// One series as drawn: the longest step its line bridges, and its runs between gaps.
+struct Line<'a> {
+    threshold: i64,
+    runs: Vec<Run<'a>>,
+}
 
 /// A chart's coordinates: time (with round ticks) across, values up.
 type Coords = Cartesian2d<WithKeyPoints<RangedCoordi64>, RangedCoordf64>;
@@ -49,6 +62,10 @@ pub struct Painted {
     size: (u32, u32),
     /// Per series: its revision, and how many of its points the picture holds.
     drawn: Vec<(u64, usize)>,
+    /// Per series: the longest step its line bridges; a longer one is a gap.
+    thresholds: Vec<i64>,
+    /// Gaps in the picture, all series together.
+    pub gaps: usize,
 }
 
 /// Paints `series` over `from..=to` (times labelled for a clock `offset` ms east of UTC) from scratch.
@@ -71,29 +88,43 @@ pub fn paint<DB: DrawingBackend>(
         ),
     };
     // plotters costs ~180 ns per point drawn: past four points per pixel column, draw each column's
-    // first, lowest, highest and last instead; the picture is the same, spikes included.
+    // first, lowest, highest and last instead; the picture is the same, spikes included. Each run
+    // between gaps is decimated on its own, so a gap stays a gap.
     let columns = width.max(1) as usize;
-    let visible: Vec<Visible> = series
+    let lines: Vec<Line> = series
         .iter()
         .map(|d| {
             let (times, values) = d.within(from, to);
-            if times.len() > 4 * columns {
-                let (t, v, _) = m4(times, values, from, to, 4 * columns);
-                (Cow::Owned(t), Cow::Owned(v))
-            } else {
-                (Cow::Borrowed(times), Cow::Borrowed(values))
-            }
+            let threshold = gap_threshold(times, d.bucket);
+            let runs = segments(times, threshold)
+                .map(|run| {
+                    let (times, values) = (&times[run.clone()], &values[run]);
+                    if times.len() > 4 * columns {
+                        let (t, v, _) = m4(times, values, from, to, 4 * columns);
+                        (Cow::Owned(t), Cow::Owned(v))
+                    } else {
+                        (Cow::Borrowed(times), Cow::Borrowed(values))
+                    }
+                })
+                .collect();
+            Line { threshold, runs }
         })
         .collect();
-    let axis = ValueAxis::of(visible.iter().flat_map(|(_, v)| v.iter().copied()));
+    let axis = ValueAxis::of(
+        lines
+            .iter()
+            .flat_map(|line| line.runs.iter().flat_map(|(_, v)| v.iter().copied())),
+    );
     let (low, high) = (axis.low, axis.high);
-    let (step, ticks) = time_ticks(from, to, (width / 110).max(2) as usize, offset);
+    let plot_width = width.saturating_sub(Y_LABEL_AREA + 2 * MARGIN);
+    let labels = (plot_width / TICK_SPACING + 1).max(2) as usize;
+    let (step, ticks) = time_ticks(from, to, labels, offset);
 
     root.fill(&background).map_err(failed)?;
     let mut chart = ChartBuilder::on(&root)
-        .margin(8)
+        .margin(MARGIN)
         .x_label_area_size(22)
-        .y_label_area_size(56)
+        .y_label_area_size(Y_LABEL_AREA)
         .build_cartesian_2d((from..to).with_key_points(ticks), low..high)
         .map_err(failed)?;
     chart
@@ -107,21 +138,9 @@ pub fn paint<DB: DrawingBackend>(
         .y_label_formatter(&|v| axis.label(*v))
         .draw()
         .map_err(failed)?;
-    for (i, (times, values)) in visible.iter().enumerate() {
-        let points = times
-            .iter()
-            .copied()
-            .zip(values.iter().map(|&v| axis.scaled(v)));
-        draw_line(&mut chart, i, points).map_err(failed)?;
-        // A lone point, marked: a line of one point would not show.
-        if let ([t], [v]) = (&times[..], &values[..]) {
-            chart
-                .draw_series(std::iter::once(Circle::new(
-                    (*t, axis.scaled(*v)),
-                    3,
-                    colour(i).filled(),
-                )))
-                .map_err(failed)?;
+    for (i, line) in lines.iter().enumerate() {
+        for (times, values) in &line.runs {
+            draw_run(&mut chart, i, times, values, &axis).map_err(failed)?;
         }
     }
     let (x_range, _) = chart.plotting_area().get_pixel_range();
@@ -134,6 +153,11 @@ pub fn paint<DB: DrawingBackend>(
         theme,
         size: (width, height),
         drawn: drawn(series),
+        thresholds: lines.iter().map(|line| line.threshold).collect(),
+        gaps: lines
+            .iter()
+            .map(|line| line.runs.len().saturating_sub(1))
+            .sum(),
     })
 }
 
@@ -165,20 +189,37 @@ pub fn extend<DB: DrawingBackend>(
     }
     let mut chart = painted.state.clone().restore(&root);
     for (i, (d, &(_, n))) in series.iter().zip(&painted.drawn).enumerate() {
-        // From the last point drawn, so the line joins up.
-        let start = n.saturating_sub(1);
-        let axis = painted.axis;
-        let points = d.timestamps[start..]
-            .iter()
-            .copied()
-            .zip(d.values[start..].iter().map(|&v| axis.scaled(v)))
-            .filter(|&(t, _)| t >= from);
-        if let Err(e) = draw_line(&mut chart, i, points) {
-            return Some(Err(e.to_string()));
+        let threshold = painted.thresholds[i];
+        let first_new = n.max(from_index(d, from));
+        if first_new >= d.len() {
+            continue;
+        }
+        // From the last point drawn, so the line joins up, unless a silence lies between: then
+        // the new points start a line of their own.
+        let previous = n
+            .checked_sub(1)
+            .filter(|_| first_new == n)
+            .map(|last| d.timestamps[last])
+            .filter(|&t| t >= from);
+        let joins = previous.is_some_and(|t| d.timestamps[n] - t <= threshold);
+        let start = if joins { n - 1 } else { first_new };
+        let (times, values) = (&d.timestamps[start..], &d.values[start..]);
+        let runs: Vec<_> = segments(times, threshold).collect();
+        painted.gaps += runs.len() - 1 + usize::from(previous.is_some() && !joins);
+        for run in runs {
+            let (times, values) = (&times[run.clone()], &values[run]);
+            if let Err(e) = draw_run(&mut chart, i, times, values, &painted.axis) {
+                return Some(Err(e.to_string()));
+            }
         }
     }
     painted.drawn = drawn(series);
     Some(Ok(()))
+}
+
+/// The index of the first of `d`'s points at or after `from`.
+fn from_index(d: &SeriesData, from: i64) -> usize {
+    d.timestamps.partition_point(|&t| t < from)
 }
 
 /// Per series: its revision, and how many of its points a picture of it holds.
@@ -186,13 +227,25 @@ fn drawn(series: &[&SeriesData]) -> Vec<(u64, usize)> {
     series.iter().map(|d| (d.revision, d.len())).collect()
 }
 
-/// The `i`th series' line through `points`.
-fn draw_line<DB: DrawingBackend, CT: CoordTranslate<From = (i64, f64)>>(
+/// The `i`th series' line through one run of points; a run of one point, between two gaps, is a
+/// dot (a line of one point would not show).
+fn draw_run<DB: DrawingBackend, CT: CoordTranslate<From = (i64, f64)>>(
     chart: &mut ChartContext<'_, DB, CT>,
     i: usize,
-    points: impl Iterator<Item = (i64, f64)>,
+    times: &[i64],
+    values: &[f64],
+    axis: &ValueAxis,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    chart.draw_series(LineSeries::new(points, colour(i).stroke_width(2)))?;
+    let points = times
+        .iter()
+        .copied()
+        .zip(values.iter().map(|&v| axis.scaled(v)));
+    if let ([t], [v]) = (times, values) {
+        let dot = Circle::new((*t, axis.scaled(*v)), 3, colour(i).filled());
+        chart.draw_series(std::iter::once(dot))?;
+    } else {
+        chart.draw_series(LineSeries::new(points, colour(i).stroke_width(2)))?;
+    }
     Ok(())
 }
 
@@ -370,6 +423,74 @@ mod tests {
         }
         let huge = value_labels(&[-1.7e308, 1.7e308]);
         assert!(huge.iter().any(|l| l.contains("e308")), "{huge:?}");
+    }
+
+    /// The x positions of the time labels of a chart `width` wide over a window of `span` ms.
+    fn time_label_positions(width: u32, span: i64) -> Vec<f64> {
+        let mut data = SeriesData::default();
+        data.insert(1_795_687_200_000, 1.0);
+        let svg = svg(
+            &[&data],
+            1_795_687_200_000 - span,
+            1_795_687_200_000,
+            Theme::Light,
+            (width, 200),
+        )
+        .unwrap();
+        svg.split("<text")
+            .filter(|t| t.contains("text-anchor=\"middle\""))
+            .filter_map(|t| t.split_once("x=\"")?.1.split_once('"')?.0.parse().ok())
+            .collect()
+    }
+
+    #[test]
+    fn time_labels_follow_the_width_about_one_per_hundred_pixels() {
+        for width in [400, 480, 1_000, 1_600] {
+            for span in [5 * 60_000, 3_600_000, 86_400_000] {
+                let xs = time_label_positions(width, span);
+                assert!(xs.len() >= 2, "{width} px, {span} ms: {xs:?}");
+                let spacing = xs[1] - xs[0];
+                assert!(
+                    (70.0..=200.0).contains(&spacing),
+                    "{width} px, {span} ms: labels {spacing} px apart ({xs:?})"
+                );
+            }
+        }
+        // The example: five minutes at 1,000 px, a label every 30 s, ~90 px apart.
+        let xs = time_label_positions(1_000, 5 * 60_000);
+        assert_eq!(xs.len(), 10, "{xs:?}");
+    }
+
+    /// The polylines of a chart of `times` (a point a second with silences), as the server draws it.
+    fn lines_drawn(times: &[i64], bucket: i64) -> usize {
+        let values = times.iter().map(|&t| (t as f64 / 7_000.0).sin()).collect();
+        let data = SeriesData::new(times.to_vec(), values).decimated_into(bucket);
+        let (from, to) = (times[0], *times.last().unwrap());
+        let svg = svg(&[&data], from, to, Theme::Light, (800, 200)).unwrap();
+        // The series' lines, not the grid's: those of the first colour.
+        svg.split("<polyline")
+            .filter(|line| line.to_uppercase().contains("#2563EB"))
+            .count()
+    }
+
+    #[test]
+    fn a_silence_is_drawn_as_a_gap_and_jitter_is_not() {
+        let t0 = 1_795_687_200_000;
+        let jittery: Vec<i64> = (0..300).map(|k| t0 + k * 1_000 + (k * 37) % 300).collect();
+        assert_eq!(lines_drawn(&jittery, 0), 1);
+        let silent: Vec<i64> = jittery
+            .iter()
+            .copied()
+            .filter(|t| !(t0 + 100_000..t0 + 220_000).contains(t))
+            .collect();
+        assert_eq!(lines_drawn(&silent, 0), 2, "two minutes of silence");
+        // Decimated into 10-second buckets: the same silence, the same gap.
+        let mut decimated = Vec::new();
+        for b in (0..30).filter(|b| !(10..22).contains(b)) {
+            let start = t0 + b * 10_000;
+            decimated.extend([start + 300, start + 4_000, start + 6_500, start + 9_800]);
+        }
+        assert_eq!(lines_drawn(&decimated, 10_000), 2);
     }
 
     #[test]
