@@ -103,6 +103,25 @@ async fn once_a_token_exists_every_api_needs_one_of_the_right_scope() {
     let basic = write(&server.url("/write"), "basic").basic_auth("telegraf", Some(&writer));
     assert_eq!(status(basic).await, 204);
 
+    // Alert rules make the server call URLs: only admin tokens change them; readers list them.
+    let rules = server.url("/api/alerts");
+    let rule = r#"{"name":"r","signal":"a","condition":{"kind":"above","threshold":1}}"#;
+    let create = |t: &str| client.post(&rules).body(rule).bearer_auth(t);
+    assert_eq!(status(create(&reader)).await, 403);
+    assert_eq!(status(create(&writer)).await, 403);
+    assert_eq!(status(create(&admin)).await, 201);
+    assert_eq!(status(client.get(&rules).bearer_auth(&reader)).await, 200);
+    assert_eq!(status(client.get(&rules)).await, 401);
+    let annotation = r#"{"time":1795690000000,"text":"deploy"}"#;
+    let annotate = |t: &str| {
+        client
+            .post(server.url("/api/annotations"))
+            .body(annotation)
+            .bearer_auth(t)
+    };
+    assert_eq!(status(annotate(&reader)).await, 403);
+    assert_eq!(status(annotate(&writer)).await, 201);
+
     // The page sends a person to sign in; /healthz stays open for load balancers.
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -398,6 +398,138 @@ pub fn rollups_agree_with_raw_points_under_any_order_of_writes(open: Opener) {
     });
 }
 
+/// An alert episode's bookkeeping: fired once with its notification and annotation, the outbox
+/// handing a notification to one sender at a time until it is delivered, resolved once.
+pub async fn an_episode_fires_once_and_its_notification_leaves_once_delivered(open: Opener) {
+    use signalboard::server::store::{Aftermath, Attempt, Episode, NewAnnotation, Outgoing};
+    let Opened {
+        store,
+        database: _keep,
+    } = open(Retention::default(), clock_at(NOW)).await;
+    let rule = store
+        .create_alert_rule(r#"{"name":"r"}"#, NOW)
+        .await
+        .unwrap();
+    let other = store
+        .create_alert_rule(r#"{"name":"s"}"#, NOW)
+        .await
+        .unwrap();
+    assert_ne!(rule, other);
+    let aftermath = |text: &str| Aftermath {
+        notification: Some(Outgoing {
+            rule_id: rule,
+            url: "http://127.0.0.1:9/hook".into(),
+            body: format!("{{\"text\":\"{text}\"}}"),
+            created_ms: NOW,
+        }),
+        annotation: NewAnnotation {
+            time_ms: NOW,
+            end_ms: None,
+            text: text.into(),
+            tags: "[]".into(),
+            signals: "[\"a\"]".into(),
+        },
+    };
+    let episode = Episode {
+        rule_id: rule,
+        signal: "a".into(),
+        since_ms: NOW - 10_000,
+        fired_ms: NOW,
+        value: Some(95.5),
+    };
+    assert!(store.fire(&episode, &aftermath("fired")).await.unwrap());
+    assert!(
+        !store.fire(&episode, &aftermath("again")).await.unwrap(),
+        "once per episode"
+    );
+    assert_eq!(store.alert_episodes().await.unwrap(), [episode]);
+
+    // Taken, it is leased: nobody takes it again until it is due once more.
+    let due = store
+        .take_due_notifications(NOW, NOW + 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].body, r#"{"text":"fired"}"#);
+    assert!(store
+        .take_due_notifications(NOW, NOW + 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let retry = Attempt::Retry {
+        next_ms: NOW + 1_000,
+    };
+    store
+        .record_attempt(due[0].id, NOW, "503", retry)
+        .await
+        .unwrap();
+    let again = store
+        .take_due_notifications(NOW + 1_000, NOW + 61_000, 10)
+        .await
+        .unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 1));
+    let delivered = Attempt::Delivered;
+    store
+        .record_attempt(due[0].id, NOW + 1_000, "200", delivered)
+        .await
+        .unwrap();
+    let later = NOW + 10 * MINUTE;
+    assert!(store
+        .take_due_notifications(later, later, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let attempts = store.notification_attempts(rule).await.unwrap();
+    let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["503", "200"]);
+
+    assert!(store
+        .resolve(rule, "a", &aftermath("resolved"))
+        .await
+        .unwrap());
+    assert!(!store.resolve(rule, "a", &aftermath("twice")).await.unwrap());
+    assert!(store.alert_episodes().await.unwrap().is_empty());
+    let notes = store.annotations(NOW - 1, NOW + 1, 100).await.unwrap();
+    let texts: Vec<&str> = notes.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(texts, ["fired", "resolved"]);
+
+    // Rules: edited, silenced, deleted with their episodes.
+    assert!(store
+        .update_alert_rule(other, r#"{"name":"t"}"#, NOW + 1)
+        .await
+        .unwrap());
+    assert!(store
+        .silence_alert_rule(other, Some(NOW + 5))
+        .await
+        .unwrap());
+    assert!(store
+        .fire(
+            &Episode {
+                rule_id: other,
+                ..episode_of(rule)
+            },
+            &aftermath("x")
+        )
+        .await
+        .unwrap());
+    assert!(store.delete_alert_rule(other).await.unwrap());
+    assert!(!store.delete_alert_rule(other).await.unwrap());
+    let rules = store.alert_rules().await.unwrap();
+    assert_eq!(rules.iter().map(|r| r.id).collect::<Vec<_>>(), [rule]);
+    assert!(store.alert_episodes().await.unwrap().is_empty());
+    store.close().await;
+}
+
+fn episode_of(rule_id: i64) -> signalboard::server::store::Episode {
+    signalboard::server::store::Episode {
+        rule_id,
+        signal: "b".into(),
+        since_ms: NOW,
+        fired_ms: NOW,
+        value: None,
+    }
+}
+
 /// Runs every behaviour above for each store named: `conformance!(name => opener, …)`.
 macro_rules! conformance {
     ($($store:ident => $open:expr),* $(,)?) => {$(
@@ -413,6 +545,7 @@ macro_rules! conformance {
                 a_write_of_thousands_of_new_signals_is_one_transaction,
                 packing_changes_no_answer_and_hides_no_later_write,
                 retention_deletes_what_is_past_each_age_and_nothing_else,
+                an_episode_fires_once_and_its_notification_leaves_once_delivered,
             );
 
             #[test]

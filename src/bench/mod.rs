@@ -1,8 +1,11 @@
 //! `signalboard bench`: the benchmarks whose figures the README quotes — ingest (`ingest.rs`), with
-//! `--query` history reads (`history.rs`), with `--edge` an edge in front of a server (`edge.rs`) —
-//! against real server processes (`servers.rs`): this same binary's `serve` on a fresh database in
-//! a temporary directory, and with `--victoria-metrics` the peer. Client and server share the machine, as they do in the peer's figures.
+//! `--query` history reads (`history.rs`), with `--edge` an edge in front of a server (`edge.rs`),
+//! with `--rules` what alert rules cost (`alerts.rs`) — against real server processes
+//! (`servers.rs`): this same binary's `serve` on a fresh database in a temporary directory, and with
+//! `--victoria-metrics` the peer. Client and server share the machine, as they do in the peer's
+//! figures.
 
+mod alerts;
 mod edge;
 mod history;
 mod ingest;
@@ -61,6 +64,10 @@ pub struct BenchArgs {
     /// outage, then throughput through an edge (`--points` line-protocol points).
     #[arg(long, conflicts_with = "query")]
     pub edge: bool,
+    /// Benchmark alert rules instead: line-protocol ingest without rules and with this many on the
+    /// batch's signals, then the time from a post crossing a threshold to its webhook's delivery.
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["query", "edge"])]
+    pub rules: usize,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -68,6 +75,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         history::run(&args).await
     } else if args.edge {
         edge::run(&args).await
+    } else if args.rules > 0 {
+        alerts::run(&args).await
     } else {
         ingest::run(args).await
     }

@@ -2,6 +2,7 @@
 //! and stop. Read `serve` first; each route's handler lives in the file named for its concern.
 
 pub mod access;
+pub mod alerts;
 pub mod clock;
 pub mod domain;
 pub mod error;
@@ -52,6 +53,7 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub store: Store,
     pub writer: Writer,
+    pub alerts: alerts::Alerts,
     pub live: LiveFeed,
     pub limits: Arc<Limits>,
     pub tokens: Tokens,
@@ -96,11 +98,18 @@ pub async fn serve(
     }
     let limits = Arc::new(settings.limits.clone());
     let live = LiveFeed::new(limits.live_backlog_points, limits.live_send_timeout);
-    let (writer, writer_task) =
-        Writer::spawn(store.clone(), live.clone(), limits.clone(), clock.clone());
+    let alerts = alerts::Alerts::start(store.clone(), clock.clone()).await?;
+    let (writer, writer_task) = Writer::spawn(
+        store.clone(),
+        live.clone(),
+        alerts.clone(),
+        limits.clone(),
+        clock.clone(),
+    );
     let state = AppState(Arc::new(Shared {
         store: store.clone(),
         writer,
+        alerts,
         live,
         limits,
         tokens,
@@ -183,7 +192,11 @@ pub fn router(state: AppState) -> Router {
         .route("/signout", post(signin::sign_out));
     // Everything else is a file of the site (the WebAssembly, styles, icons) or a 404.
     let not_found = |uri: Uri| async move { ApiError::NotFound(uri.path().to_owned()) };
-    intake::with_write_routes(Router::new().merge(open).merge(reads), &state)
+    let app = Router::new()
+        .merge(open)
+        .merge(reads)
+        .merge(alerts::routes(&state));
+    intake::with_write_routes(app, &state)
         .fallback_service(
             ServeDir::new(&*state.leptos.site_root).not_found_service(not_found.into_service()),
         )

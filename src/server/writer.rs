@@ -5,6 +5,7 @@
 
 use crate::config::Limits;
 use crate::model::{Point, DAY};
+use crate::server::alerts::Alerts;
 use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
 use crate::server::error::ApiError;
@@ -43,6 +44,7 @@ impl Writer {
     pub fn spawn(
         store: Store,
         live: LiveFeed,
+        alerts: Alerts,
         limits: Arc<Limits>,
         clock: SharedClock,
     ) -> (Writer, JoinHandle<()>) {
@@ -52,7 +54,7 @@ impl Writer {
             let live = live.clone();
             move |heard| live.deliver(heard)
         });
-        let task = tokio::spawn(run(store.clone(), live, relay, jobs));
+        let task = tokio::spawn(run(store.clone(), live, alerts, relay, jobs));
         let room = Arc::new(Semaphore::new(limits.write_queue_points));
         let writer = Writer {
             queue,
@@ -142,6 +144,7 @@ impl Writer {
 async fn run(
     store: Store,
     live: LiveFeed,
+    alerts: Alerts,
     relay: Option<Relay>,
     mut jobs: mpsc::UnboundedReceiver<WriteJob>,
 ) {
@@ -159,8 +162,12 @@ async fn run(
         }
         let all: Vec<&DataPoint> = group.iter().flat_map(|job| &job.points).collect();
         let result = store.write(&all).await;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, points, "group commit failed; nothing of it was stored");
+        match &result {
+            // Rules are evaluated on what is committed, before anyone hears of it.
+            Ok(()) => alerts.observe(&all),
+            Err(e) => {
+                tracing::error!(error = %e, points, "group commit failed; nothing of it was stored")
+            }
         }
         let publish = result.is_ok() && (live.has_subscribers() || relay.is_some());
         let mut published = Vec::new();

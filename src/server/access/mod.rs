@@ -46,6 +46,38 @@ pub async fn admit_write(
     Ok(place)
 }
 
+/// Lets a request through that comes from no other site's page and presents an `admin` token:
+/// the alert rules, which make the server call URLs.
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    require_from_here(&state, Scope::Admin, request, next).await
+}
+
+/// Lets a request through that comes from no other site's page and presents a token allowed to
+/// write (within its write rate): annotations.
+pub async fn require_write(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    require_from_here(&state, Scope::Write, request, next).await
+}
+
+async fn require_from_here(
+    state: &AppState,
+    needed: Scope,
+    request: Request,
+    next: Next,
+) -> Response {
+    match check_origin(request.headers()) {
+        Ok(()) => require(state, needed, request, next).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn require(state: &AppState, needed: Scope, request: Request, next: Next) -> Response {
     // A person opening the dashboard is shown the sign-in page, not a JSON error.
     let is_page = request.method() == Method::GET && request.uri().path() == "/";

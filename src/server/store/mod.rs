@@ -257,6 +257,12 @@ macro_rules! on_pool {
     };
 }
 
+mod alerts;
+pub use alerts::{
+    Aftermath, AnnotationRecord, Attempt, AttemptRecord, Due, Episode, NewAnnotation, Outgoing,
+    RuleRecord,
+};
+
 #[derive(Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
