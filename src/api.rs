@@ -1,7 +1,7 @@
 //! The dashboard's server functions. Both builds compile this file: the browser gets a stub that POSTs to
 //! the server, the server the body below, which reads through the same `server::query` as the REST API.
 
-use crate::model::{History, SignalInfo};
+use crate::model::{AlertOverview, Annotation, History, RuleSpec, SignalInfo};
 use crate::ui::view::View;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,70 @@ pub async fn read_history(
     let cap = state.limits.max_raw_points;
     let max_points = max_points.map(|n| n.clamp(query::MIN_MAX_POINTS, cap));
     query::history(&state.store, range, max_points, cap)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// Every alert rule with its pending and firing signals, and the annotations touching `from..=to`.
+#[server]
+pub async fn read_alerts(from: i64, to: i64) -> Result<AlertOverview, ServerFnError> {
+    use crate::server::alerts;
+    let state = state()?;
+    let rules = alerts::rules(&state).await.map_err(ServerFnError::new)?;
+    let annotations = alerts::annotations_between(&state, from, to)
+        .await
+        .map_err(ServerFnError::new)?;
+    Ok(AlertOverview { rules, annotations })
+}
+
+/// Whether the request comes from this site's page and its caller may do what `needed` allows.
+#[cfg(feature = "ssr")]
+async fn allowed(needed: crate::server::access::tokens::Scope) -> Result<(), ServerFnError> {
+    use crate::server::access::{check_origin, Caller};
+    let (headers, axum::Extension(caller)): (axum::http::HeaderMap, axum::Extension<Caller>) =
+        leptos_axum::extract().await?;
+    check_origin(&headers).map_err(ServerFnError::new)?;
+    caller.may(needed).map_err(ServerFnError::new)
+}
+
+/// Creates a rule (`id` `None`) or replaces rule `id`; needs an admin token. Returns its id. (The
+/// mutating functions take JSON: a URL-encoded form would carry the numbers inside a rule as
+/// strings.)
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn save_rule(id: Option<i64>, spec: RuleSpec) -> Result<i64, ServerFnError> {
+    use crate::server::access::tokens::Scope;
+    allowed(Scope::Admin).await?;
+    crate::server::alerts::save_rule(&state()?, id, spec)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// Deletes a rule; needs an admin token.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn delete_rule(id: i64) -> Result<(), ServerFnError> {
+    use crate::server::access::tokens::Scope;
+    allowed(Scope::Admin).await?;
+    crate::server::alerts::delete_rule(&state()?, id)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// Holds a rule's notifications back until `until_ms` (`None`: no longer); needs an admin token.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn silence_rule(id: i64, until_ms: Option<i64>) -> Result<(), ServerFnError> {
+    use crate::server::access::tokens::Scope;
+    allowed(Scope::Admin).await?;
+    crate::server::alerts::silence_rule(&state()?, id, until_ms)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// Adds an annotation; needs a token allowed to write.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn annotate(annotation: Annotation) -> Result<i64, ServerFnError> {
+    use crate::server::access::tokens::Scope;
+    allowed(Scope::Write).await?;
+    crate::server::alerts::add_annotation(&state()?, annotation)
         .await
         .map_err(ServerFnError::new)
 }

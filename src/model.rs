@@ -69,6 +69,127 @@ pub struct Accepted {
     pub accepted: usize,
 }
 
+/// An alert rule as the API takes it and the database keeps it (`server/alerts/rule.rs` checks it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    /// A signal's name, or a pattern where `*` stands for any run of characters.
+    pub signal: String,
+    pub condition: Condition,
+    /// Seconds the condition must hold (by the points' own times) before the rule fires.
+    #[serde(default)]
+    pub for_secs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where notifications are POSTed (http or https).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// Send a Slack-compatible body (`{"text": …}`) instead of Signalboard's JSON.
+    #[serde(default)]
+    pub slack: bool,
+}
+
+impl RuleSpec {
+    /// Whether the rule watches `signal`.
+    pub fn watches(&self, signal: &str) -> bool {
+        matches_pattern(&self.signal, signal)
+    }
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters (and nothing else
+/// is special, so any signal name can be matched exactly).
+pub fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = parts.collect();
+    let Some(last) = parts.pop() else {
+        return rest.is_empty();
+    };
+    for part in parts {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// When a rule's condition holds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    Above {
+        threshold: f64,
+    },
+    Below {
+        threshold: f64,
+    },
+    /// Below `low` or above `high`.
+    Outside {
+        low: f64,
+        high: f64,
+    },
+    /// No point for this many seconds (by the server's clock).
+    NoData {
+        secs: u64,
+    },
+}
+
+/// A rule as listed: its definition, silence, and where it is not ok.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    pub id: i64,
+    #[serde(flatten)]
+    pub spec: RuleSpec,
+    pub silenced_until_ms: Option<i64>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub states: Vec<AlertState>,
+}
+
+/// A rule's state on one signal: `pending` (the condition holds, not yet for long enough) or
+/// `firing`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertState {
+    pub signal: String,
+    pub state: String,
+    /// When the condition began to hold.
+    pub since_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired_ms: Option<i64>,
+    pub value: Option<f64>,
+}
+
+/// A mark on the charts: an instant, or a span with `end`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Annotation {
+    /// Given by the server (ignored in a new annotation).
+    #[serde(default)]
+    pub id: i64,
+    /// Epoch ms.
+    pub time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<i64>,
+    pub text: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The signals whose charts show it; none: every chart.
+    #[serde(default)]
+    pub signals: Vec<String>,
+}
+
+/// What the dashboard shows of alerting: every rule, and the annotations in view.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertOverview {
+    pub rules: Vec<AlertRule>,
+    pub annotations: Vec<Annotation>,
+}
+
 /// Spans of time in milliseconds, the unit of every timestamp here.
 pub const SECOND: i64 = 1_000;
 pub const MINUTE: i64 = 60 * SECOND;

@@ -233,6 +233,8 @@ pub struct Board {
     /// The charted signals' names, in the view's order: what the page lays out, the list ticks and
     /// the history reads fetch. It notifies only when the names change, not on every view change.
     pub charted: Memo<Vec<String>>,
+    /// The alert rules and the annotations in view (`ui/alerts.rs`).
+    pub alerts: RwSignal<crate::model::AlertOverview>,
 }
 
 impl Board {
@@ -260,6 +262,7 @@ impl Board {
             hover: RwSignal::new(None),
             visible: RwSignal::new(true),
             charted,
+            alerts: RwSignal::new(Default::default()),
         }
     }
 

@@ -4,10 +4,11 @@
 //! pointer's time is shared with every other chart (the crosshair). The server renders the frame,
 //! figures and data attributes (which let tests, and curious users, see what the chart holds).
 
+use crate::ui::alerts::RuleForm;
 use crate::ui::axis::format_value;
 use crate::ui::board::{Board, SeriesHandle};
 use crate::ui::gaps::stale_since;
-use crate::ui::plot::{PlotSpan, PALETTE};
+use crate::ui::plot::{Frame, PlotSpan, PALETTE};
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
@@ -21,6 +22,8 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
     // gaps it drew (`data-gaps`).
     let draw_ms = RwSignal::new(None::<f64>);
     let gaps = RwSignal::new(None::<usize>);
+    // Where the last picture put times and values: what is drawn over it is placed by it.
+    let frame = RwSignal::new(None::<Frame>);
     // Off-screen charts do not draw: a board of fifty charts costs what the visible few cost. Until
     // the observer has looked, a chart counts as off screen.
     #[cfg(feature = "hydrate")]
@@ -35,16 +38,25 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
     let drag = RwSignal::new(None::<(f64, f64)>);
     let bounds = move || board.view.with(|v| v.bounds(board.now.get()));
 
+    // The alert thresholds drawn over the chart, which its value axis must hold (in the browser,
+    // which draws them).
+    #[cfg(feature = "hydrate")]
+    let levels = {
+        let names: Vec<String> = handles.iter().map(|h| h.name.clone()).collect();
+        Memo::new(move |_| crate::ui::alerts::levels_of(board, &names))
+    };
     #[cfg(feature = "hydrate")]
     draw::schedule(
         canvas,
         handles.clone(),
+        levels,
         board,
         draw::Outputs {
             on_screen,
             plot,
             draw_ms,
             gaps,
+            frame,
         },
     );
 
@@ -52,6 +64,7 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
     #[cfg(feature = "hydrate")]
     let (on_down, on_move, on_up, on_leave, on_double) = {
         use leptos::ev::MouseEvent;
+        let signals: Vec<String> = handles.iter().map(|h| h.name.clone()).collect();
         let x_of = move |ev: &MouseEvent| {
             canvas
                 .get_untracked()
@@ -96,7 +109,11 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
             drag.set(None);
             let Some(end) = x_of(&ev) else { return };
             if (end - start).abs() < 4.0 {
-                return; // a click, not a drag
+                // A click, not a drag: with Alt, an annotation at that time.
+                if let Some(t) = time_at(end).filter(|_| ev.alt_key()) {
+                    crate::ui::alerts::annotate_at(board, t, signals.clone());
+                }
+                return;
             }
             let now = board.now.get_untracked();
             if ev.shift_key() {
@@ -176,6 +193,15 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
             (None, false) => None,
         }
     });
+    let names: Vec<String> = handles.iter().map(|h| h.name.clone()).collect();
+    let overlays = move || {
+        frame
+            .get()
+            .map(|f| crate::ui::alerts::overlays(board, &names, f))
+    };
+    let rule_form = single
+        .clone()
+        .map(|h| view! { <RuleForm signal=h.name board/> });
     let legend = handles
         .into_iter()
         .enumerate()
@@ -195,10 +221,12 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
             <header>
                 <h2>{title}</h2>
                 {badge}
+                {rule_form}
             </header>
             <ul class="figures">{legend}</ul>
             <div
                 class="plot"
+                title="drag: zoom in · shift-drag: pan · double-click: zoom out · alt-click: annotate"
                 on:mousedown=on_down
                 on:mousemove=on_move
                 on:mouseup=on_up
@@ -207,6 +235,7 @@ pub fn Chart(handles: Vec<SeriesHandle>, board: Board, picture: String) -> impl 
             >
                 <div class="picture" class:replaced=move || plot.with(|p| p.1 > 0.0) inner_html=picture></div>
                 <canvas node_ref=canvas></canvas>
+                {overlays}
                 <div
                     class="crosshair"
                     style:display=move || if crosshair_left().is_some() { "block" } else { "none" }
@@ -287,7 +316,7 @@ fn Figures(handle: SeriesHandle, colour: usize, board: Board) -> impl IntoView {
 mod draw {
     use crate::ui::board::{Board, SeriesData, SeriesHandle};
     use crate::ui::browser;
-    use crate::ui::plot::{self, PlotSpan};
+    use crate::ui::plot::{self, Frame, PlotSpan};
     use crate::ui::view::Theme;
     use leptos::html::Canvas;
     use leptos::prelude::*;
@@ -301,6 +330,7 @@ mod draw {
         pub plot: RwSignal<PlotSpan>,
         pub draw_ms: RwSignal<Option<f64>>,
         pub gaps: RwSignal<Option<usize>>,
+        pub frame: RwSignal<Option<Frame>>,
     }
 
     /// Redraws whenever what the chart shows changes, at most once per animation frame (ten live
@@ -309,6 +339,7 @@ mod draw {
     pub fn schedule(
         canvas: NodeRef<Canvas>,
         handles: Vec<SeriesHandle>,
+        levels: Memo<Vec<f64>>,
         board: Board,
         outputs: Outputs,
     ) {
@@ -317,6 +348,7 @@ mod draw {
             plot,
             draw_ms,
             gaps,
+            frame,
         } = outputs;
         let pending = StoredValue::new(false);
         // The last picture's state: the next frame may only need to add to it.
@@ -330,6 +362,7 @@ mod draw {
             for h in &handles {
                 h.data.track();
             }
+            levels.track();
             let shown = board.visible.get() && on_screen.get();
             if !shown || canvas.get().is_none() || pending.get_value() {
                 return;
@@ -350,12 +383,16 @@ mod draw {
                 // `None` from the store: the chart is gone.
                 let drawn = painted
                     .try_update_value(|painted| {
-                        draw(&canvas, painted, &series, from, to, view.theme)
+                        let levels = levels.get_untracked();
+                        draw(&canvas, painted, &series, (from, to), (view.theme, &levels))
                     })
                     .unwrap_or(Ok(None));
                 match drawn {
-                    Ok(Some((span, drawn_gaps))) => {
-                        plot.set(span);
+                    Ok(Some((drawn, drawn_gaps))) => {
+                        plot.set(drawn.span);
+                        if frame.get_untracked() != Some(drawn) {
+                            frame.set(Some(drawn));
+                        }
                         gaps.set(Some(drawn_gaps));
                         draw_ms.set(Some(browser::performance_now() - began));
                     }
@@ -368,16 +405,15 @@ mod draw {
 
     /// Draws `series` over `from..=to` on the canvas: only what was added since `painted`, when that
     /// is all that changed, else the whole chart, which then replaces `painted`. The canvas' pixel
-    /// size follows its CSS size, so the chart is sharp at any width. Returns the plot area's span
-    /// and the gaps drawn; `None`: the canvas is not laid out, nothing to draw.
+    /// size follows its CSS size, so the chart is sharp at any width. Returns where the picture put
+    /// times and values, and the gaps drawn; `None`: the canvas is not laid out, nothing to draw.
     pub fn draw(
         canvas: &HtmlCanvasElement,
         painted: &mut Option<plot::Painted>,
         series: &[&SeriesData],
-        from: i64,
-        to: i64,
-        theme: Theme,
-    ) -> Result<Option<(PlotSpan, usize)>, String> {
+        (from, to): (i64, i64),
+        (theme, levels): (Theme, &[f64]),
+    ) -> Result<Option<(Frame, usize)>, String> {
         let (width, height) = (canvas.client_width(), canvas.client_height());
         if width <= 0 || height <= 0 {
             return Ok(None);
@@ -392,13 +428,15 @@ mod draw {
             .ok_or("the canvas has no 2D context")?;
         let root = backend.into_drawing_area();
         if let Some(previous) = painted {
-            if let Some(extended) = plot::extend(root.clone(), previous, series, (from, to), theme)
-            {
-                return extended.map(|()| Some((previous.span, previous.gaps)));
+            let extended =
+                plot::extend(root.clone(), previous, series, (from, to), (theme, levels));
+            if let Some(extended) = extended {
+                return extended.map(|()| Some((previous.frame, previous.gaps)));
             }
         }
-        let picture = plot::paint(root, series, from, to, theme, browser::offset_at(to))?;
-        let drawn = (picture.span, picture.gaps);
+        let offset = browser::offset_at(to);
+        let picture = plot::paint(root, series, from, to, theme, offset, levels)?;
+        let drawn = (picture.frame, picture.gaps);
         *painted = Some(picture);
         Ok(Some(drawn))
     }

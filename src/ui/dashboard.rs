@@ -1,7 +1,8 @@
-//! The page: the top bar with the connection state, the toolbar, the signal list, and the charts (one
-//! per charted signal, or one with all of them overlaid).
+//! The page: the top bar with the connection state, the toolbar, the firing alerts, the signal list,
+//! and the charts (one per charted signal, or one with all of them overlaid).
 
 use crate::api::{open_view, Opening};
+use crate::ui::alerts::FiringBanner;
 use crate::ui::board::Board;
 use crate::ui::chart::Chart;
 use crate::ui::signal_list::SignalList;
@@ -104,6 +105,7 @@ fn BoardView(board: Board, pictures: Vec<(String, String)>) -> impl IntoView {
                 </span>
             </header>
             <Toolbar board/>
+            <FiringBanner board/>
             <div class="layout">
                 <SignalList board/>
                 <section class="charts">

@@ -56,6 +56,12 @@ pub fn start(board: Board) {
     Effect::new(move |_| browser::replace_query(&board.view.with(View::to_query)));
     load_views(board);
     spawn_local(stay_connected(board));
+    spawn_local(async move {
+        loop {
+            crate::ui::alerts::refresh(board).await;
+            TimeoutFuture::new(crate::ui::alerts::REFRESH_MS).await;
+        }
+    });
 }
 
 /// Reads history whenever the window or the charted signals change, decimated to four points per

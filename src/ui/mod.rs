@@ -2,6 +2,7 @@
 //! times read, `gaps` where data is missing; the other files are its parts. `live_client` (browser only) keeps the board fed from
 //! history and the live feed.
 
+pub mod alerts;
 pub mod axis;
 pub mod board;
 pub mod chart;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 const MARGIN: u32 = 8;
 const Y_LABEL_AREA: u32 = 56;
 /// Pixels per time label, about: labels follow the width.
-const TICK_SPACING: u32 = 80;
+const TICK_SPACING: u32 = 75;
 
 /// Line colours, in legend order; the legend's swatches use the same list.
 pub const PALETTE: [(u8, u8, u8); 8] = [
@@ -56,6 +56,8 @@ pub struct Painted {
     state: ChartState<Arc<Coords>>,
     /// The plot area's horizontal span, which maps the pointer back to time.
     pub span: PlotSpan,
+    /// Where times and values are on the picture, for what the page draws over it.
+    pub frame: Frame,
     window: (i64, i64),
     axis: ValueAxis,
     theme: Theme,
@@ -64,11 +66,14 @@ pub struct Painted {
     drawn: Vec<(u64, usize)>,
     /// Per series: the longest step its line bridges; a longer one is a gap.
     thresholds: Vec<i64>,
+    /// The levels the value axis was made to hold.
+    levels: Vec<f64>,
     /// Gaps in the picture, all series together.
     pub gaps: usize,
 }
 
-/// Paints `series` over `from..=to` (times labelled for a clock `offset` ms east of UTC) from scratch.
+/// Paints `series` over `from..=to` (times labelled for a clock `offset` ms east of UTC) from scratch,
+/// on a value axis that also holds `levels`.
 pub fn paint<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     series: &[&SeriesData],
@@ -76,6 +81,7 @@ pub fn paint<DB: DrawingBackend>(
     to: i64,
     theme: Theme,
     offset: i64,
+    levels: &[f64],
 ) -> Result<Painted, String> {
     let failed = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let (width, height) = root.dim_in_pixel();
@@ -110,10 +116,12 @@ pub fn paint<DB: DrawingBackend>(
             Line { threshold, runs }
         })
         .collect();
+    // The value axis holds the points and the levels drawn over them (alert thresholds).
     let axis = ValueAxis::of(
         lines
             .iter()
-            .flat_map(|line| line.runs.iter().flat_map(|(_, v)| v.iter().copied())),
+            .flat_map(|line| line.runs.iter().flat_map(|(_, v)| v.iter().copied()))
+            .chain(levels.iter().copied()),
     );
     let (low, high) = (axis.low, axis.high);
     let plot_width = width.saturating_sub(Y_LABEL_AREA + 2 * MARGIN);
@@ -143,16 +151,25 @@ pub fn paint<DB: DrawingBackend>(
             draw_run(&mut chart, i, times, values, &axis).map_err(failed)?;
         }
     }
-    let (x_range, _) = chart.plotting_area().get_pixel_range();
+    let (x_range, y_range) = chart.plotting_area().get_pixel_range();
     root.present().map_err(failed)?;
+    let span = (f64::from(x_range.start), f64::from(x_range.end));
     Ok(Painted {
         state: chart.into_shared_chart_state(),
-        span: (f64::from(x_range.start), f64::from(x_range.end)),
+        span,
+        frame: Frame {
+            span,
+            top: f64::from(y_range.start),
+            bottom: f64::from(y_range.end),
+            window: (from, to),
+            axis,
+        },
         window: (from, to),
         axis,
         theme,
         size: (width, height),
         drawn: drawn(series),
+        levels: levels.to_vec(),
         thresholds: lines.iter().map(|line| line.threshold).collect(),
         gaps: lines
             .iter()
@@ -169,10 +186,11 @@ pub fn extend<DB: DrawingBackend>(
     painted: &mut Painted,
     series: &[&SeriesData],
     (from, to): (i64, i64),
-    theme: Theme,
+    (theme, levels): (Theme, &[f64]),
 ) -> Option<Result<(), String>> {
     let unchanged = painted.window == (from, to)
         && painted.theme == theme
+        && painted.levels == levels
         && painted.size == root.dim_in_pixel()
         && painted.drawn.len() == series.len();
     let appended = series
@@ -268,9 +286,36 @@ pub fn svg(
     {
         let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
         // The server cannot know the reader's time zone: UTC until the canvas takes over.
-        paint(root, series, from, to, theme, 0)?;
+        paint(root, series, from, to, theme, 0, &[])?;
     }
     Ok(out)
+}
+
+/// A picture's plot area in pixels and what it spans: where a time or a value is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Frame {
+    pub span: PlotSpan,
+    pub top: f64,
+    pub bottom: f64,
+    pub window: (i64, i64),
+    axis: ValueAxis,
+}
+
+impl Frame {
+    /// The pixel column of time `t`, clamped to the plot area.
+    pub fn x(&self, t: i64) -> f64 {
+        let ((left, right), (from, to)) = (self.span, self.window);
+        let fraction = (t.clamp(from, to) - from) as f64 / (to - from).max(1) as f64;
+        left + fraction * (right - left)
+    }
+
+    /// The pixel row of value `v`, if it lies on the value axis.
+    pub fn y(&self, v: f64) -> Option<f64> {
+        let (low, high, scaled) = (self.axis.low, self.axis.high, self.axis.scaled(v));
+        (low..=high)
+            .contains(&scaled)
+            .then(|| self.top + (high - scaled) / (high - low) * (self.bottom - self.top))
+    }
 }
 
 /// The value axis: the values' range with a little air, never empty, drawn in a space scaled by

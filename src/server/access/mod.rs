@@ -78,11 +78,32 @@ async fn require_from_here(
     }
 }
 
-async fn require(state: &AppState, needed: Scope, request: Request, next: Next) -> Response {
+/// Who made a request, as its handler (a server function) may ask: the scope of the token it
+/// presented, or `None` where no token is required.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller(pub Option<Scope>);
+
+impl Caller {
+    /// Whether the caller may do what `needed` allows, or the error that says why not.
+    pub fn may(self, needed: Scope) -> Result<(), ApiError> {
+        match self.0 {
+            Some(scope) if !scope.allows(needed) => Err(ApiError::Forbidden(format!(
+                "this needs a token of scope {}",
+                needed.name()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn require(state: &AppState, needed: Scope, mut request: Request, next: Next) -> Response {
     // A person opening the dashboard is shown the sign-in page, not a JSON error.
     let is_page = request.method() == Method::GET && request.uri().path() == "/";
     match authorize(state, needed, presented(&request)).await {
-        Ok(()) => next.run(request).await,
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
         Err(ApiError::Unauthorized) if is_page => Redirect::to("/signin").into_response(),
         Err(e) => e.into_response(),
     }
@@ -92,10 +113,10 @@ async fn authorize(
     state: &AppState,
     needed: Scope,
     secret: Option<String>,
-) -> Result<(), ApiError> {
+) -> Result<Caller, ApiError> {
     let tokens = &state.tokens;
     if !tokens.required().await? {
-        return Ok(());
+        return Ok(Caller(None));
     }
     let secret = secret.ok_or(ApiError::Unauthorized)?;
     let holder = tokens.check(&secret).await?.ok_or(ApiError::Unauthorized)?;
@@ -115,7 +136,7 @@ async fn authorize(
                 retry_after,
             })?;
     }
-    Ok(())
+    Ok(Caller(Some(holder.scope)))
 }
 
 /// The token a request presents, as clients send it: `Authorization: Bearer T` or `Token T`

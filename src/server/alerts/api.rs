@@ -3,7 +3,8 @@
 //! on `/api/annotations` (reading `read`, adding `write`).
 
 use super::rule::RuleSpec;
-use super::{Alerts, StateView};
+use super::Alerts;
+use crate::model::{AlertRule, Annotation};
 use crate::server::access;
 use crate::server::domain::Timestamp;
 use crate::server::error::ApiError;
@@ -55,18 +56,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
 }
 
-/// A rule as listed: its definition, silence, times and states.
-#[derive(Serialize)]
-struct RuleView {
-    id: i64,
-    #[serde(flatten)]
-    spec: RuleSpec,
-    silenced_until_ms: Option<i64>,
-    created_ms: i64,
-    updated_ms: i64,
-    states: Vec<StateView>,
-}
-
 #[derive(Serialize)]
 struct Created {
     id: i64,
@@ -87,9 +76,14 @@ fn rule_id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
 }
 
 /// `GET /api/alerts`: every rule with its pending and firing signals.
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<RuleView>>, ApiError> {
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<AlertRule>>, ApiError> {
+    Ok(Json(rules(&state).await?))
+}
+
+/// Every rule with its pending and firing signals, by id.
+pub async fn rules(state: &AppState) -> Result<Vec<AlertRule>, ApiError> {
     let records = state.store.alert_rules().await?;
-    let mut states = alerts(&state).states();
+    let mut states = alerts(state).states();
     let views = records
         .into_iter()
         .filter_map(|record| {
@@ -97,7 +91,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<RuleView>>, ApiE
             let (mine, rest): (Vec<_>, Vec<_>) =
                 states.drain(..).partition(|(id, _)| *id == record.id);
             states = rest;
-            Some(RuleView {
+            Some(AlertRule {
                 id: record.id,
                 spec,
                 silenced_until_ms: record.silenced_until_ms,
@@ -107,7 +101,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<RuleView>>, ApiE
             })
         })
         .collect();
-    Ok(Json(views))
+    Ok(views)
 }
 
 /// `POST /api/alerts`: a new rule → `201 {"id"}`.
@@ -116,17 +110,7 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let spec = RuleSpec::parse(&body_text(body)?).map_err(ApiError::BadRequest)?;
-    if state.store.alert_rules().await?.len() >= MAX_RULES {
-        return Err(ApiError::BadRequest(format!(
-            "the database holds {MAX_RULES} rules, the most it may"
-        )));
-    }
-    let json = serde_json::to_string(&spec).expect("a rule serialises");
-    let id = state
-        .store
-        .create_alert_rule(&json, state.clock.now().millis())
-        .await?;
-    alerts(&state).reload().await?;
+    let id = save_rule(&state, None, spec).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
@@ -138,13 +122,35 @@ async fn edit(
 ) -> Result<Json<Created>, ApiError> {
     let id = rule_id(path)?;
     let spec = RuleSpec::parse(&body_text(body)?).map_err(ApiError::BadRequest)?;
+    Ok(Json(Created {
+        id: save_rule(&state, Some(id), spec).await?,
+    }))
+}
+
+/// Stores a new rule (`id` `None`) or replaces rule `id`, and evaluates by the new rules from then
+/// on. Returns the rule's id.
+pub async fn save_rule(state: &AppState, id: Option<i64>, spec: RuleSpec) -> Result<i64, ApiError> {
+    spec.check().map_err(ApiError::BadRequest)?;
     let json = serde_json::to_string(&spec).expect("a rule serialises");
     let now = state.clock.now().millis();
-    if !state.store.update_alert_rule(id, &json, now).await? {
-        return Err(ApiError::NotFound(format!("/api/alerts/{id}")));
-    }
-    alerts(&state).reload().await?;
-    Ok(Json(Created { id }))
+    let id = match id {
+        Some(id) => {
+            if !state.store.update_alert_rule(id, &json, now).await? {
+                return Err(ApiError::NotFound(format!("/api/alerts/{id}")));
+            }
+            id
+        }
+        None => {
+            if state.store.alert_rules().await?.len() >= MAX_RULES {
+                return Err(ApiError::BadRequest(format!(
+                    "the database holds {MAX_RULES} rules, the most it may"
+                )));
+            }
+            state.store.create_alert_rule(&json, now).await?
+        }
+    };
+    alerts(state).reload().await?;
+    Ok(id)
 }
 
 /// `DELETE /api/alerts/{id}` → 204.
@@ -152,12 +158,17 @@ async fn remove(
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = rule_id(path)?;
+    delete_rule(&state, rule_id(path)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes rule `id` and its episodes.
+pub async fn delete_rule(state: &AppState, id: i64) -> Result<(), ApiError> {
     if !state.store.delete_alert_rule(id).await? {
         return Err(ApiError::NotFound(format!("/api/alerts/{id}")));
     }
-    alerts(&state).reload().await?;
-    Ok(StatusCode::NO_CONTENT)
+    alerts(state).reload().await?;
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -176,10 +187,20 @@ async fn silence(
     let id = rule_id(path)?;
     let silence: Silence = serde_json::from_str(&body_text(body)?)
         .map_err(|e| ApiError::BadRequest(format!("silence: {e}")))?;
-    if !state.store.silence_alert_rule(id, silence.until_ms).await? {
+    silence_rule(&state, id, silence.until_ms).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Holds rule `id`'s notifications back until `until_ms` (`None`: no longer).
+pub async fn silence_rule(
+    state: &AppState,
+    id: i64,
+    until_ms: Option<i64>,
+) -> Result<(), ApiError> {
+    if !state.store.silence_alert_rule(id, until_ms).await? {
         return Err(ApiError::NotFound(format!("/api/alerts/{id}")));
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// `GET /api/alerts/{id}/deliveries`: every attempt to send the rule's notifications.
@@ -191,32 +212,20 @@ async fn deliveries(
     Ok(Json(state.store.notification_attempts(id).await?))
 }
 
-/// An annotation as posted and as listed.
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct Annotation {
-    #[serde(default, skip_deserializing)]
-    id: i64,
-    /// Epoch ms.
-    time: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    end: Option<i64>,
-    text: String,
-    #[serde(default)]
-    tags: Vec<String>,
-    /// The signals whose charts show it; none: every chart.
-    #[serde(default)]
-    signals: Vec<String>,
-}
-
 /// `POST /api/annotations` `{time, end?, text, tags?, signals?}` → `201 {"id"}`.
 async fn annotate(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let annotation: Annotation = serde_json::from_str(&body_text(body)?)
+        .map_err(|e| ApiError::BadRequest(format!("annotation: {e}")))?;
+    let id = add_annotation(&state, annotation).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+/// Checks and stores an annotation; returns its id.
+pub async fn add_annotation(state: &AppState, a: Annotation) -> Result<i64, ApiError> {
     let bad = |why: String| ApiError::BadRequest(why);
-    let a: Annotation =
-        serde_json::from_str(&body_text(body)?).map_err(|e| bad(format!("annotation: {e}")))?;
     Timestamp::from_millis(a.time).map_err(|e| bad(format!("time: {e}")))?;
     if let Some(end) = a.end {
         Timestamp::from_millis(end).map_err(|e| bad(format!("end: {e}")))?;
@@ -235,7 +244,7 @@ async fn annotate(
             )));
         }
     }
-    let id = state
+    Ok(state
         .store
         .annotate(&NewAnnotation {
             time_ms: a.time,
@@ -244,8 +253,7 @@ async fn annotate(
             tags: serde_json::to_string(&a.tags).expect("strings serialise"),
             signals: serde_json::to_string(&a.signals).expect("strings serialise"),
         })
-        .await?;
-    Ok((StatusCode::CREATED, Json(Created { id })))
+        .await?)
 }
 
 #[derive(Deserialize)]
@@ -260,19 +268,26 @@ async fn annotations(
     range: Result<Query<Between>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Annotation>>, ApiError> {
     let Query(Between { from, to }) = range?;
+    Ok(Json(annotations_between(&state, from, to).await?))
+}
+
+/// The annotations touching `from..=to`, by time.
+pub async fn annotations_between(
+    state: &AppState,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Annotation>, ApiError> {
     let records = state.store.annotations(from, to, MAX_ANNOTATIONS).await?;
     let parse = |json: &str| serde_json::from_str(json).unwrap_or_default();
-    Ok(Json(
-        records
-            .into_iter()
-            .map(|r| Annotation {
-                id: r.id,
-                time: r.time_ms,
-                end: r.end_ms,
-                tags: parse(&r.tags),
-                signals: parse(&r.signals),
-                text: r.text,
-            })
-            .collect(),
-    ))
+    Ok(records
+        .into_iter()
+        .map(|r| Annotation {
+            id: r.id,
+            time: r.time_ms,
+            end: r.end_ms,
+            tags: parse(&r.tags),
+            signals: parse(&r.signals),
+            text: r.text,
+        })
+        .collect())
 }

@@ -13,8 +13,11 @@ mod evaluate;
 mod notify;
 pub mod rule;
 
-pub use api::routes;
+pub use api::{
+    add_annotation, annotations_between, delete_rule, routes, rules, save_rule, silence_rule,
+};
 
+use crate::model::AlertState;
 use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
 use crate::server::store::{Aftermath, NewAnnotation, Outgoing, Store, StoreError};
@@ -210,29 +213,17 @@ async fn record(alerts: &Alerts, change: &Change) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A rule's state on one signal, as the API shows it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct StateView {
-    pub signal: String,
-    /// `pending` or `firing`.
-    pub state: &'static str,
-    pub since_ms: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fired_ms: Option<i64>,
-    pub value: Option<f64>,
-}
-
 impl Alerts {
     /// Each rule's non-ok states, by rule id.
-    fn states(&self) -> Vec<(i64, StateView)> {
+    fn states(&self) -> Vec<(i64, AlertState)> {
         let evaluator = self.evaluator();
-        let mut states: Vec<(i64, StateView)> = evaluator
+        let mut states: Vec<(i64, AlertState)> = evaluator
             .states()
             .map(|(rule, signal, status)| {
                 let view = match status {
-                    Status::Pending { since, value } => StateView {
+                    Status::Pending { since, value } => AlertState {
                         signal: signal.to_owned(),
-                        state: "pending",
+                        state: "pending".into(),
                         since_ms: since,
                         fired_ms: None,
                         value: Some(value),
@@ -241,9 +232,9 @@ impl Alerts {
                         since,
                         fired,
                         value,
-                    } => StateView {
+                    } => AlertState {
                         signal: signal.to_owned(),
-                        state: "firing",
+                        state: "firing".into(),
                         since_ms: since,
                         fired_ms: Some(fired),
                         value,

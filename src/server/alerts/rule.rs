@@ -1,8 +1,8 @@
-//! What a rule is: which signals it watches (a name, or a pattern with `*`), when its condition
-//! holds, how long it must hold before the rule fires, and where it says so. Valid by construction:
-//! `RuleSpec::parse` is the only way in, from the API's JSON or the database's.
+//! What a rule means (`model::RuleSpec`, shared with the dashboard): which signals it watches (a
+//! name, or a pattern with `*`), when its condition holds, and its checks. `RuleSpec::parse` is the
+//! only way in, from the API's JSON or the database's.
 
-use serde::{Deserialize, Serialize};
+pub use crate::model::{Condition, RuleSpec};
 
 /// Longest rule name, note and webhook URL, in characters.
 const MAX_NAME: usize = 200;
@@ -10,48 +10,6 @@ const MAX_NOTE: usize = 2_000;
 const MAX_URL: usize = 2_000;
 /// Longest hold or silence a rule may ask for: a week.
 const MAX_SECS: u64 = 7 * 24 * 3600;
-
-/// A rule as the API takes it and the database keeps it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSpec {
-    pub name: String,
-    /// A signal's name, or a pattern where `*` stands for any run of characters.
-    pub signal: String,
-    pub condition: Condition,
-    /// Seconds the condition must hold (by the points' own times) before the rule fires.
-    #[serde(default)]
-    pub for_secs: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// Where notifications are POSTed (http or https).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<String>,
-    /// Send a Slack-compatible body (`{"text": …}`) instead of Signalboard's JSON.
-    #[serde(default)]
-    pub slack: bool,
-}
-
-/// When a rule's condition holds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Condition {
-    Above {
-        threshold: f64,
-    },
-    Below {
-        threshold: f64,
-    },
-    /// Below `low` or above `high`.
-    Outside {
-        low: f64,
-        high: f64,
-    },
-    /// No point for this many seconds (by the server's clock).
-    NoData {
-        secs: u64,
-    },
-}
 
 impl Condition {
     /// Whether a point of value `v` meets the condition (never, for `NoData`: silence does).
@@ -83,7 +41,8 @@ impl RuleSpec {
         Ok(spec)
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Whether the rule is named, bounded and finite, or what is wrong with it.
+    pub fn check(&self) -> Result<(), String> {
         let chars = |s: &str| s.chars().count();
         if self.name.trim().is_empty() || chars(&self.name) > MAX_NAME {
             return Err(format!("a rule needs a name of 1 to {MAX_NAME} characters"));
@@ -125,37 +84,12 @@ impl RuleSpec {
         }
         Ok(())
     }
-
-    /// Whether the rule watches `signal`.
-    pub fn watches(&self, signal: &str) -> bool {
-        matches_pattern(&self.signal, signal)
-    }
-}
-
-/// Whether `name` matches `pattern`, where `*` stands for any run of characters (and nothing else
-/// is special, so any signal name can be matched exactly).
-pub fn matches_pattern(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    let mut parts: Vec<&str> = parts.collect();
-    let Some(last) = parts.pop() else {
-        return rest.is_empty();
-    };
-    for part in parts {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::matches_pattern;
 
     #[test]
     fn patterns_match_with_stars_and_nothing_else_is_special() {
