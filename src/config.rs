@@ -205,6 +205,10 @@ pub struct Limits {
     /// Time a request may take from its headers to its answer, reading its body included; past it
     /// 408 (a client that trickles its body holds nothing for longer).
     pub request_timeout: Duration,
+    /// Most alert rules the database may hold; one more gets 400.
+    pub max_alert_rules: usize,
+    /// Most annotations the database may hold; one more gets 400.
+    pub max_annotations: usize,
 }
 
 impl Default for Limits {
@@ -224,6 +228,8 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             token_write_rate: 10_000,
             request_timeout: Duration::from_secs(60),
+            max_alert_rules: 10_000,
+            max_annotations: 100_000,
         }
     }
 }
@@ -265,6 +271,8 @@ struct FileSettings {
     header_timeout_secs: Option<u64>,
     token_write_rate: Option<u32>,
     request_timeout_secs: Option<u64>,
+    max_alert_rules: Option<usize>,
+    max_annotations: Option<usize>,
     raw_retention_days: Option<u32>,
     minute_rollup_retention_days: Option<u32>,
     hour_rollup_retention_days: Option<u32>,
@@ -330,6 +338,8 @@ impl Limits {
             token_write_rate: file.token_write_rate.unwrap_or(defaults.token_write_rate),
             header_timeout: seconds(file.header_timeout_secs).unwrap_or(defaults.header_timeout),
             request_timeout: seconds(file.request_timeout_secs).unwrap_or(defaults.request_timeout),
+            max_alert_rules: file.max_alert_rules.unwrap_or(defaults.max_alert_rules),
+            max_annotations: file.max_annotations.unwrap_or(defaults.max_annotations),
         }
     }
 
@@ -448,6 +458,8 @@ mod tests {
             ("header-timeout-secs", secs(d.header_timeout)),
             ("request-timeout-secs", secs(d.request_timeout)),
             ("token-write-rate", thousands(d.token_write_rate as usize)),
+            ("max-alert-rules", thousands(d.max_alert_rules)),
+            ("max-annotations", thousands(d.max_annotations)),
         ] {
             let cells: Vec<&str> = row(setting).split('|').map(str::trim).collect();
             assert!(

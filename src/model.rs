@@ -139,6 +139,18 @@ pub enum Condition {
     },
 }
 
+impl Condition {
+    /// In words, for notifications and the dashboard: `above 90`.
+    pub fn describe(&self) -> String {
+        match *self {
+            Condition::Above { threshold } => format!("above {threshold}"),
+            Condition::Below { threshold } => format!("below {threshold}"),
+            Condition::Outside { low, high } => format!("outside {low}…{high}"),
+            Condition::NoData { secs } => format!("no data for {secs} s"),
+        }
+    }
+}
+
 /// A rule as listed: its definition, silence, and where it is not ok.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertRule {

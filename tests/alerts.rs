@@ -220,8 +220,12 @@ async fn a_silent_signal_fires_a_no_data_rule_and_a_point_resolves_it() {
 }
 
 #[tokio::test]
-async fn rules_and_annotations_are_checked_and_listed() {
-    let server = TestServer::start().await;
+async fn rules_and_annotations_are_checked_listed_and_bounded() {
+    let server = TestServer::start_with(|s| {
+        s.limits.max_alert_rules = 1;
+        s.limits.max_annotations = 2;
+    })
+    .await;
     let (client, base) = (server.client.clone(), server.url(""));
     let bad = client
         .post(format!("{base}/api/alerts"))
@@ -275,6 +279,23 @@ async fn rules_and_annotations_are_checked_and_listed() {
         let posted = client.post(format!("{base}/api/annotations")).json(&bad);
         assert_eq!(posted.send().await.unwrap().status(), 400, "{bad}");
     }
+    // Past the limits: 400, saying which setting.
+    let third = client
+        .post(format!("{base}/api/annotations"))
+        .json(&json!({"time": t, "text": "one too many"}));
+    let third = third.send().await.unwrap();
+    assert_eq!(third.status(), 400);
+    assert!(third.text().await.unwrap().contains("max-annotations"));
+    let second_rule = client
+        .post(format!("{base}/api/alerts"))
+        .json(&json!({"name": "c", "signal": "c", "condition": {"kind": "above", "threshold": 1}}));
+    let second_rule = second_rule.send().await.unwrap();
+    assert_eq!(second_rule.status(), 400);
+    assert!(second_rule
+        .text()
+        .await
+        .unwrap()
+        .contains("max-alert-rules"));
     // A span overlapping the range is listed; one wholly before it is not.
     let url = format!(
         "{base}/api/annotations?from={}&to={}",

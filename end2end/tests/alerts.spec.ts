@@ -74,6 +74,15 @@ test("a rule made in the chart's form fires on posted points, shows on the chart
   await expect(chart.locator(".rule-toggle")).toHaveText("Alerts (0)");
   await expect(page.locator(".firing-banner")).toHaveCount(0);
   await expect(chart.locator(".threshold")).toHaveCount(0);
+
+  // A band: two lines.
+  await chart.getByLabel("Condition").selectOption("outside");
+  await chart.getByLabel("Threshold").fill("40");
+  await chart.getByLabel("High").fill("60");
+  await chart.getByRole("button", { name: "Create rule" }).click();
+  await expect(chart.locator(".rule-toggle")).toHaveText("Alerts (1)");
+  await expect(chart.locator(".threshold")).toHaveCount(2);
+  await expect(chart.locator(".rules li")).toContainText("outside 40…60");
 });
 
 test("annotations posted by the API, or by alt-clicking a chart, appear on the charts", async ({ page }) => {

@@ -98,7 +98,7 @@ pub fn overlays(board: Board, names: &[String], frame: Frame) -> Vec<AnyView> {
     board.alerts.with(|overview: &AlertOverview| {
         let mut drawn = Vec::new();
         for rule in overview.rules.iter().filter(|r| names.iter().any(|n| r.spec.watches(n))) {
-            let title = format!("{}: {}", rule.spec.name, describe(&rule.spec.condition));
+            let title = format!("{}: {}", rule.spec.name, rule.spec.condition.describe());
             for level in levels(&rule.spec.condition) {
                 let Some(y) = frame.y(level) else { continue };
                 let (left, width) = span(from, to);
@@ -155,15 +155,6 @@ fn levels(condition: &Condition) -> Vec<f64> {
     }
 }
 
-fn describe(condition: &Condition) -> String {
-    match *condition {
-        Condition::Above { threshold } => format!("above {threshold}"),
-        Condition::Below { threshold } => format!("below {threshold}"),
-        Condition::Outside { low, high } => format!("outside {low}…{high}"),
-        Condition::NoData { secs } => format!("no data for {secs} s"),
-    }
-}
-
 /// The rules of one signal's chart, and a form to add or edit one: opened from the chart's header,
 /// pre-filled with the signal and its last value.
 #[component]
@@ -173,7 +164,9 @@ pub fn RuleForm(signal: String, board: Board) -> impl IntoView {
     let editing = RwSignal::new(None::<i64>);
     let name = RwSignal::new(String::new());
     let kind = RwSignal::new("above".to_owned());
+    // The threshold; for a band its low end (`high` the other), for a silence its seconds.
     let threshold = RwSignal::new(String::new());
+    let high = RwSignal::new(String::new());
     let hold = RwSignal::new("0".to_owned());
     let webhook = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<String>);
@@ -196,13 +189,15 @@ pub fn RuleForm(signal: String, board: Board) -> impl IntoView {
             match rule {
                 Some(rule) => {
                     name.set(rule.spec.name.clone());
-                    let (k, t) = match rule.spec.condition {
-                        Condition::Above { threshold } => ("above", threshold),
-                        Condition::Below { threshold } => ("below", threshold),
-                        _ => ("above", 0.0),
+                    let (k, t, h) = match rule.spec.condition {
+                        Condition::Above { threshold } => ("above", threshold, None),
+                        Condition::Below { threshold } => ("below", threshold, None),
+                        Condition::Outside { low, high } => ("outside", low, Some(high)),
+                        Condition::NoData { secs } => ("no_data", secs as f64, None),
                     };
                     kind.set(k.into());
                     threshold.set(t.to_string());
+                    high.set(h.map(|h| h.to_string()).unwrap_or_default());
                     hold.set(rule.spec.for_secs.to_string());
                     webhook.set(rule.spec.webhook.clone().unwrap_or_default());
                 }
@@ -210,6 +205,7 @@ pub fn RuleForm(signal: String, board: Board) -> impl IntoView {
                     name.set(format!("{signal} high"));
                     kind.set("above".into());
                     threshold.set(last_value().map(|v| v.to_string()).unwrap_or_default());
+                    high.set(String::new());
                     hold.set("0".into());
                     webhook.set(String::new());
                 }
@@ -231,19 +227,35 @@ pub fn RuleForm(signal: String, board: Board) -> impl IntoView {
     let spec = {
         let signal = signal.clone();
         move || -> Result<RuleSpec, String> {
-            let value: f64 = threshold
-                .get_untracked()
-                .trim()
-                .parse()
-                .map_err(|_| "the threshold must be a number".to_owned())?;
+            let number = |text: RwSignal<String>, what: &str| {
+                let text = text.get_untracked();
+                text.trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("{what} must be a number"))
+            };
             let for_secs: u64 = hold
                 .get_untracked()
                 .trim()
                 .parse()
                 .map_err(|_| "hold for: whole seconds".to_owned())?;
             let condition = match kind.get_untracked().as_str() {
-                "below" => Condition::Below { threshold: value },
-                _ => Condition::Above { threshold: value },
+                "below" => Condition::Below {
+                    threshold: number(threshold, "the threshold")?,
+                },
+                "outside" => Condition::Outside {
+                    low: number(threshold, "low")?,
+                    high: number(high, "high")?,
+                },
+                "no_data" => Condition::NoData {
+                    secs: threshold
+                        .get_untracked()
+                        .trim()
+                        .parse()
+                        .map_err(|_| "silent for: whole seconds".to_owned())?,
+                },
+                _ => Condition::Above {
+                    threshold: number(threshold, "the threshold")?,
+                },
             };
             let webhook = Some(webhook.get_untracked().trim().to_owned()).filter(|w| !w.is_empty());
             Ok(RuleSpec {
@@ -323,7 +335,7 @@ pub fn RuleForm(signal: String, board: Board) -> impl IntoView {
                                     };
                                     view! {
                                         <li data-rule=id>
-                                            <span>{format!("{}: {}", rule.spec.name, describe(&rule.spec.condition))}</span>
+                                            <span>{format!("{}: {}", rule.spec.name, rule.spec.condition.describe())}</span>
                                             <button type="button" on:click=edit>"Edit"</button>
                                             <button type="button" on:click=move |_| {
                                                 let until = (!silenced).then(|| board.now.get_untracked() + 3_600_000);
@@ -342,8 +354,23 @@ pub fn RuleForm(signal: String, board: Board) -> impl IntoView {
                     <select aria-label="Condition" prop:value=kind on:change=move |ev| kind.set(event_target_value(&ev))>
                         <option value="above">"above"</option>
                         <option value="below">"below"</option>
+                        <option value="outside">"outside"</option>
+                        <option value="no_data">"no data for"</option>
                     </select>
-                    <input aria-label="Threshold" inputmode="decimal" prop:value=threshold on:input=move |ev| threshold.set(event_target_value(&ev))/>
+                    <input
+                        aria-label="Threshold"
+                        inputmode="decimal"
+                        placeholder=move || match kind.get().as_str() {
+                            "outside" => "low",
+                            "no_data" => "seconds",
+                            _ => "threshold",
+                        }
+                        prop:value=threshold
+                        on:input=move |ev| threshold.set(event_target_value(&ev))
+                    />
+                    <Show when=move || kind.get() == "outside">
+                        <input aria-label="High" inputmode="decimal" placeholder="high" prop:value=high on:input=move |ev| high.set(event_target_value(&ev))/>
+                    </Show>
                     <label>"for " <input aria-label="Hold for seconds" inputmode="numeric" size="4" prop:value=hold on:input=move |ev| hold.set(event_target_value(&ev))/> " s"</label>
                     <input aria-label="Webhook" type="url" placeholder="webhook URL (optional)" prop:value=webhook on:input=move |ev| webhook.set(event_target_value(&ev))/>
                     <button type="submit">{move || if editing.get().is_some() { "Save rule" } else { "Create rule" }}</button>

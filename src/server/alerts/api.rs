@@ -19,8 +19,6 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-/// Most rules a database holds.
-pub const MAX_RULES: usize = 10_000;
 /// Most annotations one answer holds.
 const MAX_ANNOTATIONS: i64 = 10_000;
 /// Longest annotation text, most tags and signals on one, longest tag or signal (characters).
@@ -141,9 +139,10 @@ pub async fn save_rule(state: &AppState, id: Option<i64>, spec: RuleSpec) -> Res
             id
         }
         None => {
-            if state.store.alert_rules().await?.len() >= MAX_RULES {
+            let most = state.limits.max_alert_rules;
+            if state.store.alert_rules().await?.len() >= most {
                 return Err(ApiError::BadRequest(format!(
-                    "the database holds {MAX_RULES} rules, the most it may"
+                    "the database holds {most} rules, the most it may (setting max-alert-rules)"
                 )));
             }
             state.store.create_alert_rule(&json, now).await?
@@ -243,6 +242,12 @@ pub async fn add_annotation(state: &AppState, a: Annotation) -> Result<i64, ApiE
                 "at most {MAX_LABELS} tags and signals, each of {MAX_LABEL} characters at most"
             )));
         }
+    }
+    let most = state.limits.max_annotations;
+    if state.store.annotation_count().await? >= most as i64 {
+        return Err(bad(format!(
+            "the database holds {most} annotations, the most it may (setting max-annotations)"
+        )));
     }
     Ok(state
         .store

@@ -21,16 +21,6 @@ impl Condition {
             Condition::NoData { .. } => false,
         }
     }
-
-    /// In words, for notifications: `above 90`.
-    pub fn describe(&self) -> String {
-        match *self {
-            Condition::Above { threshold } => format!("above {threshold}"),
-            Condition::Below { threshold } => format!("below {threshold}"),
-            Condition::Outside { low, high } => format!("outside {low}…{high}"),
-            Condition::NoData { secs } => format!("no data for {secs} s"),
-        }
-    }
 }
 
 impl RuleSpec {

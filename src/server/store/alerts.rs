@@ -330,6 +330,15 @@ impl Store {
         })
     }
 
+    /// How many annotations are stored.
+    pub async fn annotation_count(&self) -> Result<i64, StoreError> {
+        on_pool!(self, reads, |pool| Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM annotations"
+        )
+        .fetch_one(pool)
+        .await?))
+    }
+
     /// The annotations that touch `from..=to` (an instant in it, or a span overlapping it), by
     /// time, at most `limit`.
     pub async fn annotations(
