@@ -33,9 +33,19 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// How log lines are written: text for people, json (one object a line) for machines.
+    #[arg(long, global = true, env = "SIGNALBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// With no subcommand, `signalboard` serves.
     #[command(flatten)]
     serve: config::ServeArgs,
+}
+
+#[cfg(feature = "ssr")]
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[cfg(feature = "ssr")]
@@ -63,13 +73,15 @@ async fn main() -> anyhow::Result<()> {
     // SAFETY: options may be set at any time; this one only changes when memory is given back.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 100) };
 
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,sqlx=warn".into()),
+    );
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => {
             let settings = Settings::load(&args)?;

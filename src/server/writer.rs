@@ -96,6 +96,18 @@ impl Writer {
         Ok(count)
     }
 
+    /// Points waiting for a commit, all requests together.
+    pub fn queued_points(&self) -> usize {
+        self.limits
+            .write_queue_points
+            .saturating_sub(self.room.available_permits())
+    }
+
+    /// Whether the writer task still takes jobs.
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     /// Refuses a request with a point older than raw retention. Such a point could only go into the
     /// rollups, which add it to a minute's count and sum: they cannot tell a producer's resend (at
     /// least once, as producers deliver) from a new point, and would count it twice.

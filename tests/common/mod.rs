@@ -129,7 +129,7 @@ impl TestServer {
         WriteBlock(connection)
     }
 
-    /// Whether `/healthz` answers 200: the server is still up and its database answers.
+    /// Whether `/healthz` answers 200: the server is still up.
     pub async fn healthy(&self) -> bool {
         let response = self.client.get(self.url("/healthz")).send().await;
         response.is_ok_and(|r| r.status().is_success())
