@@ -54,12 +54,9 @@ type Coords = Cartesian2d<WithKeyPoints<RangedCoordi64>, RangedCoordf64>;
 /// (plotters' chart state) instead of rebuilding the chart.
 pub struct Painted {
     state: ChartState<Arc<Coords>>,
-    /// The plot area's horizontal span, which maps the pointer back to time.
-    pub span: PlotSpan,
-    /// Where times and values are on the picture, for what the page draws over it.
+    /// Where times and values are on the picture: its window and value axis, and the plot area's
+    /// span, which maps the pointer back to time and places what the page draws over it.
     pub frame: Frame,
-    window: (i64, i64),
-    axis: ValueAxis,
     theme: Theme,
     size: (u32, u32),
     /// Per series: its revision, and how many of its points the picture holds.
@@ -156,7 +153,6 @@ pub fn paint<DB: DrawingBackend>(
     let span = (f64::from(x_range.start), f64::from(x_range.end));
     Ok(Painted {
         state: chart.into_shared_chart_state(),
-        span,
         frame: Frame {
             span,
             top: f64::from(y_range.start),
@@ -164,8 +160,6 @@ pub fn paint<DB: DrawingBackend>(
             window: (from, to),
             axis,
         },
-        window: (from, to),
-        axis,
         theme,
         size: (width, height),
         drawn: drawn(series),
@@ -188,7 +182,7 @@ pub fn extend<DB: DrawingBackend>(
     (from, to): (i64, i64),
     (theme, levels): (Theme, &[f64]),
 ) -> Option<Result<(), String>> {
-    let unchanged = painted.window == (from, to)
+    let unchanged = painted.frame.window == (from, to)
         && painted.theme == theme
         && painted.levels == levels
         && painted.size == root.dim_in_pixel()
@@ -200,7 +194,7 @@ pub fn extend<DB: DrawingBackend>(
             d.revision == revision
                 && d.len() >= n
                 && d.timestamps[n..].iter().all(|&t| t <= to)
-                && d.values[n..].iter().all(|&v| painted.axis.holds(v))
+                && d.values[n..].iter().all(|&v| painted.frame.axis.holds(v))
         });
     if !(unchanged && appended) {
         return None;
@@ -226,7 +220,7 @@ pub fn extend<DB: DrawingBackend>(
         painted.gaps += runs.len() - 1 + usize::from(previous.is_some() && !joins);
         for run in runs {
             let (times, values) = (&times[run.clone()], &values[run]);
-            if let Err(e) = draw_run(&mut chart, i, times, values, &painted.axis) {
+            if let Err(e) = draw_run(&mut chart, i, times, values, &painted.frame.axis) {
                 return Some(Err(e.to_string()));
             }
         }
