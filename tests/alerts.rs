@@ -197,6 +197,32 @@ async fn a_restarted_server_does_not_fire_an_episode_twice() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_data_rule_made_later_measures_from_the_newest_point_not_from_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("quiet.db").display());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = ServeProcess::start(&database, port);
+    wait_healthy(&client, &base).await;
+    post(&client, &base, "pump", now_ms() - 20_000, 1.0).await;
+    server.kill();
+    // Started with "pump" last seen 20 s ago; it reports again before any rule exists.
+    let _server = ServeProcess::start(&database, port);
+    wait_healthy(&client, &base).await;
+    post(&client, &base, "pump", now_ms(), 2.0).await;
+    let rule = json!({"name": "pump quiet", "signal": "pump", "condition": {"kind": "no_data", "secs": 10}});
+    create_rule(&client, &base, rule).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let rules = get_json(&client, &format!("{base}/api/alerts")).await;
+    assert_eq!(
+        rules[0]["states"],
+        json!([]),
+        "silent for 2 s, not 20: {rules}"
+    );
+}
+
 #[tokio::test]
 async fn a_silent_signal_fires_a_no_data_rule_and_a_point_resolves_it() {
     let server = TestServer::start_with(|s| s.clock = signalboard::server::clock::system()).await;

@@ -80,26 +80,26 @@ impl Evaluator {
     /// An evaluator of `rules`, resuming the firing `episodes`, knowing when each of `signals`
     /// last reported.
     pub fn new(rules: Vec<Rule>, episodes: Vec<Episode>, signals: Vec<(String, i64)>) -> Evaluator {
-        let mut evaluator = Evaluator {
-            signals: signals
-                .into_iter()
-                .map(|(name, newest)| {
-                    let watched = Watched {
-                        newest,
-                        ..Watched::default()
-                    };
-                    (name, watched)
-                })
-                .collect(),
-            ..Evaluator::default()
-        };
-        evaluator.replace_rules(rules, episodes);
+        let mut evaluator = Evaluator::default();
+        evaluator.replace_rules(rules, episodes, signals);
         evaluator
     }
 
-    /// New rules (after one was created, edited or deleted), and the episodes still firing.
-    pub fn replace_rules(&mut self, rules: Vec<Rule>, episodes: Vec<Episode>) {
+    /// New rules (after one was created, edited or deleted), the episodes still firing, and when
+    /// each stored signal last reported: without rules the evaluator is handed no points, so a
+    /// signal's newest point is learnt again here, or a no-data rule would measure a silence from
+    /// a point long superseded.
+    pub fn replace_rules(
+        &mut self,
+        rules: Vec<Rule>,
+        episodes: Vec<Episode>,
+        signals: Vec<(String, i64)>,
+    ) {
         self.rules = rules;
+        for (name, newest) in signals {
+            let watched = self.signals.entry(name).or_default();
+            watched.newest = watched.newest.max(newest);
+        }
         // Pending states of rules that still exist carry over; an edit ended the rule's episodes.
         let ids: Vec<i64> = self.rules.iter().map(|r| r.id).collect();
         for watched in self.signals.values_mut() {
@@ -148,11 +148,10 @@ impl Evaluator {
         watched.newest = t;
         let rules = &self.rules;
         // Taken out while the states change, and put back: no copy.
-        let watching = watched.rules.take().unwrap_or_else(|| {
-            (0..rules.len())
-                .filter(|&i| rules[i].spec.watches(signal))
-                .collect()
-        });
+        let watching = watched
+            .rules
+            .take()
+            .unwrap_or_else(|| watching(rules, signal));
         for &i in watching.iter() {
             let rule = &rules[i];
             let now_holds = rule.spec.condition.holds(v);
@@ -203,28 +202,34 @@ impl Evaluator {
     }
 
     /// The clock says `now`: no-data rules fire for the signals they watch that have been silent
-    /// for their time.
+    /// for their time. It holds the lock the writer's commits wait for: it goes through each
+    /// signal's rules as found once, matching no pattern again.
     pub fn tick(&mut self, now: i64, changes: &mut Vec<Change>) {
-        for rule in &self.rules {
-            let Condition::NoData { secs } = rule.spec.condition else {
-                continue;
-            };
-            for (signal, watched) in &mut self.signals {
-                if now - watched.newest < secs as i64 * 1_000
-                    || watched.status(rule.id).is_some()
-                    || !rule.spec.watches(signal)
-                {
+        let no_data = |rule: &Rule| matches!(rule.spec.condition, Condition::NoData { .. });
+        if !self.rules.iter().any(no_data) {
+            return;
+        }
+        let rules = &self.rules;
+        for (signal, watched) in &mut self.signals {
+            let watching = watched
+                .rules
+                .take()
+                .unwrap_or_else(|| watching(rules, signal));
+            for &i in &watching {
+                let rule = &rules[i];
+                let Condition::NoData { secs } = rule.spec.condition else {
+                    continue;
+                };
+                if now - watched.newest < secs as i64 * 1_000 || watched.status(rule.id).is_some() {
                     continue;
                 }
                 let since = watched.newest;
-                watched.set(
-                    rule.id,
-                    Some(Status::Firing {
-                        since,
-                        fired: now,
-                        value: None,
-                    }),
-                );
+                let firing = Status::Firing {
+                    since,
+                    fired: now,
+                    value: None,
+                };
+                watched.set(rule.id, Some(firing));
                 changes.push(Change::Fire(Episode {
                     rule_id: rule.id,
                     signal: signal.clone(),
@@ -233,8 +238,16 @@ impl Evaluator {
                     value: None,
                 }));
             }
+            watched.rules = Some(watching);
         }
     }
+}
+
+/// The indexes of the rules that watch `signal`.
+fn watching(rules: &[Rule], signal: &str) -> Vec<usize> {
+    (0..rules.len())
+        .filter(|&i| rules[i].spec.watches(signal))
+        .collect()
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub use api::{
 use crate::model::AlertState;
 use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
-use crate::server::store::{Aftermath, NewAnnotation, Outgoing, Store, StoreError};
+use crate::server::store::{Aftermath, Episode, NewAnnotation, Outgoing, Store, StoreError};
 use evaluate::{Change, Evaluator, Rule, Status};
 use rule::RuleSpec;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,13 +50,11 @@ impl Alerts {
     /// Loads the rules and their firing episodes and starts the tasks that store changes, tick
     /// for silences and send notifications.
     pub async fn start(store: Store, clock: SharedClock) -> Result<Alerts, StoreError> {
-        let signals = store
-            .signals()
-            .await?
-            .into_iter()
-            .map(|s| (s.signal, s.last_timestamp))
-            .collect();
-        let (rules, episodes) = load(&store).await?;
+        let Loaded {
+            rules,
+            episodes,
+            signals,
+        } = load(&store).await?;
         let evaluator = Evaluator::new(rules, episodes, signals);
         let (changes, incoming) = mpsc::unbounded_channel();
         let alerts = Alerts(Arc::new(Shared {
@@ -91,9 +89,13 @@ impl Alerts {
 
     /// Re-reads the rules (one was created, edited or deleted).
     async fn reload(&self) -> Result<(), StoreError> {
-        let (rules, episodes) = load(&self.0.store).await?;
+        let Loaded {
+            rules,
+            episodes,
+            signals,
+        } = load(&self.0.store).await?;
         let mut evaluator = self.evaluator();
-        evaluator.replace_rules(rules, episodes);
+        evaluator.replace_rules(rules, episodes, signals);
         self.0
             .any_rules
             .store(evaluator.has_rules(), Ordering::Relaxed);
@@ -112,9 +114,9 @@ impl Alerts {
     }
 }
 
-async fn load(
-    store: &Store,
-) -> Result<(Vec<Rule>, Vec<crate::server::store::Episode>), StoreError> {
+/// The rules, their firing episodes, and — when there are rules — when each stored signal last
+/// reported (without rules nothing needs it, and a database may hold a million signals).
+async fn load(store: &Store) -> Result<Loaded, StoreError> {
     let mut rules = Vec::new();
     for record in store.alert_rules().await? {
         match RuleSpec::parse(&record.spec) {
@@ -128,7 +130,29 @@ async fn load(
             ),
         }
     }
-    Ok((rules, store.alert_episodes().await?))
+    let signals = match rules.is_empty() {
+        true => Vec::new(),
+        false => store
+            .signals()
+            .await?
+            .into_iter()
+            .map(|s| (s.signal, s.last_timestamp))
+            .collect(),
+    };
+    let episodes = store.alert_episodes().await?;
+    Ok(Loaded {
+        rules,
+        episodes,
+        signals,
+    })
+}
+
+/// What `load` reads.
+struct Loaded {
+    rules: Vec<Rule>,
+    episodes: Vec<Episode>,
+    /// Each signal's name and its newest point's time.
+    signals: Vec<(String, i64)>,
 }
 
 /// Checks silences every `TICK`.
