@@ -503,13 +503,7 @@ pub async fn an_episode_fires_once_and_its_notification_leaves_once_delivered(op
         .await
         .unwrap());
     assert!(store
-        .fire(
-            &Episode {
-                rule_id: other,
-                ..episode_of(rule)
-            },
-            &aftermath("x")
-        )
+        .fire(&episode_of(other), &aftermath("x"))
         .await
         .unwrap());
     assert!(store.delete_alert_rule(other).await.unwrap());

@@ -86,16 +86,13 @@ pub async fn rules(state: &AppState) -> Result<Vec<AlertRule>, ApiError> {
         .into_iter()
         .filter_map(|record| {
             let spec = RuleSpec::parse(&record.spec).ok()?;
-            let (mine, rest): (Vec<_>, Vec<_>) =
-                states.drain(..).partition(|(id, _)| *id == record.id);
-            states = rest;
             Some(AlertRule {
                 id: record.id,
                 spec,
                 silenced_until_ms: record.silenced_until_ms,
                 created_ms: record.created_ms,
                 updated_ms: record.updated_ms,
-                states: mine.into_iter().map(|(_, view)| view).collect(),
+                states: states.remove(&record.id).unwrap_or_default(),
             })
         })
         .collect();
@@ -140,7 +137,7 @@ pub async fn save_rule(state: &AppState, id: Option<i64>, spec: RuleSpec) -> Res
         }
         None => {
             let most = state.limits.max_alert_rules;
-            if state.store.alert_rules().await?.len() >= most {
+            if state.store.alert_rule_count().await? >= most as i64 {
                 return Err(ApiError::BadRequest(format!(
                     "the database holds {most} rules, the most it may (setting max-alert-rules)"
                 )));

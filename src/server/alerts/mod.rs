@@ -195,12 +195,7 @@ async fn record(alerts: &Alerts, change: &Change) -> Result<(), StoreError> {
         } => (*rule_id, signal.as_str()),
     };
     // The rule as it is now, and whether it is silenced (a deleted rule's change is dropped).
-    let Some(record) = store
-        .alert_rules()
-        .await?
-        .into_iter()
-        .find(|r| r.id == rule_id)
-    else {
+    let Some(record) = store.alert_rule(rule_id).await? else {
         return Ok(());
     };
     let Ok(spec) = RuleSpec::parse(&record.spec) else {
@@ -238,36 +233,36 @@ async fn record(alerts: &Alerts, change: &Change) -> Result<(), StoreError> {
 }
 
 impl Alerts {
-    /// Each rule's non-ok states, by rule id.
-    fn states(&self) -> Vec<(i64, AlertState)> {
+    /// Each rule's non-ok states, by signal, keyed by rule id.
+    fn states(&self) -> std::collections::BTreeMap<i64, Vec<AlertState>> {
         let evaluator = self.evaluator();
-        let mut states: Vec<(i64, AlertState)> = evaluator
-            .states()
-            .map(|(rule, signal, status)| {
-                let view = match status {
-                    Status::Pending { since, value } => AlertState {
-                        signal: signal.to_owned(),
-                        state: "pending".into(),
-                        since_ms: since,
-                        fired_ms: None,
-                        value: Some(value),
-                    },
-                    Status::Firing {
-                        since,
-                        fired,
-                        value,
-                    } => AlertState {
-                        signal: signal.to_owned(),
-                        state: "firing".into(),
-                        since_ms: since,
-                        fired_ms: Some(fired),
-                        value,
-                    },
-                };
-                (rule, view)
-            })
-            .collect();
-        states.sort_by(|a, b| (a.0, &a.1.signal).cmp(&(b.0, &b.1.signal)));
+        let mut states: std::collections::BTreeMap<i64, Vec<AlertState>> = Default::default();
+        for (rule, signal, status) in evaluator.states() {
+            let view = match status {
+                Status::Pending { since, value } => AlertState {
+                    signal: signal.to_owned(),
+                    state: "pending".into(),
+                    since_ms: since,
+                    fired_ms: None,
+                    value: Some(value),
+                },
+                Status::Firing {
+                    since,
+                    fired,
+                    value,
+                } => AlertState {
+                    signal: signal.to_owned(),
+                    state: "firing".into(),
+                    since_ms: since,
+                    fired_ms: Some(fired),
+                    value,
+                },
+            };
+            states.entry(rule).or_default().push(view);
+        }
+        for of_rule in states.values_mut() {
+            of_rule.sort_by(|a, b| a.signal.cmp(&b.signal));
+        }
         states
     }
 }

@@ -104,6 +104,8 @@ macro_rules! record_aftermath {
     }};
 }
 
+const RULES_SQL: &str =
+    "SELECT id, spec, silenced_until_ms, created_ms, updated_ms FROM alert_rules";
 const NOTIFY_SQL: &str =
     "INSERT INTO notifications (rule_id, url, body, created_ms, next_ms) VALUES ($1, $2, $3, $4, $4)";
 const ANNOTATE_SQL: &str = "INSERT INTO annotations (time_ms, end_ms, text, tags, signals) \
@@ -112,11 +114,24 @@ const ANNOTATE_SQL: &str = "INSERT INTO annotations (time_ms, end_ms, text, tags
 impl Store {
     /// Every rule, by id.
     pub async fn alert_rules(&self) -> Result<Vec<RuleRecord>, StoreError> {
-        const SQL: &str = "SELECT id, spec, silenced_until_ms, created_ms, updated_ms \
-             FROM alert_rules ORDER BY id";
-        on_pool!(self, reads, |pool| Ok(sqlx::query_as(SQL)
+        let sql = format!("{RULES_SQL} ORDER BY id");
+        on_pool!(self, reads, |pool| Ok(sqlx::query_as(&sql)
             .fetch_all(pool)
             .await?))
+    }
+
+    /// Rule `id`, if there is one.
+    pub async fn alert_rule(&self, id: i64) -> Result<Option<RuleRecord>, StoreError> {
+        let sql = format!("{RULES_SQL} WHERE id = $1");
+        on_pool!(self, reads, |pool| Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// How many rules are stored.
+    pub async fn alert_rule_count(&self) -> Result<i64, StoreError> {
+        self.count("SELECT count(*) FROM alert_rules").await
     }
 
     /// Stores a new rule; returns its id.
@@ -332,11 +347,13 @@ impl Store {
 
     /// How many annotations are stored.
     pub async fn annotation_count(&self) -> Result<i64, StoreError> {
-        on_pool!(self, reads, |pool| Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM annotations"
-        )
-        .fetch_one(pool)
-        .await?))
+        self.count("SELECT count(*) FROM annotations").await
+    }
+
+    async fn count(&self, sql: &'static str) -> Result<i64, StoreError> {
+        on_pool!(self, reads, |pool| Ok(sqlx::query_scalar(sql)
+            .fetch_one(pool)
+            .await?))
     }
 
     /// The annotations that touch `from..=to` (an instant in it, or a span overlapping it), by
