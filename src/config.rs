@@ -245,10 +245,32 @@ pub struct Settings {
     pub demo: Option<SimulationArgs>,
     /// Serve beyond loopback even with no token.
     pub no_auth: bool,
+    pub monitoring: Monitoring,
     /// What the server takes for the time: the system's (tests set their own).
     pub clock: crate::server::clock::SharedClock,
     /// Includes `site_addr`, the address to listen on.
     pub leptos: LeptosOptions,
+}
+
+/// What the server tells about itself (src/server/metrics/).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Monitoring {
+    /// `GET /metrics`, and counting and timing every request for it.
+    pub metrics: bool,
+    /// How often the server writes its own `signalboard.*` signals; `None`: never.
+    pub self_signals: Option<Duration>,
+    /// Whether dashboards send their own health back as `signalboard.browser.*` signals.
+    pub browser_signals: bool,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            metrics: true,
+            self_signals: Some(Duration::from_secs(5)),
+            browser_signals: false,
+        }
+    }
 }
 
 /// The `[signalboard]` section of `Leptos.toml`.
@@ -273,6 +295,9 @@ struct FileSettings {
     request_timeout_secs: Option<u64>,
     max_alert_rules: Option<usize>,
     max_annotations: Option<usize>,
+    metrics: Option<bool>,
+    self_signals_secs: Option<u64>,
+    browser_signals: Option<bool>,
     raw_retention_days: Option<u32>,
     minute_rollup_retention_days: Option<u32>,
     hour_rollup_retention_days: Option<u32>,
@@ -306,6 +331,7 @@ impl Settings {
             limits: Limits::from_file(&file),
             demo: args.demo.then(|| args.producer.clone()),
             no_auth: args.no_auth,
+            monitoring: Monitoring::from_file(&file),
             clock: crate::server::clock::system(),
             leptos,
         })
@@ -346,6 +372,21 @@ impl Limits {
     /// The limits of the settings file at `path` (defaults without one).
     pub fn load(path: &Path) -> anyhow::Result<Limits> {
         Ok(Limits::from_file(&read_file_settings(path)?))
+    }
+}
+
+impl Monitoring {
+    fn from_file(file: &FileSettings) -> Monitoring {
+        let defaults = Monitoring::default();
+        Monitoring {
+            metrics: file.metrics.unwrap_or(defaults.metrics),
+            // 0 turns them off.
+            self_signals: match file.self_signals_secs {
+                Some(0) => None,
+                secs => seconds(secs).or(defaults.self_signals),
+            },
+            browser_signals: file.browser_signals.unwrap_or(defaults.browser_signals),
+        }
     }
 }
 
@@ -415,6 +456,7 @@ mod tests {
         };
         let shipped = Settings::load(&args).unwrap();
         assert_eq!(shipped.limits, Limits::default());
+        assert_eq!(shipped.monitoring, Monitoring::default());
         assert_eq!(shipped.retention, Retention::default());
         assert_eq!(shipped.durability, Durability::default());
         assert_eq!(shipped.database_url, DEFAULT_DATABASE_URL);

@@ -1,6 +1,7 @@
 //! Prometheus remote write with the real thing: Debian's `prometheus` scraping Debian's
 //! `prometheus-node-exporter`, both started here on loopback, with a `remote_write` to a Signalboard
-//! server. The node's CPU and memory series land as signals and show on the dashboard.
+//! server. The node's CPU and memory series land as signals and show on the dashboard; and the
+//! server's own `/metrics`, scraped by the same Prometheus, come back to it the same way.
 
 mod common;
 
@@ -20,7 +21,7 @@ fn spawn(program: &str, args: &[String]) -> Child {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_scraping_a_node_exporter_writes_its_series_as_signals() {
+async fn prometheus_scraping_a_node_exporter_and_the_server_writes_their_series_as_signals() {
     // Prometheus sends the time of its scrapes: the server runs on the system clock.
     let server = TestServer::start_with(|s| s.clock = signalboard::server::clock::system()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -35,7 +36,9 @@ async fn prometheus_scraping_a_node_exporter_writes_its_series_as_signals() {
         format!(
             "global:\n  scrape_interval: 1s\n\
              scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node}']\n\
+             \x20 - job_name: signalboard\n    static_configs:\n      - targets: ['{}']\n\
              remote_write:\n  - url: {}\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
+            server.addr,
             server.url("/api/v1/write")
         ),
     )
@@ -50,9 +53,12 @@ async fn prometheus_scraping_a_node_exporter_writes_its_series_as_signals() {
     );
 
     let instance = format!("instance=127.0.0.1:{node},job=node");
+    let own = format!("instance={},job=signalboard", server.addr);
     let wanted = [
         format!("node_cpu_seconds_total{{cpu=0,{instance},mode=idle}}"),
         format!("node_memory_MemAvailable_bytes{{{instance}}}"),
+        format!("signalboard_points_accepted_total{{{own}}}"),
+        format!("process_resident_memory_bytes{{{own}}}"),
     ];
     let mut names: Vec<String> = Vec::new();
     for _ in 0..120 {

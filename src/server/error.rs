@@ -2,11 +2,13 @@
 //! decides which status and which `{"error": …}` body each failure becomes.
 
 use crate::model::ErrorBody;
+use crate::server::log_throttle::LogThrottle;
 use crate::server::store::StoreError;
 use axum::extract::rejection::QueryRejection;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -69,6 +71,28 @@ impl From<QueryRejection> for ApiError {
 }
 
 impl ApiError {
+    /// A short fixed name for what went wrong: the `reason` label of the refusal metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "invalid",
+            ApiError::PayloadTooLarge { .. } => "body_too_large",
+            ApiError::TooManyPoints { .. } => "too_many_points",
+            ApiError::RequestTimeout { .. } => "timeout",
+            ApiError::CrossOrigin(_) => "cross_origin",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::UnsupportedMediaType { .. } => "media_type",
+            ApiError::Overloaded => "queue_full",
+            ApiError::Store(StoreError::Unavailable(_)) => "database_unavailable",
+            ApiError::Store(_) => "database_failed",
+            ApiError::Spool(_) => "spool_failed",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Encoding(_) => "encoding",
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -93,11 +117,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        match &self {
-            ApiError::Store(cause) => tracing::error!(error = %cause, "request failed"),
-            _ if status.is_server_error() => tracing::warn!(error = %self, "request failed"),
-            _ => {}
-        }
+        // What the log says: the database's own words where the client gets only a summary.
+        let refusal = Refusal {
+            reason: self.reason(),
+            detail: match &self {
+                ApiError::Store(cause) => cause.to_string(),
+                _ => self.to_string(),
+            },
+        };
         let mut response = (
             status,
             Json(ErrorBody {
@@ -122,7 +149,51 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
+        response.extensions_mut().insert(refusal);
         response
+    }
+}
+
+/// Why a request was answered with an error, carried on the answer to the outermost layer
+/// (`intake::guard`), which knows the route and logs and counts it.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+/// Longest detail or path a log line repeats: a client's words may be long, and hostile.
+const LOGGED_CHARS: usize = 300;
+
+/// Logs an error answer with its reason: refusals (4xx) and failures (5xx) each at most
+/// `LOG_BURST` lines a minute, the next line saying how many were left out, so a flood of bad
+/// requests can neither fill the disk nor hide a failure.
+pub fn log_answer(method: &Method, target: &str, status: StatusCode, refusal: Option<&Refusal>) {
+    const LOG_BURST: u32 = 60;
+    static REFUSED: LogThrottle = LogThrottle::new(LOG_BURST, Duration::from_secs(60));
+    static FAILED: LogThrottle = LogThrottle::new(LOG_BURST, Duration::from_secs(60));
+    let throttle = match status {
+        _ if status.is_server_error() => &FAILED,
+        _ if status.is_client_error() => &REFUSED,
+        _ => return,
+    };
+    let Some(count) = throttle.admit(1) else {
+        return;
+    };
+    let unlogged = count - 1;
+    let target: String = target.chars().take(LOGGED_CHARS).collect();
+    let (reason, detail) = match refusal {
+        Some(refusal) => (
+            refusal.reason,
+            refusal.detail.chars().take(LOGGED_CHARS).collect(),
+        ),
+        None => ("", String::new()),
+    };
+    let status = status.as_u16();
+    if status >= 500 {
+        tracing::error!(status, %method, target, reason, detail, unlogged, "request failed");
+    } else {
+        tracing::info!(status, %method, target, reason, detail, unlogged, "request refused");
     }
 }
 

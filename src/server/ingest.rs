@@ -6,8 +6,9 @@ use crate::config::Limits;
 use crate::model::Accepted;
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
 use crate::server::error::ApiError;
-use crate::server::intake::Intake;
+use crate::server::intake::{Intake, Skipped};
 use crate::server::lineproto::{self, Precision};
+use crate::server::log_throttle::LogThrottle;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
@@ -18,9 +19,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::Deserialize;
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `POST /api/telemetry`: one JSON sample or an array of them → `200 {"accepted": points}`.
 pub async fn post_json<I: Intake>(
@@ -73,6 +72,10 @@ pub async fn post_line_protocol<I: Intake>(
         answer
             .headers_mut()
             .insert(SKIPPED_HEADER, HeaderValue::from(parsed.skipped_strings));
+        answer.extensions_mut().insert(Skipped {
+            reason: "string_field",
+            count: parsed.skipped_strings,
+        });
     }
     Ok(answer)
 }
@@ -80,13 +83,8 @@ pub async fn post_line_protocol<I: Intake>(
 /// Logs skipped string fields at most once a minute, with how many were skipped since the last
 /// line: a Telegraf sending one in every batch must not fill the log.
 fn log_skipped(count: usize) {
-    static SKIPPED: AtomicUsize = AtomicUsize::new(0);
-    static LOGGED_AT: Mutex<Option<Instant>> = Mutex::new(None);
-    SKIPPED.fetch_add(count, Ordering::Relaxed);
-    let mut logged_at = LOGGED_AT.lock().unwrap_or_else(|e| e.into_inner());
-    if logged_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-        *logged_at = Some(Instant::now());
-        let skipped = SKIPPED.swap(0, Ordering::Relaxed);
+    static SKIPPED: LogThrottle = LogThrottle::new(1, Duration::from_secs(60));
+    if let Some(skipped) = SKIPPED.admit(count as u64) {
         tracing::info!(
             skipped,
             "skipped string fields of line protocol (a chart cannot draw them)"

@@ -6,14 +6,16 @@
 use crate::config::Limits;
 use crate::server::access::{check_origin, presented};
 use crate::server::domain::{DataPoint, Timestamp};
-use crate::server::error::{self, ApiError};
+use crate::server::error::{self, ApiError, Refusal};
 use crate::server::{ingest, remote_write};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use std::future::Future;
+use std::time::{Duration, Instant};
 use tokio::sync::SemaphorePermit;
 use tower_http::decompression::RequestDecompressionLayer;
 
@@ -33,6 +35,38 @@ pub trait Intake: Clone + Send + Sync + 'static {
     /// Takes the points; returns how many once they are safe (committed, or spooled).
     fn write(&self, points: Vec<DataPoint>)
         -> impl Future<Output = Result<usize, ApiError>> + Send;
+
+    /// Hears of every answered request: logs it when it is an error (at a bounded rate).
+    fn answered(&self, exchange: &Exchange<'_>) {
+        exchange.log();
+    }
+}
+
+/// One answered request, as the log and the metrics see it.
+pub struct Exchange<'a> {
+    /// The route it matched; `None` for a file of the site, or nothing.
+    pub route: Option<&'a str>,
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub status: StatusCode,
+    pub elapsed: Duration,
+    /// Why, when it was answered with an error.
+    pub refusal: Option<&'a Refusal>,
+    pub skipped: Option<&'a Skipped>,
+}
+
+impl Exchange<'_> {
+    pub fn log(&self) {
+        let target = self.route.unwrap_or(self.uri.path());
+        error::log_answer(self.method, target, self.status, self.refusal);
+    }
+}
+
+/// Values a write read and did not store, carried on its answer to be counted.
+#[derive(Clone, Debug)]
+pub struct Skipped {
+    pub reason: &'static str,
+    pub count: usize,
 }
 
 /// `app` with the write endpoints: JSON on `/api/telemetry`, line protocol on `/api/v2/write` and
@@ -79,11 +113,23 @@ async fn admit_write<I: Intake>(State(intake): State<I>, request: Request, next:
 /// trickled a byte at a time holds its connection and buffer no longer than that), and the security
 /// headers on its answer.
 pub async fn guard<I: Intake>(State(intake): State<I>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
     let deadline = intake.limits().request_timeout;
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     let mut response = match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout { deadline }.into_response(),
     };
+    intake.answered(&Exchange {
+        route: route.as_ref().map(MatchedPath::as_str),
+        method: &method,
+        uri: &uri,
+        status: response.status(),
+        elapsed: started.elapsed(),
+        refusal: response.extensions().get(),
+        skipped: response.extensions().get(),
+    });
     crate::server::access::add_security_headers(response.headers_mut());
     response
 }

@@ -6,6 +6,7 @@
 //! A connection upgraded to a WebSocket still counts: the cap travels with the socket.
 
 use crate::config::Limits;
+use crate::server::log_throttle::LogThrottle;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -16,7 +17,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -39,7 +40,6 @@ pub async fn serve(
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    let mut refusals = Refusals::default();
     tokio::pin!(shutdown);
     loop {
         let tcp = tokio::select! {
@@ -56,7 +56,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            refusals.count(limits.max_connections);
+            log_refusal(limits.max_connections);
             continue;
         };
         // Without Nagle's algorithm: a live point or the next piece of a streamed answer goes out at
@@ -91,27 +91,15 @@ pub async fn serve(
     }
 }
 
-/// Connections closed at the cap since the last log line about them.
-#[derive(Default)]
-struct Refusals {
-    since_log: u64,
-    logged: Option<Instant>,
-}
+/// Connections closed at the cap: a line about them every `REFUSAL_LOG_EVERY` at most.
+static REFUSALS: LogThrottle = LogThrottle::new(1, REFUSAL_LOG_EVERY);
 
-impl Refusals {
-    fn count(&mut self, cap: usize) {
-        self.since_log += 1;
-        if self
-            .logged
-            .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY)
-        {
-            tracing::warn!(
-                refused = self.since_log,
-                "{cap} connections are open (setting max-connections): closing new ones at once"
-            );
-            self.since_log = 0;
-            self.logged = Some(Instant::now());
-        }
+fn log_refusal(cap: usize) {
+    if let Some(refused) = REFUSALS.admit(1) {
+        tracing::warn!(
+            refused,
+            "{cap} connections are open (setting max-connections): closing new ones at once"
+        );
     }
 }
 

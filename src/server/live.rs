@@ -8,6 +8,7 @@ use crate::model::{LiveMessage, Point};
 use crate::server::access::check_origin;
 use crate::server::domain::SignalName;
 use crate::server::error::ApiError;
+use crate::server::metrics::{LiveMetrics, Reason};
 use crate::server::store::Heard;
 use crate::server::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -40,22 +41,29 @@ pub struct LiveFeed {
     message_points: usize,
     /// How long a subscriber may take to accept one message before it is disconnected.
     send_timeout: Duration,
+    metrics: LiveMetrics,
 }
 
 impl LiveFeed {
     /// `backlog_points` is how many points a subscriber may lag behind before it is dropped.
-    pub fn new(backlog_points: usize, send_timeout: Duration) -> LiveFeed {
+    pub fn new(backlog_points: usize, send_timeout: Duration, metrics: LiveMetrics) -> LiveFeed {
         let message_points = MESSAGE_POINTS.min(backlog_points).max(1);
         LiveFeed {
             tx: broadcast::channel((backlog_points / message_points).max(1)).0,
             message_points,
             send_timeout,
+            metrics,
         }
     }
 
     /// Whether anyone is subscribed: with nobody watching, the writer skips building messages.
     pub fn has_subscribers(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.subscribers() > 0
+    }
+
+    /// Live clients connected now.
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
     }
 
     pub fn publish(&self, points: Vec<Point>) {
@@ -124,8 +132,8 @@ pub async fn live_socket(
         None => None,
     };
     let updates = state.live.subscribe();
-    let send_timeout = state.live.send_timeout;
-    Ok(upgrade.on_upgrade(move |socket| stream(socket, updates, filter, send_timeout)))
+    let (send_timeout, metrics) = (state.live.send_timeout, state.live.metrics.clone());
+    Ok(upgrade.on_upgrade(move |socket| stream(socket, updates, filter, send_timeout, metrics)))
 }
 
 async fn stream(
@@ -133,7 +141,11 @@ async fn stream(
     mut updates: broadcast::Receiver<Arc<Published>>,
     filter: Option<HashSet<String>>,
     send_timeout: Duration,
+    metrics: LiveMetrics,
 ) {
+    let dropped = |reason| {
+        metrics.dropped.get_or_create(&Reason::of(reason)).inc();
+    };
     loop {
         tokio::select! {
             update = updates.recv() => match update {
@@ -144,15 +156,18 @@ async fn stream(
                     let Some(text) = render(&published, filter.as_ref()) else { continue };
                     let send = tokio::time::timeout(send_timeout, socket.send(Message::Text(text)));
                     match send.await {
-                        Ok(Ok(())) => {}
+                        Ok(Ok(())) => {
+                            metrics.messages.inc();
+                        }
                         Ok(Err(_)) => return,
                         Err(_) => {
-                            tracing::info!(?send_timeout, "closing a live client that stopped reading");
+                            dropped("send_timeout");
                             return close(socket, "stopped reading the live feed", send_timeout).await;
                         }
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
+                    dropped("lagged");
                     return close(socket, "lagged behind the live feed", send_timeout).await;
                 }
                 Err(RecvError::Closed) => return,
@@ -212,7 +227,7 @@ mod tests {
 
     #[test]
     fn the_backlog_is_counted_in_points_not_commits() {
-        let feed = LiveFeed::new(2_000, Duration::from_secs(1));
+        let feed = LiveFeed::new(2_000, Duration::from_secs(1), LiveMetrics::default());
         let mut subscriber = feed.subscribe();
         // Three commits of 1,000 points: more than the 2,000 a subscriber may lag behind.
         for _ in 0..3 {

@@ -7,11 +7,14 @@ pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod gzip;
+pub mod health;
 pub mod ingest;
 pub mod intake;
 pub mod lineproto;
 pub mod listen;
 pub mod live;
+pub mod log_throttle;
+pub mod metrics;
 pub mod query;
 pub mod remote_write;
 pub mod store;
@@ -23,9 +26,9 @@ use crate::config::{Limits, Settings};
 use access::signin;
 use access::tokens::Tokens;
 use anyhow::Context;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::handler::HandlerWithoutStateExt;
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::middleware;
 use axum::routing::{get, on, post, MethodFilter};
 use axum::Router;
@@ -34,6 +37,7 @@ use error::ApiError;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use live::LiveFeed;
+use metrics::Metrics;
 use std::future::Future;
 use std::sync::Arc;
 use store::Store;
@@ -55,6 +59,7 @@ pub struct Shared {
     pub writer: Writer,
     pub alerts: alerts::Alerts,
     pub live: LiveFeed,
+    pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
     pub tokens: Tokens,
     /// What every handler asks for the time.
@@ -97,7 +102,12 @@ pub async fn serve(
         );
     }
     let limits = Arc::new(settings.limits.clone());
-    let live = LiveFeed::new(limits.live_backlog_points, limits.live_send_timeout);
+    let mut metrics = Metrics::new(settings.monitoring.metrics);
+    let live = LiveFeed::new(
+        limits.live_backlog_points,
+        limits.live_send_timeout,
+        metrics.live.clone(),
+    );
     let alerts = alerts::Alerts::start(store.clone(), clock.clone()).await?;
     let (writer, writer_task) = Writer::spawn(
         store.clone(),
@@ -105,12 +115,30 @@ pub async fn serve(
         alerts.clone(),
         limits.clone(),
         clock.clone(),
+        metrics.writes.clone(),
     );
+    metrics.watch(metrics::Watched {
+        queue: writer.queue_depth(),
+        live: live.clone(),
+        store: store.clone(),
+    });
+    let metrics = Arc::new(metrics);
+    let own_signals = settings.monitoring.self_signals.map(|every| {
+        let own = metrics::own_signals::OwnSignals {
+            metrics: metrics.clone(),
+            writer: writer.clone(),
+            live: live.clone(),
+            clock: clock.clone(),
+            server: store.is_shared().then(|| addr.to_string()),
+        };
+        tokio::spawn(own.run(every))
+    });
     let state = AppState(Arc::new(Shared {
         store: store.clone(),
         writer,
         alerts,
         live,
+        metrics: metrics.clone(),
         limits,
         tokens,
         clock: clock.clone(),
@@ -137,11 +165,16 @@ pub async fn serve(
             tokio::spawn(run(upstream, host, 1.0)),
         ]
     });
-    let upkeep = tokio::spawn(upkeep::run(store.clone(), clock));
+    let upkeep = tokio::spawn(upkeep::run(store.clone(), clock, metrics.upkeep.clone()));
     tracing::info!("listening on http://{addr} with {}", settings.database_url);
     listen::serve(listener, router(state), &settings.limits, shutdown).await;
     for producer in demo.into_iter().flatten() {
         producer.abort();
+    }
+    if let Some(own_signals) = own_signals {
+        own_signals.abort();
+        // Gone, and its `Writer` with it: the writer ends once no `Writer` is left.
+        let _ = own_signals.await;
     }
     upkeep.abort();
     // The router, and with it every `Writer`, is gone: the writer drains its queue and ends.
@@ -157,7 +190,8 @@ pub fn router(state: AppState) -> Router {
     let mut reads = Router::new()
         .route("/api/telemetry", get(query::get_telemetry))
         .route("/api/signals", get(query::get_signals))
-        .route("/api/live", get(live::live_socket));
+        .route("/api/live", get(live::live_socket))
+        .route("/metrics", get(metrics::scrape));
     // The dashboard is one page, rendered with its data in it (async mode: the charts' pictures show
     // at once, even before or without the WebAssembly), and routed here rather than by a client-side
     // router, which made the WebAssembly much larger. The page and the server functions get
@@ -187,8 +221,8 @@ pub fn router(state: AppState) -> Router {
         access::require_read,
     ));
     let open = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/signin", get(signin::page).post(signin::sign_in))
         .route("/signout", post(signin::sign_out));
     // Everything else is a file of the site (the WebAssembly, styles, icons) or a 404.
@@ -235,58 +269,9 @@ impl intake::Intake for AppState {
     async fn write(&self, points: Vec<domain::DataPoint>) -> Result<usize, ApiError> {
         self.writer.write(points).await
     }
-}
 
-/// 200 while the process serves: what an orchestrator's liveness probe asks.
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-/// Whether this server can take traffic, and if not why: what a load balancer's readiness probe
-/// asks.
-#[derive(serde::Serialize)]
-struct Readiness {
-    ready: bool,
-    /// `ok`, or why not.
-    database: &'static str,
-    writer: &'static str,
-    /// Points waiting for a commit, and how many may.
-    queued_points: usize,
-    queue_limit: usize,
-}
-
-/// A queue this full is backlogged: new writes would soon be refused.
-const BACKLOGGED: f64 = 0.9;
-
-/// 200 when the database answers (its schema brought up to date when the server started) and the
-/// writer runs with room in its queue; else 503, saying which.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Readiness>) {
-    let database = match state.store.ping().await {
-        Ok(()) => "ok",
-        Err(_) => "unavailable",
-    };
-    let (queued_points, queue_limit) = (
-        state.writer.queued_points(),
-        state.limits.write_queue_points,
-    );
-    let writer = if !state.writer.is_running() {
-        "stopped"
-    } else if queued_points as f64 >= queue_limit as f64 * BACKLOGGED {
-        "backlogged"
-    } else {
-        "ok"
-    };
-    let ready = database == "ok" && writer == "ok";
-    let status = match ready {
-        true => StatusCode::OK,
-        false => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    let readiness = Readiness {
-        ready,
-        database,
-        writer,
-        queued_points,
-        queue_limit,
-    };
-    (status, axum::Json(readiness))
+    fn answered(&self, exchange: &intake::Exchange<'_>) {
+        exchange.log();
+        self.metrics.answered(exchange);
+    }
 }

@@ -5,11 +5,12 @@
 
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
 use crate::server::error::ApiError;
-use crate::server::intake::Intake;
+use crate::server::intake::{Intake, Skipped};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use prost::Message;
 
 /// The messages of `prometheus/prompb/remote.proto` and `types.proto` that a write needs; fields
@@ -49,7 +50,7 @@ pub struct Sample {
 pub async fn post_remote_write<I: Intake>(
     State(intake): State<I>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
             limit: intake.limits().max_body_bytes,
@@ -57,11 +58,20 @@ pub async fn post_remote_write<I: Intake>(
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
     let request = decode(&body, intake.limits().max_body_bytes).map_err(ApiError::BadRequest)?;
+    let samples: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
     let points = points(request, intake.now()).map_err(ApiError::BadRequest)?;
+    let stale = samples - points.len();
     if !points.is_empty() {
         intake.write(points).await?;
     }
-    Ok(StatusCode::NO_CONTENT)
+    let mut answer = StatusCode::NO_CONTENT.into_response();
+    if stale > 0 {
+        answer.extensions_mut().insert(Skipped {
+            reason: "not_finite",
+            count: stale,
+        });
+    }
+    Ok(answer)
 }
 
 /// The request in `body`, refused before decompressing when it says it would be larger than

@@ -10,8 +10,10 @@ use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
 use crate::server::error::ApiError;
 use crate::server::live::LiveFeed;
+use crate::server::metrics::{Reason, WriteMetrics};
 use crate::server::store::{Relay, Store, StoreError};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -35,6 +37,7 @@ pub struct Writer {
     store: Store,
     limits: Arc<Limits>,
     clock: SharedClock,
+    metrics: WriteMetrics,
 }
 
 impl Writer {
@@ -47,6 +50,7 @@ impl Writer {
         alerts: Alerts,
         limits: Arc<Limits>,
         clock: SharedClock,
+        metrics: WriteMetrics,
     ) -> (Writer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::unbounded_channel();
         // With a database shared by several servers, what this one commits goes to the others too.
@@ -54,7 +58,14 @@ impl Writer {
             let live = live.clone();
             move |heard| live.deliver(heard)
         });
-        let task = tokio::spawn(run(store.clone(), live, alerts, relay, jobs));
+        let task = tokio::spawn(run(
+            store.clone(),
+            live,
+            alerts,
+            relay,
+            metrics.clone(),
+            jobs,
+        ));
         let room = Arc::new(Semaphore::new(limits.write_queue_points));
         let writer = Writer {
             queue,
@@ -62,12 +73,33 @@ impl Writer {
             store,
             limits,
             clock,
+            metrics,
         };
         (writer, task)
     }
 
     /// Queues `points` and returns once they are committed.
     pub async fn write(&self, points: Vec<DataPoint>) -> Result<usize, ApiError> {
+        let count = points.len();
+        let queued = Instant::now();
+        let written = self.queue_and_wait(points).await;
+        match &written {
+            Ok(_) => {
+                let waited = queued.elapsed().as_secs_f64();
+                self.metrics.write_seconds.observe(waited);
+            }
+            Err(e) => {
+                let reason = Reason::of(e.reason());
+                self.metrics
+                    .refused
+                    .get_or_create(&reason)
+                    .inc_by(count as u64);
+            }
+        }
+        written
+    }
+
+    async fn queue_and_wait(&self, points: Vec<DataPoint>) -> Result<usize, ApiError> {
         let count = points.len();
         self.admit_old_points(&points)?;
         self.admit_new_signals(&points)?;
@@ -98,9 +130,15 @@ impl Writer {
 
     /// Points waiting for a commit, all requests together.
     pub fn queued_points(&self) -> usize {
-        self.limits
-            .write_queue_points
-            .saturating_sub(self.room.available_permits())
+        self.queue_depth().points()
+    }
+
+    /// A gauge of the queue that, unlike a `Writer`, does not keep the writer task running.
+    pub fn queue_depth(&self) -> QueueDepth {
+        QueueDepth {
+            room: self.room.clone(),
+            limit: self.limits.write_queue_points,
+        }
     }
 
     /// Whether the writer task still takes jobs.
@@ -153,11 +191,25 @@ impl Writer {
     }
 }
 
+#[derive(Clone)]
+pub struct QueueDepth {
+    room: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl QueueDepth {
+    /// Points waiting for a commit, all requests together.
+    pub fn points(&self) -> usize {
+        self.limit.saturating_sub(self.room.available_permits())
+    }
+}
+
 async fn run(
     store: Store,
     live: LiveFeed,
     alerts: Alerts,
     relay: Option<Relay>,
+    metrics: WriteMetrics,
     mut jobs: mpsc::UnboundedReceiver<WriteJob>,
 ) {
     while let Some(first) = jobs.recv().await {
@@ -173,11 +225,20 @@ async fn run(
             }
         }
         let all: Vec<&DataPoint> = group.iter().flat_map(|job| &job.points).collect();
+        let started = Instant::now();
         let result = store.write(&all).await;
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.commit_points.observe(points as f64);
         match &result {
             // Rules are evaluated on what is committed, before anyone hears of it.
-            Ok(()) => alerts.observe(&all),
+            Ok(()) => {
+                metrics.accepted.inc_by(points as u64);
+                alerts.observe(&all);
+            }
             Err(e) => {
+                metrics.commits_failed.inc();
                 tracing::error!(error = %e, points, "group commit failed; nothing of it was stored")
             }
         }

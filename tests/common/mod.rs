@@ -49,6 +49,8 @@ impl TestServer {
         // shipped retention.
         let clock = Arc::new(FixedClock::at(Timestamp::from_millis(NOW).unwrap()));
         settings.clock = clock.clone();
+        // Tests count the signals they write: the server's own come only where a test asks.
+        settings.monitoring.self_signals = None;
         adjust(&mut settings);
         if let Some(path) = settings.database_url.strip_prefix("sqlite://") {
             database = PathBuf::from(path);

@@ -263,6 +263,41 @@ pub use alerts::{
     RuleRecord,
 };
 
+/// A database's size on disk: its files, and its write-ahead log's (0 where it cannot be read).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreSize {
+    pub database_bytes: u64,
+    pub wal_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PoolUse {
+    pub open: u32,
+    pub in_use: u32,
+}
+
+impl PoolUse {
+    fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolUse {
+        let open = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(open);
+        PoolUse {
+            open,
+            in_use: open.saturating_sub(idle),
+        }
+    }
+}
+
+impl std::ops::Add for PoolUse {
+    type Output = PoolUse;
+
+    fn add(self, other: PoolUse) -> PoolUse {
+        PoolUse {
+            open: self.open + other.open,
+            in_use: self.in_use + other.in_use,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
@@ -439,6 +474,27 @@ impl Store {
             Store::Sqlite(_) => None,
             Store::Postgres(s) => Some(Relay::start(s.pool.clone(), heard)),
         }
+    }
+
+    /// The database's size on disk.
+    pub async fn size(&self) -> Result<StoreSize, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.size().await,
+            Store::Postgres(s) => s.size().await,
+        }
+    }
+
+    /// The connections of this store's pools, open and busy.
+    pub fn pool_use(&self) -> PoolUse {
+        match self {
+            Store::Sqlite(s) => PoolUse::of(&s.pool) + PoolUse::of(&s.writes),
+            Store::Postgres(s) => PoolUse::of(&s.pool),
+        }
+    }
+
+    /// Whether other servers may write this database too (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
     }
 
     /// Succeeds when the database answers a query.

@@ -15,7 +15,7 @@ mod write;
 
 use super::ids::SeriesIds;
 use super::rows::SERIES_SQL;
-use super::{Durability, Retention, SeriesId, StoreError};
+use super::{Durability, Retention, SeriesId, StoreError, StoreSize};
 use crate::server::clock::SharedClock;
 use partitions::Partitions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -26,6 +26,12 @@ use std::time::Duration;
 
 /// Connections of one server: the writer's, the background passes', and reads side by side.
 const CONNECTIONS: u32 = 8;
+
+#[derive(sqlx::FromRow)]
+struct SizeRow {
+    database_bytes: i64,
+    wal_bytes: i64,
+}
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -38,6 +44,23 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// The database's files; the WAL's only where this role may list it (pg_monitor, or a
+    /// superuser), else 0.
+    pub async fn size(&self) -> Result<StoreSize, StoreError> {
+        let row: SizeRow = sqlx::query_as(
+            "SELECT pg_database_size(current_database()) AS database_bytes, \
+                    CASE WHEN has_function_privilege('pg_ls_waldir()', 'EXECUTE') \
+                         THEN (SELECT COALESCE(sum(size), 0)::bigint FROM pg_ls_waldir()) \
+                         ELSE 0 END AS wal_bytes",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(StoreSize {
+            database_bytes: row.database_bytes.max(0) as u64,
+            wal_bytes: row.wal_bytes.max(0) as u64,
+        })
+    }
+
     pub async fn open(
         url: &str,
         durability: Durability,

@@ -9,7 +9,7 @@ use super::ids::SeriesIds;
 use super::lock::DatabaseLock;
 use super::rollup::{self, bucket, Aggregate, Changes, Interval, Source, HOUR, MINUTE};
 use super::rows::{Extremes, SERIES_SQL};
-use super::{Durability, Hold, Range, Retention, SeriesId, Shape, StoreError};
+use super::{Durability, Hold, Range, Retention, SeriesId, Shape, StoreError, StoreSize};
 use crate::downsample::TimeValue;
 use crate::model::Series;
 use crate::server::clock::SharedClock;
@@ -194,6 +194,19 @@ impl SqliteStore {
     /// second pass runs on the writer's own connection, between two commits: it copies only what was
     /// committed during the first, and the next commit starts the WAL over at its beginning, writing
     /// into file pages the system already holds.
+    /// The database file and its WAL, as the file system counts them.
+    pub async fn size(&self) -> Result<StoreSize, StoreError> {
+        let file: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&self.pool)
+                .await?;
+        let bytes = |path: &str| std::fs::metadata(path).map_or(0, |m| m.len());
+        Ok(StoreSize {
+            database_bytes: bytes(&file),
+            wal_bytes: bytes(&format!("{file}-wal")),
+        })
+    }
+
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         for connections in [&self.pool, &self.writes] {
             sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
