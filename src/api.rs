@@ -1,7 +1,7 @@
 //! The dashboard's server functions. Both builds compile this file: the browser gets a stub that POSTs to
 //! the server, the server the body below, which reads through the same `server::query` as the REST API.
 
-use crate::model::{AlertOverview, Annotation, History, RuleSpec, SignalInfo};
+use crate::model::{AlertOverview, Annotation, History, PageFigures, RuleSpec, SignalInfo};
 use crate::ui::view::View;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -91,6 +91,17 @@ pub async fn annotate(annotation: Annotation) -> Result<i64, ServerFnError> {
     use crate::server::access::tokens::Scope;
     allowed(Scope::Write).await?;
     crate::server::alerts::add_annotation(&state()?, annotation)
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// What the page measured of itself, kept as `signalboard.browser.*` signals where the server's
+/// `browser-signals` setting allows; `false` when it does not, and the page stops sending.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn report_page_health(figures: PageFigures) -> Result<bool, ServerFnError> {
+    use crate::server::access::tokens::Scope;
+    allowed(Scope::Read).await?;
+    crate::server::metrics::own_signals::write_page_figures(&state()?, &figures)
         .await
         .map_err(ServerFnError::new)
 }

@@ -202,6 +202,44 @@ pub struct AlertOverview {
     pub annotations: Vec<Annotation>,
 }
 
+/// What a dashboard measures of itself (`ui/health.rs`): shown in its health panel and, where the
+/// server's `browser-signals` setting allows, sent back as `signalboard.browser.*` signals. `None`:
+/// not measured (yet, or not by this browser).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PageFigures {
+    pub frames_per_sec: Option<f64>,
+    /// The last chart redraw's time.
+    pub redraw_ms: Option<f64>,
+    /// Chromium's `performance.memory`; other browsers do not say.
+    pub js_heap_bytes: Option<f64>,
+    pub wasm_memory_bytes: Option<f64>,
+    /// Times the live feed was lost and taken up again since the page opened.
+    pub reconnects: u32,
+    /// From navigation to the first contentful paint.
+    pub first_paint_ms: Option<f64>,
+}
+
+/// One figure of a `PageFigures`, named as its signal is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Figure {
+    pub name: &'static str,
+    pub value: Option<f64>,
+}
+
+impl PageFigures {
+    pub fn figures(&self) -> [Figure; 6] {
+        let figure = |name, value| Figure { name, value };
+        [
+            figure("frames_per_sec", self.frames_per_sec),
+            figure("redraw_ms", self.redraw_ms),
+            figure("js_heap_bytes", self.js_heap_bytes),
+            figure("wasm_memory_bytes", self.wasm_memory_bytes),
+            figure("reconnects", Some(f64::from(self.reconnects))),
+            figure("first_paint_ms", self.first_paint_ms),
+        ]
+    }
+}
+
 /// Spans of time in milliseconds, the unit of every timestamp here.
 pub const SECOND: i64 = 1_000;
 pub const MINUTE: i64 = 60 * SECOND;

@@ -65,14 +65,37 @@ async function healthy(child: ChildProcess, url: string): Promise<void> {
   throw new Error(`${url} did not answer`);
 }
 
+export type Settings = Record<string, string | number | boolean>;
+
+/** The repo's Leptos.toml with `settings` in place of its own, as a file of its own. */
+function settingsFile(settings: Settings): string {
+  let text = fs.readFileSync(path.join(root, "Leptos.toml"), "utf8");
+  for (const [key, value] of Object.entries(settings)) {
+    const line = new RegExp(`^${key} = .*$`, "m");
+    if (!line.test(text)) throw new Error(`Leptos.toml has no setting ${key}`);
+    text = text.replace(line, `${key} = ${JSON.stringify(value)}`);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "signalboard-e2e-config-"));
+  folders.push(dir);
+  const file = path.join(dir, "Leptos.toml");
+  fs.writeFileSync(file, text);
+  return file;
+}
+
 export class Server {
   constructor(
     readonly process: ChildProcess,
     readonly url: string,
   ) {}
 
-  static async start(database: string, port: number): Promise<Server> {
-    const child = spawn(binary, ["serve", "--addr", `127.0.0.1:${port}`, "--database-url", database], {
+  /**
+   * `settings` change those of the repo's Leptos.toml. Unless a test asks for them, the server writes
+   * no `signalboard.*` signals of its own: tests count the signals they write.
+   */
+  static async start(database: string, port: number, settings: Settings = {}): Promise<Server> {
+    const config = settingsFile({ "self-signals-secs": 0, ...settings });
+    const args = ["serve", "--addr", `127.0.0.1:${port}`, "--database-url", database, "--config", config];
+    const child = spawn(binary, args, {
       cwd: root,
       env: { ...process.env, RUST_LOG: "warn" },
       stdio: ["ignore", "inherit", "inherit"],

@@ -60,6 +60,7 @@ pub struct Shared {
     pub alerts: alerts::Alerts,
     pub live: LiveFeed,
     pub metrics: Arc<Metrics>,
+    pub monitoring: crate::config::Monitoring,
     pub limits: Arc<Limits>,
     pub tokens: Tokens,
     /// What every handler asks for the time.
@@ -139,6 +140,7 @@ pub async fn serve(
         alerts,
         live,
         metrics: metrics.clone(),
+        monitoring: settings.monitoring.clone(),
         limits,
         tokens,
         clock: clock.clone(),

@@ -235,6 +235,8 @@ pub struct Board {
     pub charted: Memo<Vec<String>>,
     /// The alert rules and the annotations in view (`ui/alerts.rs`).
     pub alerts: RwSignal<crate::model::AlertOverview>,
+    /// The page's own health (`ui/health.rs`).
+    pub health: crate::ui::health::PageHealth,
 }
 
 impl Board {
@@ -263,6 +265,7 @@ impl Board {
             visible: RwSignal::new(true),
             charted,
             alerts: RwSignal::new(Default::default()),
+            health: crate::ui::health::PageHealth::new(),
         }
     }
 

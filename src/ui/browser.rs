@@ -87,6 +87,25 @@ pub fn wasm_memory_bytes() -> f64 {
         .byte_length() as f64
 }
 
+/// The JavaScript heap in use, where the browser says (Chromium's `performance.memory`).
+pub fn js_heap_bytes() -> Option<f64> {
+    let performance = window().performance()?;
+    let memory = js_sys::Reflect::get(&performance, &JsValue::from_str("memory")).ok()?;
+    js_sys::Reflect::get(&memory, &JsValue::from_str("usedJSHeapSize"))
+        .ok()?
+        .as_f64()
+}
+
+/// Milliseconds from navigation to the first contentful paint, once there was one.
+pub fn first_paint_ms() -> Option<f64> {
+    let performance = window().performance()?;
+    let entries = performance.get_entries_by_name("first-contentful-paint");
+    let entry = entries.get(0);
+    js_sys::Reflect::get(&entry, &JsValue::from_str("startTime"))
+        .ok()?
+        .as_f64()
+}
+
 /// Keeps `on_screen` telling whether `element` is within (or 200 px of) the viewport, until the
 /// current owner (the chart) is cleaned up.
 pub fn watch_on_screen(element: &web_sys::Element, on_screen: RwSignal<bool>) {

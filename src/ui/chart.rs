@@ -394,7 +394,9 @@ mod draw {
                             frame.set(Some(drawn));
                         }
                         gaps.set(Some(drawn_gaps));
-                        draw_ms.set(Some(browser::performance_now() - began));
+                        let took = browser::performance_now() - began;
+                        draw_ms.set(Some(took));
+                        board.health.redraw_ms.set_value(Some(took));
                     }
                     Ok(None) => {}
                     Err(e) => leptos::logging::warn!("chart draw failed: {e}"),

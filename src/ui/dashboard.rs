@@ -5,6 +5,7 @@ use crate::api::{open_view, Opening};
 use crate::ui::alerts::FiringBanner;
 use crate::ui::board::Board;
 use crate::ui::chart::Chart;
+use crate::ui::health::HealthPanel;
 use crate::ui::signal_list::SignalList;
 use crate::ui::toolbar::Toolbar;
 use crate::ui::view::View;
@@ -103,6 +104,7 @@ fn BoardView(board: Board, pictures: Vec<(String, String)>) -> impl IntoView {
                 <span id="connection" class="connection" data-state=move || connection.get().key()>
                     {move || connection.get().label()}
                 </span>
+                <HealthPanel health=board.health/>
             </header>
             <Toolbar board/>
             <FiringBanner board/>

@@ -55,6 +55,7 @@ pub fn start(board: Board) {
     let _ = window_event_listener_untyped("visibilitychange", move |_| tick());
     Effect::new(move |_| browser::replace_query(&board.view.with(View::to_query)));
     load_views(board);
+    crate::ui::health::start(board.health);
     spawn_local(stay_connected(board));
     spawn_local(async move {
         loop {
@@ -102,6 +103,7 @@ async fn stay_connected(board: Board) {
             failures = 0;
         }
         failures += 1;
+        board.health.reconnects.update_value(|n| *n += 1);
         leptos::logging::warn!("live feed lost ({error}); reconnecting");
         board.connection.set(Connection::Reconnecting);
         // 250 ms, doubling, at most 4 s: quick after a blip, gentle on a server that is down.

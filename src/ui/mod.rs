@@ -8,6 +8,7 @@ pub mod board;
 pub mod chart;
 pub mod dashboard;
 pub mod gaps;
+pub mod health;
 pub mod plot;
 pub mod signal_list;
 pub mod toolbar;

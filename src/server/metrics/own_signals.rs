@@ -1,15 +1,19 @@
 //! The server's own health as signals: every few seconds (the `self-signals-secs` setting; 0 turns
 //! them off) it writes a handful of `signalboard.*` points through its own writer, like any
 //! producer's, so its dashboard charts them, alerts watch them and exports hold them. Servers that
-//! share one database name theirs apart with `{server=ADDRESS}`.
+//! share one database name theirs apart with `{server=ADDRESS}`. Dashboards may send theirs too
+//! (`write_page_figures`), as `signalboard.browser.*`.
 
 use super::histogram::Snapshot;
 use super::process::ProcessFigures;
 use super::Metrics;
+use crate::model::{Figure, PageFigures};
 use crate::server::clock::SharedClock;
-use crate::server::domain::{DataPoint, SignalName, Value};
+use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
+use crate::server::error::ApiError;
 use crate::server::live::LiveFeed;
 use crate::server::writer::Writer;
+use crate::server::AppState;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,33 +75,27 @@ impl OwnSignals {
         let write = &self.metrics.writes.write_seconds;
         let quantile = |q| write.quantile(&before.write_seconds, &now.write_seconds, q);
         let process = ProcessFigures::read();
+        let figure = |name, value| Figure {
+            name,
+            value: Some(value),
+        };
+        let cpu_seconds = (now.cpu_seconds - before.cpu_seconds).max(0.0);
+        let database_bytes = self.metrics.upkeep.database_bytes.get();
         let mut figures = vec![
-            (
-                "ingest.points_per_sec",
-                Some(rate(now.accepted, before.accepted)),
-            ),
-            (
+            figure("ingest.points_per_sec", rate(now.accepted, before.accepted)),
+            figure(
                 "http.refusals_per_sec",
-                Some(rate(now.client_errors, before.client_errors)),
+                rate(now.client_errors, before.client_errors),
             ),
-            (
+            figure(
                 "http.errors_per_sec",
-                Some(rate(now.server_errors, before.server_errors)),
+                rate(now.server_errors, before.server_errors),
             ),
-            ("live.clients", Some(self.live.subscribers() as f64)),
-            (
-                "write.queue_points",
-                Some(self.writer.queued_points() as f64),
-            ),
-            ("process.rss_bytes", Some(process.resident_bytes as f64)),
-            (
-                "process.cpu_percent",
-                Some((now.cpu_seconds - before.cpu_seconds).max(0.0) / seconds * 100.0),
-            ),
-            (
-                "database.bytes",
-                Some(self.metrics.upkeep.database_bytes.get() as f64),
-            ),
+            figure("live.clients", self.live.subscribers() as f64),
+            figure("write.queue_points", self.writer.queued_points() as f64),
+            figure("process.rss_bytes", process.resident_bytes as f64),
+            figure("process.cpu_percent", cpu_seconds / seconds * 100.0),
+            figure("database.bytes", database_bytes as f64),
         ];
         // Latency only when something was written: no writes is no figure, not a 0 ms one.
         for (name, q) in [
@@ -105,27 +103,56 @@ impl OwnSignals {
             ("write.p95_ms", 0.95),
             ("write.p99_ms", 0.99),
         ] {
-            figures.push((name, quantile(q).map(|s| s * 1e3)));
+            let value = quantile(q).map(|seconds| seconds * 1e3);
+            figures.push(Figure { name, value });
         }
-        let timestamp = self.clock.now();
-        figures
-            .into_iter()
-            .filter_map(|(name, value)| {
-                let value = Value::new(value?).ok()?;
-                let signal = SignalName::parse(&self.name(name)).ok()?;
-                Some(DataPoint {
-                    signal,
-                    timestamp,
-                    value,
-                })
-            })
-            .collect()
+        points(
+            &figures,
+            "signalboard",
+            self.server.as_deref(),
+            self.clock.now(),
+        )
     }
+}
 
-    fn name(&self, figure: &str) -> String {
-        match &self.server {
-            None => format!("signalboard.{figure}"),
-            Some(server) => format!("signalboard.{figure}{{server={server}}}"),
-        }
+/// A point for each figure that has a finite value, named `{prefix}.{figure}`, and
+/// `{server=…}` after it when given.
+pub fn points(
+    figures: &[Figure],
+    prefix: &str,
+    server: Option<&str>,
+    timestamp: Timestamp,
+) -> Vec<DataPoint> {
+    let name = |figure: &str| match server {
+        None => format!("{prefix}.{figure}"),
+        Some(server) => format!("{prefix}.{figure}{{server={server}}}"),
+    };
+    figures
+        .iter()
+        .filter_map(|figure| {
+            let value = Value::new(figure.value?).ok()?;
+            let signal = SignalName::parse(&name(figure.name)).ok()?;
+            Some(DataPoint {
+                signal,
+                timestamp,
+                value,
+            })
+        })
+        .collect()
+}
+
+/// Writes what a dashboard measured of itself as `signalboard.browser.*` signals, where the
+/// `browser-signals` setting allows; `false` when it does not (the page then stops sending).
+pub async fn write_page_figures(state: &AppState, page: &PageFigures) -> Result<bool, ApiError> {
+    if !state.monitoring.browser_signals {
+        return Ok(false);
     }
+    let points = points(
+        &page.figures(),
+        "signalboard.browser",
+        None,
+        state.clock.now(),
+    );
+    state.writer.write(points).await?;
+    Ok(true)
 }
