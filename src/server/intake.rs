@@ -7,9 +7,10 @@ use crate::config::Limits;
 use crate::server::access::{check_origin, presented};
 use crate::server::domain::{DataPoint, Timestamp};
 use crate::server::error::{self, ApiError, Refusal};
+use crate::server::metrics::FILES_ROUTE;
 use crate::server::{ingest, remote_write};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -47,7 +48,6 @@ pub struct Exchange<'a> {
     /// The route it matched; `None` for a file of the site, or nothing.
     pub route: Option<&'a str>,
     pub method: &'a Method,
-    pub uri: &'a Uri,
     pub status: StatusCode,
     pub elapsed: Duration,
     /// Why, when it was answered with an error.
@@ -57,7 +57,7 @@ pub struct Exchange<'a> {
 
 impl Exchange<'_> {
     pub fn log(&self) {
-        let target = self.route.unwrap_or(self.uri.path());
+        let target = self.route.unwrap_or(FILES_ROUTE);
         error::log_answer(self.method, target, self.status, self.refusal);
     }
 }
@@ -116,7 +116,7 @@ pub async fn guard<I: Intake>(State(intake): State<I>, request: Request, next: N
     let started = Instant::now();
     let deadline = intake.limits().request_timeout;
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let method = request.method().clone();
     let mut response = match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout { deadline }.into_response(),
@@ -124,7 +124,6 @@ pub async fn guard<I: Intake>(State(intake): State<I>, request: Request, next: N
     intake.answered(&Exchange {
         route: route.as_ref().map(MatchedPath::as_str),
         method: &method,
-        uri: &uri,
         status: response.status(),
         elapsed: started.elapsed(),
         refusal: response.extensions().get(),

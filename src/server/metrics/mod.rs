@@ -12,6 +12,7 @@
 pub mod histogram;
 pub mod own_signals;
 pub mod process;
+pub mod requests;
 
 use crate::server::error::ApiError;
 use crate::server::intake::Exchange;
@@ -20,7 +21,7 @@ use crate::server::store::Store;
 use crate::server::writer::QueueDepth;
 use crate::server::AppState;
 use axum::extract::State;
-use axum::http::{header, Method};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use histogram::Histogram;
 use process::ProcessFigures;
@@ -31,19 +32,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    route: String,
-    method: &'static str,
-    status: u16,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    route: String,
-    method: &'static str,
-}
+use requests::Requests;
 
 /// Why something was refused, dropped or skipped: a short fixed name, never the client's words.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,8 +45,6 @@ impl Reason {
         Reason { reason }
     }
 }
-
-type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The write path: points in and out, and the writer's commits.
 #[derive(Clone, Debug)]
@@ -93,12 +80,14 @@ pub struct UpkeepMetrics {
     pub wal_bytes: Gauge,
 }
 
+/// The route of every request no route matched: the site's files, and unknown paths.
+pub const FILES_ROUTE: &str = "(files)";
+
 pub struct Metrics {
     registry: Registry,
     /// Whether requests are counted and timed, and `/metrics` answers (the `metrics` setting).
     pub enabled: bool,
-    requests: Family<RequestLabels, Counter>,
-    durations: Histograms<RouteLabels>,
+    requests: Requests,
     /// Requests answered with an error, by `ApiError::reason`: counted whether or not `enabled`.
     pub refusals: Family<Reason, Counter>,
     /// Error answers by class, for the server's own signals.
@@ -119,8 +108,7 @@ impl Metrics {
         let metrics = Metrics {
             registry: Registry::default(),
             enabled,
-            requests: Family::default(),
-            durations: Family::new_with_constructor(Histogram::seconds),
+            requests: Requests::default(),
             refusals: Family::default(),
             answered: ErrorAnswers::default(),
             writes: WriteMetrics {
@@ -139,17 +127,9 @@ impl Metrics {
     }
 
     fn registered(mut self) -> Metrics {
+        self.registry
+            .register_collector(Box::new(self.requests.clone()));
         let own = self.registry.sub_registry_with_prefix("signalboard");
-        own.register(
-            "http_requests",
-            "HTTP requests answered, by route, method and status",
-            self.requests.clone(),
-        );
-        own.register(
-            "http_request_duration_seconds",
-            "Time from a request's headers to its answer, by route and method",
-            self.durations.clone(),
-        );
         own.register(
             "http_refusals",
             "Requests answered with an error, by reason",
@@ -231,8 +211,7 @@ impl Metrics {
     }
 
     /// Counts one answered request: its refusal and skipped values always, its route, status and
-    /// duration when `enabled`. Routes are those matched (files of the site are one), never raw
-    /// paths, so no client can make the series many.
+    /// duration when `enabled`.
     pub fn answered(&self, exchange: &Exchange<'_>) {
         if let Some(refusal) = exchange.refusal {
             self.refusals
@@ -251,37 +230,12 @@ impl Metrics {
                 .get_or_create(&reason)
                 .inc_by(skipped.count as u64);
         }
-        if !self.enabled {
-            return;
+        if self.enabled {
+            let route = exchange.route.unwrap_or(FILES_ROUTE);
+            let (method, status) = (exchange.method, exchange.status);
+            self.requests
+                .record(route, method, status, exchange.elapsed);
         }
-        let route = exchange.route.unwrap_or("(files)").to_owned();
-        let method = method_name(exchange.method);
-        let labels = RouteLabels { route, method };
-        self.durations
-            .get_or_create(&labels)
-            .observe(exchange.elapsed.as_secs_f64());
-        let RouteLabels { route, method } = labels;
-        let status = exchange.status.as_u16();
-        let labels = RequestLabels {
-            route,
-            method,
-            status,
-        };
-        self.requests.get_or_create(&labels).inc();
-    }
-}
-
-/// The standard methods by name; any other (a client may invent its own) as one.
-fn method_name(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        _ => "other",
     }
 }
 
