@@ -109,7 +109,7 @@ pub async fn serve(
         limits.live_send_timeout,
         metrics.live.clone(),
     );
-    let alerts = alerts::Alerts::start(store.clone(), clock.clone()).await?;
+    let (alerts, mut alert_tasks) = alerts::Alerts::start(store.clone(), clock.clone()).await?;
     let (writer, writer_task) = Writer::spawn(
         store.clone(),
         live.clone(),
@@ -181,6 +181,7 @@ pub async fn serve(
     upkeep.abort();
     // The router, and with it every `Writer`, is gone: the writer drains its queue and ends.
     writer_task.await?;
+    alert_tasks.shutdown().await;
     // Closing the last connection checkpoints the WAL into the database file.
     store.close().await;
     Ok(())

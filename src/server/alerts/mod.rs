@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinSet;
 
 /// How often silences are checked for no-data rules.
 const TICK: Duration = Duration::from_secs(1);
@@ -48,8 +49,12 @@ struct Shared {
 
 impl Alerts {
     /// Loads the rules and their firing episodes and starts the tasks that store changes, tick
-    /// for silences and send notifications.
-    pub async fn start(store: Store, clock: SharedClock) -> Result<Alerts, StoreError> {
+    /// for silences and send notifications; they run until `tasks` is shut down (before the store
+    /// closes, or they would find it closed).
+    pub async fn start(
+        store: Store,
+        clock: SharedClock,
+    ) -> Result<(Alerts, JoinSet<()>), StoreError> {
         let Loaded {
             rules,
             episodes,
@@ -65,10 +70,11 @@ impl Alerts {
             changes,
             queued: Notify::new(),
         }));
-        tokio::spawn(record_changes(alerts.clone(), incoming));
-        tokio::spawn(tick(alerts.clone()));
-        tokio::spawn(notify::deliver(alerts.clone()));
-        Ok(alerts)
+        let mut tasks = JoinSet::new();
+        tasks.spawn(record_changes(alerts.clone(), incoming));
+        tasks.spawn(tick(alerts.clone()));
+        tasks.spawn(notify::deliver(alerts.clone()));
+        Ok((alerts, tasks))
     }
 
     /// The points of a commit.
