@@ -243,10 +243,10 @@ fn line_batch(t0: i64, signals: &[String]) -> String {
     body
 }
 
-struct Outcome {
-    ok: u64,
+pub(super) struct Outcome {
+    pub(super) ok: u64,
     failed: u64,
-    elapsed: Duration,
+    pub(super) elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
@@ -270,7 +270,7 @@ impl Outcome {
 
 /// Single-sample POSTs for `args.seconds`: closed loop from `args.connections` clients when `rate` is
 /// `None`, else open loop at `rate` requests per second.
-async fn single_phase(
+pub(super) async fn single_phase(
     client: &reqwest::Client,
     url: &str,
     args: &BenchArgs,

@@ -1,6 +1,7 @@
 //! `signalboard bench`: the benchmarks whose figures the README quotes — ingest (`ingest.rs`), with
 //! `--query` history reads (`history.rs`), with `--edge` an edge in front of a server (`edge.rs`),
-//! with `--rules` what alert rules cost (`alerts.rs`) — against real server processes
+//! with `--rules` what alert rules cost (`alerts.rs`), with `--metrics` what the server's watching
+//! of itself costs (`monitoring.rs`) — against real server processes
 //! (`servers.rs`): this same binary's `serve` on a fresh database in a temporary directory, and with
 //! `--victoria-metrics` the peer. Client and server share the machine, as they do in the peer's
 //! figures.
@@ -9,6 +10,7 @@ mod alerts;
 mod edge;
 mod history;
 mod ingest;
+mod monitoring;
 mod servers;
 
 use clap::Args;
@@ -68,6 +70,11 @@ pub struct BenchArgs {
     /// batch's signals, then the time from a post crossing a threshold to its webhook's delivery.
     #[arg(long, default_value_t = 0, conflicts_with_all = ["query", "edge"])]
     pub rules: usize,
+    /// Benchmark self-monitoring instead: ingest on two servers, one with `/metrics`, request
+    /// counting and its own signals, one without, taking turns; then the time and size of a
+    /// `/metrics` scrape with none, `--signals` and 100,000 signals.
+    #[arg(long, conflicts_with_all = ["query", "edge", "rules"])]
+    pub metrics: bool,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -77,6 +84,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         edge::run(&args).await
     } else if args.rules > 0 {
         alerts::run(&args).await
+    } else if args.metrics {
+        monitoring::run(&args).await
     } else {
         ingest::run(args).await
     }

@@ -285,6 +285,19 @@ impl OwnServer {
         OwnServer::spawn(&args, &["--durability", durability.name()], port).await
     }
 
+    /// Serves the database at `database` with the settings file `config`.
+    pub(super) async fn start_configured(
+        database: &str,
+        durability: Durability,
+        config: &std::path::Path,
+    ) -> anyhow::Result<OwnServer> {
+        let port = free_port()?;
+        let (addr, config) = (format!("127.0.0.1:{port}"), config.display().to_string());
+        let args = ["serve", "--addr", &addr, "--database-url", database];
+        let more = ["--durability", durability.name(), "--config", &config];
+        OwnServer::spawn(&args, &more, port).await
+    }
+
     /// `signalboard edge` forwarding to `upstream`, spooling in `spool`, forwarding at most
     /// `forward_rate` points a second.
     pub(super) async fn edge(
