@@ -4,6 +4,7 @@
 //!
 //! Every name carries `host=NAME`, so several machines can feed one server.
 
+use super::hundredths;
 use crate::model::Sample;
 use std::collections::{BTreeMap, HashMap};
 
@@ -116,15 +117,15 @@ impl<F: ProcFiles> HostSampler<F> {
                     let busy = now.busy.saturating_sub(before.busy);
                     signals.insert(
                         name("cpu.usage_percent", &[("cpu", cpu)]),
-                        100.0 * busy as f64 / all as f64,
+                        hundredths(100.0 * busy as f64 / all as f64),
                     );
                 }
             }
             if seconds > 0.0 {
                 for (signal, now) in &counters.bytes {
                     if let Some(before) = previous.bytes.get(signal) {
-                        signals
-                            .insert(signal.clone(), now.saturating_sub(*before) as f64 / seconds);
+                        let rate = now.saturating_sub(*before) as f64 / seconds;
+                        signals.insert(signal.clone(), hundredths(rate));
                     }
                 }
             }

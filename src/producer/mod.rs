@@ -76,13 +76,19 @@ impl Simulation {
                     10.0 + self.rng.f64() * 2.0 + if spike { 80.0 } else { 0.0 }
                 }
             };
-            signals.insert(name.clone(), value);
+            signals.insert(name.clone(), hundredths(value));
         }
         Sample {
             timestamp: t_ms,
             signals,
         }
     }
+}
+
+/// A reading to two decimal places, as a sensor or a `top` reports it: more digits would be
+/// noise, and they cost storage (a closed block keeps a few decimals in a byte or two).
+pub fn hundredths(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
 }
 
 /// Where a producer's samples come from.
