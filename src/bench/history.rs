@@ -66,6 +66,14 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         bytes as f64 / 1e6,
         bytes as f64 / written as f64
     );
+    if let Some(blocks) = database.block_bytes().await? {
+        println!(
+            "| raw blocks | {} points in {:.1} MB, {:.2} bytes per point |",
+            blocks.points,
+            blocks.bytes as f64 / 1e6,
+            blocks.bytes as f64 / blocks.points.max(1) as f64
+        );
+    }
 
     let victoria = if args.victoria_metrics {
         Some(Victoria::filled(args.signals, start, now).await?)

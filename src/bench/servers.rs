@@ -69,6 +69,28 @@ impl BenchDatabase {
     }
 }
 
+/// Raw points in a SQLite database's blocks: their packed bytes, and how many.
+#[derive(sqlx::FromRow)]
+pub(super) struct BlockBytes {
+    pub(super) bytes: i64,
+    pub(super) points: i64,
+}
+
+impl BenchDatabase {
+    /// The raw blocks' bytes and points (SQLite: PostgreSQL keeps a row per point).
+    pub(super) async fn block_bytes(&self) -> anyhow::Result<Option<BlockBytes>> {
+        use sqlx::Connection;
+        if self.file.is_none() {
+            return Ok(None);
+        }
+        let mut db = sqlx::SqliteConnection::connect(&self.url).await?;
+        let sql =
+            "SELECT COALESCE(SUM(length(data)), 0) AS bytes, COALESCE(SUM(count), 0) AS points \
+                   FROM blocks";
+        Ok(Some(sqlx::query_as(sql).fetch_one(&mut db).await?))
+    }
+}
+
 /// Polls `url` every 25 ms until it answers 2xx, at most `tries` times: a server just started is not
 /// listening yet.
 async fn wait_healthy(url: &str, what: &str, tries: u32) -> anyhow::Result<()> {

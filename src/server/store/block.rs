@@ -1,12 +1,15 @@
-//! Raw points are stored in blocks: one row holds a run of one signal's consecutive points, packed as
-//! timestamp deltas (LEB128 varints) and values (8 little-endian bytes each). A row per point costs
-//! SQLite about a microsecond per point to write and again to read back, and ~23 bytes on disk; a row
-//! per ~90 points makes reading a plain loop over bytes, and a point at 1 Hz takes ~10 bytes.
+//! Raw points are stored in blocks: one row holds a run of one signal's consecutive points. A row per
+//! point costs SQLite about a microsecond per point to write and again to read back, and ~23 bytes on
+//! disk; a row per ~90 points makes reading a plain loop over bytes. The newest block of a signal,
+//! which writes append to, holds timestamp deltas (LEB128 varints) and values (8 little-endian bytes
+//! each), ~10 bytes a point at 1 Hz; once another block follows it, it is closed and stored densely
+//! (`dense.rs`), ~2 bytes a point for a sensor's readings.
 //!
 //! The blocks of a signal never overlap: a point belongs to the block with the latest start at or before
 //! it, or, if it is older than every block, to a new one. Blocks are database-independent; this file
 //! only packs and unpacks them.
 
+use super::dense;
 pub use crate::downsample::TimeValue;
 use std::fmt;
 
@@ -45,7 +48,8 @@ impl fmt::Display for CorruptBlock {
 
 impl std::error::Error for CorruptBlock {}
 
-/// Splits points (ascending, unique) into blocks of at most `BLOCK_BYTES` each.
+/// Splits points (ascending, unique) into blocks of at most `BLOCK_BYTES` each, appendable: every
+/// block but the last is then closed, and stored densely where that is smaller.
 pub fn pack(points: &[TimeValue]) -> Vec<Packed> {
     let mut blocks: Vec<Packed> = Vec::new();
     let mut open: Option<Packed> = None;
@@ -65,6 +69,16 @@ pub fn pack(points: &[TimeValue]) -> Vec<Packed> {
         put_point(&mut block.data, t - block.last, v);
         block.last = t;
         block.count += 1;
+    }
+    let mut rest = points;
+    for closed in &mut blocks {
+        let (mine, after) = rest.split_at(closed.count as usize);
+        rest = after;
+        // Irregular steps and values of many digits can come out a little larger: kept as is.
+        let dense = dense::encode(closed.first, mine);
+        if dense.len() < closed.data.len() {
+            closed.data = dense;
+        }
     }
     blocks.extend(open);
     blocks
@@ -90,6 +104,9 @@ fn put_point(data: &mut Vec<u8>, delta: i64, v: f64) {
 
 /// Appends the points of the block that starts at `first` to `out`.
 pub fn unpack(first: i64, data: &[u8], out: &mut Points) -> Result<(), CorruptBlock> {
+    if let Some((&dense::DENSE, dense)) = data.split_first() {
+        return dense::decode(first, dense, out);
+    }
     let corrupt = || CorruptBlock { first };
     let (mut t, mut rest) = (first, data);
     while !rest.is_empty() {
@@ -138,7 +155,7 @@ fn varint_len(mut n: u64) -> usize {
     len
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -146,7 +163,7 @@ fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+pub(super) fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let mut n = 0u64;
     for (i, &byte) in bytes.iter().enumerate().take(10) {
         n |= u64::from(byte & 0x7f) << (7 * i);
@@ -165,7 +182,7 @@ mod tests {
     #[test]
     fn packs_into_bounded_blocks_that_unpack_to_the_same_points() {
         let points: Points = (0..1_000)
-            .map(|i| TimeValue::new(i * 1_000, i as f64 * 0.1))
+            .map(|i| TimeValue::new(i * 1_000, i as f64 / 10.0))
             .collect();
         let blocks = pack(&points);
         assert!(blocks.len() > 1);
@@ -181,9 +198,14 @@ mod tests {
             );
         }
         assert_eq!(back, points);
-        // 2 bytes of delta and 8 of value per point at 1 Hz; a block's first delta (0) takes 1.
-        let bytes: usize = blocks.iter().map(|b| b.data.len()).sum();
-        assert_eq!(bytes, 10 * 1_000 - blocks.len());
+        // The last block is open: 2 bytes of delta and 8 of value per point at 1 Hz, its first
+        // delta (0) in 1. The others are closed and dense: a point's value in 1 or 2 bytes.
+        let (open, closed) = blocks.split_last().unwrap();
+        assert_eq!(open.data.len() as i64, 10 * open.count - 1);
+        for block in closed {
+            assert_eq!(block.data[0], dense::DENSE);
+            assert!(block.data.len() < 2 * block.count as usize + 10);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod answer;
 mod block;
+mod dense;
 mod ids;
 mod lock;
 mod postgres;
