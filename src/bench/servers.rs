@@ -91,6 +91,26 @@ impl BenchDatabase {
     }
 }
 
+/// A stored block: where it starts, and its bytes.
+#[derive(sqlx::FromRow)]
+pub(super) struct StoredBlock {
+    pub(super) first_ts: i64,
+    pub(super) data: Vec<u8>,
+}
+
+impl BenchDatabase {
+    /// Every raw block of a SQLite database (none of PostgreSQL's).
+    pub(super) async fn blocks(&self) -> anyhow::Result<Vec<StoredBlock>> {
+        use sqlx::Connection;
+        if self.file.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut db = sqlx::SqliteConnection::connect(&self.url).await?;
+        let sql = "SELECT first_ts, data FROM blocks";
+        Ok(sqlx::query_as(sql).fetch_all(&mut db).await?)
+    }
+}
+
 /// Polls `url` every 25 ms until it answers 2xx, at most `tries` times: a server just started is not
 /// listening yet.
 async fn wait_healthy(url: &str, what: &str, tries: u32) -> anyhow::Result<()> {

@@ -20,6 +20,16 @@ use crate::model::{Series, SignalInfo};
 use crate::server::clock::{self, SharedClock};
 use crate::server::domain::{DataPoint, SignalName, Timestamp};
 pub use postgres::relay::{Heard, Relay};
+
+/// Appends the points of a stored block (its `first_ts` and `data`) to `out`: for the benchmark's
+/// measure of decoding speed.
+pub fn unpack_block(
+    first: i64,
+    data: &[u8],
+    out: &mut Vec<crate::downsample::TimeValue>,
+) -> Result<(), StoreError> {
+    Ok(block::unpack(first, data, out)?)
+}
 use rollup::{bucket, Interval, Source, MINUTE};
 use rows::{FiguresRow, SIGNALS_SQL, TOKENS_SQL, TOKEN_DELETE_SQL, TOKEN_INSERT_SQL};
 use std::sync::Arc;
