@@ -493,6 +493,16 @@ pub async fn an_episode_fires_once_and_its_notification_leaves_once_delivered(op
     let texts: Vec<&str> = notes.iter().map(|n| n.text.as_str()).collect();
     assert_eq!(texts, ["fired", "resolved"]);
 
+    // Sent notifications and their attempts expire; one not yet sent stays, however old.
+    assert_eq!(store.expire_notifications(NOW + 1).await.unwrap(), 3);
+    assert!(store.notification_attempts(rule).await.unwrap().is_empty());
+    let unsent = store
+        .take_due_notifications(later, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(unsent.len(), 1);
+    assert_eq!(unsent[0].body, r#"{"text":"resolved"}"#);
+
     // Rules: edited, silenced, deleted with their episodes.
     assert!(store
         .update_alert_rule(other, r#"{"name":"t"}"#, NOW + 1)

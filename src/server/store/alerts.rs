@@ -321,6 +321,25 @@ impl Store {
         })
     }
 
+    /// Deletes the notifications made before `before_ms` that are done with (delivered, or given
+    /// up), with their attempts; returns the rows deleted. One still being sent stays, however old.
+    pub async fn expire_notifications(&self, before_ms: i64) -> Result<u64, StoreError> {
+        const ATTEMPTS_SQL: &str = "DELETE FROM notification_attempts WHERE notification_id IN \
+             (SELECT id FROM notifications WHERE created_ms < $1 \
+              AND (delivered_ms IS NOT NULL OR given_up IS NOT NULL))";
+        const NOTIFICATIONS_SQL: &str = "DELETE FROM notifications WHERE created_ms < $1 \
+             AND (delivered_ms IS NOT NULL OR given_up IS NOT NULL)";
+        on_pool!(self, writes, |pool| {
+            let mut tx = pool.begin().await?;
+            let attempts = sqlx::query(ATTEMPTS_SQL).bind(before_ms);
+            let attempts = attempts.execute(&mut *tx).await?.rows_affected();
+            let done = sqlx::query(NOTIFICATIONS_SQL).bind(before_ms);
+            let done = done.execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(attempts + done)
+        })
+    }
+
     /// The delivery attempts of a rule's notifications, oldest first.
     pub async fn notification_attempts(
         &self,

@@ -414,13 +414,16 @@ impl Store {
         }
     }
 
-    /// Deletes what retention no longer keeps as of `now` (epoch ms), in small transactions.
-    /// Returns the rows deleted.
+    /// Deletes what retention no longer keeps as of `now` (epoch ms), in small transactions: raw
+    /// points and rollups past their ages, and alert notifications done with, which are kept as
+    /// long as raw points. Returns the rows deleted.
     pub async fn expire(&self, now: i64) -> Result<u64, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.expire(now).await,
-            Store::Postgres(s) => s.expire(now).await,
-        }
+        let data = match self {
+            Store::Sqlite(s) => s.expire(now).await?,
+            Store::Postgres(s) => s.expire(now).await?,
+        };
+        let raw_cutoff = now.saturating_sub(self.retention().raw_ms);
+        Ok(data + self.expire_notifications(raw_cutoff).await?)
     }
 
     /// Packs the minute rollups of closed hours into one row an hour, which reads of a few hours to
