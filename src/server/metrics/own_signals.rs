@@ -27,8 +27,8 @@ pub struct OwnSignals {
     pub server: Option<String>,
 }
 
-/// The counters at the previous sample, to turn totals into rates.
-struct Previous {
+/// The counters at one sample, to turn totals into rates between two.
+struct Counters {
     at: Instant,
     accepted: u64,
     client_errors: u64,
@@ -43,10 +43,10 @@ impl OwnSignals {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
-        let mut previous = self.previous();
+        let mut previous = self.counters();
         loop {
             ticks.tick().await;
-            let now = self.previous();
+            let now = self.counters();
             let points = self.sample(&previous, &now);
             previous = now;
             // A sample that finds the queue full is skipped, not retried: the next one follows.
@@ -56,9 +56,9 @@ impl OwnSignals {
         }
     }
 
-    fn previous(&self) -> Previous {
+    fn counters(&self) -> Counters {
         let metrics = &self.metrics;
-        Previous {
+        Counters {
             at: Instant::now(),
             accepted: metrics.writes.accepted.get(),
             client_errors: metrics.answered.client_errors.get(),
@@ -69,7 +69,7 @@ impl OwnSignals {
     }
 
     /// The points of one sample: rates over the time since `before`, the rest as they are `now`.
-    fn sample(&self, before: &Previous, now: &Previous) -> Vec<DataPoint> {
+    fn sample(&self, before: &Counters, now: &Counters) -> Vec<DataPoint> {
         let seconds = now.at.duration_since(before.at).as_secs_f64().max(1e-3);
         let rate = |later: u64, earlier: u64| later.saturating_sub(earlier) as f64 / seconds;
         let write = &self.metrics.writes.write_seconds;
