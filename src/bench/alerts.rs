@@ -5,7 +5,7 @@
 
 use super::ingest::{batch_phase, day_ago, Format};
 use super::servers::{BenchDatabase, OwnServer};
-use super::{ms, BenchArgs};
+use super::{median, ms, BenchArgs};
 use anyhow::{bail, Context};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -49,7 +49,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             without.push(batch_phase(&client, &write, args, &clock, Format::LineProtocol).await?);
         }
     }
-    let (without, with) = (median(without), median(with));
+    let (without, with) = (median(&without), median(&with));
     println!(
         "| line protocol, {} signals, no rules / {} rules (medians of {ROUNDS} turns each) | {without:.0} / {with:.0} points/s (ratio {:.3}) |",
         args.signals,
@@ -109,12 +109,6 @@ async fn create(
     }
     let id = created.json::<serde_json::Value>().await?["id"].as_i64();
     id.context("a created rule's answer has no id")
-}
-
-fn median(mut rates: Vec<f64>) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    let n = rates.len();
-    (rates[(n - 1) / 2] + rates[n / 2]) / 2.0
 }
 
 /// A webhook receiver on loopback: its URL, and a message per notification received.

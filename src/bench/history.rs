@@ -2,8 +2,8 @@
 //! last hour raw and the whole range at `max_points=1000` timed from a client (beside VictoriaMetrics
 //! fed the same points, with `--victoria-metrics`), the signal list, and ingest with retention at work.
 
-use super::servers::{BenchDatabase, OwnServer, Victoria};
-use super::{ms, BenchArgs};
+use super::servers::{BenchDatabase, OwnServer, StoredBlock, Victoria};
+use super::{median, ms, BenchArgs};
 use anyhow::bail;
 use axum::body::Bytes;
 use signalboard::model::{DAY, HOUR};
@@ -66,16 +66,18 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         bytes as f64 / 1e6,
         bytes as f64 / written as f64
     );
-    if let Some(blocks) = database.block_bytes().await? {
+    if let Some(blocks) = database.blocks().await? {
+        let decoded = decode(&blocks)?;
+        let bytes: usize = blocks.iter().map(|b| b.data.len()).sum();
         println!(
             "| raw blocks | {} points in {:.1} MB, {:.2} bytes per point |",
-            blocks.points,
-            blocks.bytes as f64 / 1e6,
-            blocks.bytes as f64 / blocks.points.max(1) as f64
+            decoded.points,
+            bytes as f64 / 1e6,
+            bytes as f64 / decoded.points.max(1) as f64
         );
         println!(
             "| decoding every raw block on one core, median of 5 | {:.0} M points/s |",
-            decoding_speed(&database).await? / 1e6
+            decoded.rate / 1e6
         );
     }
 
@@ -201,23 +203,31 @@ async fn retention_bench(url: &str, durability: Durability, now: i64) -> anyhow:
     Ok(())
 }
 
-/// Points a second that unpacking the raw blocks yields, on this thread: the median of five passes
-/// over every block, each into one reused buffer, as a read does.
-async fn decoding_speed(database: &BenchDatabase) -> anyhow::Result<f64> {
-    let blocks = database.blocks().await?;
+/// What unpacking every raw block yields.
+struct Decoded {
+    points: usize,
+    /// Points a second on this thread: the median of five passes over every block, each into one
+    /// reused buffer, as a read does.
+    rate: f64,
+}
+
+fn decode(blocks: &[StoredBlock]) -> anyhow::Result<Decoded> {
     let mut out = Vec::new();
-    let mut rates = Vec::new();
+    let (mut rates, mut points) = (Vec::new(), 0);
     for _ in 0..5 {
-        let (began, mut points) = (Instant::now(), 0);
-        for block in &blocks {
+        let began = Instant::now();
+        points = 0;
+        for block in blocks {
             out.clear();
             signalboard::server::store::unpack_block(block.first_ts, &block.data, &mut out)?;
             points += out.len();
         }
         rates.push(points as f64 / began.elapsed().as_secs_f64());
     }
-    rates.sort_by(f64::total_cmp);
-    Ok(rates[2])
+    Ok(Decoded {
+        points,
+        rate: median(&rates),
+    })
 }
 
 /// Writes 1,000-point batches (5 signals, 200 ms at 1 kHz each) straight to `store`, from `t` on,

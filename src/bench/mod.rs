@@ -91,6 +91,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The median of `rates` (the mean of the middle two for an even count).
+fn median(rates: &[f64]) -> f64 {
+    let mut rates = rates.to_vec();
+    rates.sort_by(f64::total_cmp);
+    let n = rates.len();
+    (rates[(n - 1) / 2] + rates[n / 2]) / 2.0
+}
+
 /// A duration as the tables print it, or a dash for none.
 fn ms(d: Option<Duration>) -> String {
     d.map_or("–".into(), |d| {

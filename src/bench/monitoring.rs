@@ -6,7 +6,7 @@
 
 use super::ingest::{batch_phase, day_ago, single_phase, Format};
 use super::servers::{BenchDatabase, OwnServer};
-use super::{ms, BenchArgs};
+use super::{median, ms, BenchArgs};
 use anyhow::bail;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -136,13 +136,6 @@ impl Turns {
         let (on, off) = (median(&self.on), median(&self.off));
         format!("{on:.0} / {off:.0} {unit} (ratio {:.3})", on / off)
     }
-}
-
-fn median(rates: &[f64]) -> f64 {
-    let mut rates = rates.to_vec();
-    rates.sort_by(f64::total_cmp);
-    let n = rates.len();
-    (rates[(n - 1) / 2] + rates[n / 2]) / 2.0
 }
 
 struct ScrapeCost {

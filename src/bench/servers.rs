@@ -1,6 +1,7 @@
 //! The server processes a benchmark starts and drives: Signalboard's own and VictoriaMetrics.
 
 use anyhow::{bail, Context};
+use signalboard::server::metrics::process::status_kib;
 use signalboard::server::store::Durability;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -69,28 +70,6 @@ impl BenchDatabase {
     }
 }
 
-/// Raw points in a SQLite database's blocks: their packed bytes, and how many.
-#[derive(sqlx::FromRow)]
-pub(super) struct BlockBytes {
-    pub(super) bytes: i64,
-    pub(super) points: i64,
-}
-
-impl BenchDatabase {
-    /// The raw blocks' bytes and points (SQLite: PostgreSQL keeps a row per point).
-    pub(super) async fn block_bytes(&self) -> anyhow::Result<Option<BlockBytes>> {
-        use sqlx::Connection;
-        if self.file.is_none() {
-            return Ok(None);
-        }
-        let mut db = sqlx::SqliteConnection::connect(&self.url).await?;
-        let sql =
-            "SELECT COALESCE(SUM(length(data)), 0) AS bytes, COALESCE(SUM(count), 0) AS points \
-                   FROM blocks";
-        Ok(Some(sqlx::query_as(sql).fetch_one(&mut db).await?))
-    }
-}
-
 /// A stored block: where it starts, and its bytes.
 #[derive(sqlx::FromRow)]
 pub(super) struct StoredBlock {
@@ -99,15 +78,15 @@ pub(super) struct StoredBlock {
 }
 
 impl BenchDatabase {
-    /// Every raw block of a SQLite database (none of PostgreSQL's).
-    pub(super) async fn blocks(&self) -> anyhow::Result<Vec<StoredBlock>> {
+    /// Every raw block of a SQLite database; `None` for PostgreSQL, which keeps a row per point.
+    pub(super) async fn blocks(&self) -> anyhow::Result<Option<Vec<StoredBlock>>> {
         use sqlx::Connection;
         if self.file.is_none() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let mut db = sqlx::SqliteConnection::connect(&self.url).await?;
         let sql = "SELECT first_ts, data FROM blocks";
-        Ok(sqlx::query_as(sql).fetch_all(&mut db).await?)
+        Ok(Some(sqlx::query_as(sql).fetch_all(&mut db).await?))
     }
 }
 
@@ -322,9 +301,7 @@ impl OwnServer {
         database: &str,
         durability: Durability,
     ) -> anyhow::Result<OwnServer> {
-        let addr = format!("127.0.0.1:{port}");
-        let args = ["serve", "--addr", &addr, "--database-url", database];
-        OwnServer::spawn(&args, &["--durability", durability.name()], port).await
+        OwnServer::serve(port, database, durability, &[]).await
     }
 
     /// Serves the database at `database` with the settings file `config`.
@@ -333,10 +310,20 @@ impl OwnServer {
         durability: Durability,
         config: &std::path::Path,
     ) -> anyhow::Result<OwnServer> {
-        let port = free_port()?;
-        let (addr, config) = (format!("127.0.0.1:{port}"), config.display().to_string());
+        let config = config.display().to_string();
+        OwnServer::serve(free_port()?, database, durability, &["--config", &config]).await
+    }
+
+    /// `signalboard serve` on `port`, with `more` arguments.
+    async fn serve(
+        port: u16,
+        database: &str,
+        durability: Durability,
+        more: &[&str],
+    ) -> anyhow::Result<OwnServer> {
+        let addr = format!("127.0.0.1:{port}");
         let args = ["serve", "--addr", &addr, "--database-url", database];
-        let more = ["--durability", durability.name(), "--config", &config];
+        let more = [&["--durability", durability.name()], more].concat();
         OwnServer::spawn(&args, &more, port).await
     }
 
@@ -385,10 +372,8 @@ impl OwnServer {
     /// The server's peak resident set size (VmHWM), in KiB.
     pub(super) fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        Some(status_kib(&status, "VmHWM:"))
+            .filter(|&kib| kib > 0)
             .context("no VmHWM in /proc/PID/status")
     }
 
