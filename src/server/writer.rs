@@ -31,9 +31,7 @@ struct WriteJob {
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::UnboundedSender<WriteJob>,
-    /// A permit per point that may wait for a commit: the queue's memory has a stated ceiling
-    /// whatever the size of the requests, and past it a request is refused at once.
-    room: Arc<Semaphore>,
+    depth: QueueDepth,
     store: Store,
     limits: Arc<Limits>,
     clock: SharedClock,
@@ -66,10 +64,13 @@ impl Writer {
             metrics.clone(),
             jobs,
         ));
-        let room = Arc::new(Semaphore::new(limits.write_queue_points));
+        let depth = QueueDepth {
+            room: Arc::new(Semaphore::new(limits.write_queue_points)),
+            limit: limits.write_queue_points,
+        };
         let writer = Writer {
             queue,
-            room,
+            depth,
             store,
             limits,
             clock,
@@ -103,7 +104,7 @@ impl Writer {
         let count = points.len();
         self.admit_old_points(&points)?;
         self.admit_new_signals(&points)?;
-        let limit = self.limits.write_queue_points;
+        let limit = self.depth.limit;
         let room = u32::try_from(count)
             .ok()
             .filter(|&n| n as usize <= limit)
@@ -112,6 +113,7 @@ impl Writer {
                 limit,
             })?;
         let room = self
+            .depth
             .room
             .clone()
             .try_acquire_many_owned(room)
@@ -130,15 +132,12 @@ impl Writer {
 
     /// Points waiting for a commit, all requests together.
     pub fn queued_points(&self) -> usize {
-        self.queue_depth().points()
+        self.depth.points()
     }
 
-    /// A gauge of the queue that, unlike a `Writer`, does not keep the writer task running.
+    /// The queue's gauge, for `/metrics`.
     pub fn queue_depth(&self) -> QueueDepth {
-        QueueDepth {
-            room: self.room.clone(),
-            limit: self.limits.write_queue_points,
-        }
+        self.depth.clone()
     }
 
     /// Whether the writer task still takes jobs.
@@ -191,9 +190,14 @@ impl Writer {
     }
 }
 
+/// The queue's room, in points: also a gauge that, unlike a `Writer`, does not keep the writer
+/// task running.
 #[derive(Clone)]
 pub struct QueueDepth {
+    /// A permit per point that may wait for a commit: the queue's memory has a stated ceiling
+    /// whatever the size of the requests, and past it a request is refused at once.
     room: Arc<Semaphore>,
+    /// `write-queue-points`.
     limit: usize,
 }
 
