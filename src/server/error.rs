@@ -117,21 +117,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let error = self.to_string();
         // What the log says: the database's own words where the client gets only a summary.
         let refusal = Refusal {
             reason: self.reason(),
             detail: match &self {
                 ApiError::Store(cause) => cause.to_string(),
-                _ => self.to_string(),
+                _ => error.clone(),
             },
         };
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                error: self.to_string(),
-            }),
-        )
-            .into_response();
+        let mut response = (status, Json(ErrorBody { error })).into_response();
         let headers = response.headers_mut();
         match self {
             // Every 503 here is transient: tell well-behaved clients when to come back.

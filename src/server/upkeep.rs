@@ -69,7 +69,7 @@ async fn retention_and_packing(store: &Store, clock: SharedClock, metrics: &Upke
 }
 
 /// Ticks from now on, the first at once; a pass that overruns delays the next instead of bunching.
-fn every(period: Duration) -> tokio::time::Interval {
+pub fn every(period: Duration) -> tokio::time::Interval {
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks

@@ -12,6 +12,7 @@ use crate::server::clock::SharedClock;
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
 use crate::server::error::ApiError;
 use crate::server::live::LiveFeed;
+use crate::server::upkeep::every;
 use crate::server::writer::Writer;
 use crate::server::AppState;
 use std::sync::Arc;
@@ -33,15 +34,14 @@ struct Counters {
     accepted: u64,
     client_errors: u64,
     server_errors: u64,
-    cpu_seconds: f64,
+    process: ProcessFigures,
     write_seconds: Snapshot,
 }
 
 impl OwnSignals {
-    /// Writes a sample every `every` until aborted.
-    pub async fn run(self, every: Duration) {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Writes a sample every `period` until aborted.
+    pub async fn run(self, period: Duration) {
+        let mut ticks = every(period);
         ticks.tick().await;
         let mut previous = self.counters();
         loop {
@@ -63,7 +63,7 @@ impl OwnSignals {
             accepted: metrics.writes.accepted.get(),
             client_errors: metrics.answered.client_errors.get(),
             server_errors: metrics.answered.server_errors.get(),
-            cpu_seconds: ProcessFigures::read().cpu_seconds,
+            process: ProcessFigures::read(),
             write_seconds: metrics.writes.write_seconds.snapshot(),
         }
     }
@@ -74,12 +74,11 @@ impl OwnSignals {
         let rate = |later: u64, earlier: u64| later.saturating_sub(earlier) as f64 / seconds;
         let write = &self.metrics.writes.write_seconds;
         let quantile = |q| write.quantile(&before.write_seconds, &now.write_seconds, q);
-        let process = ProcessFigures::read();
         let figure = |name, value| Figure {
             name,
             value: Some(value),
         };
-        let cpu_seconds = (now.cpu_seconds - before.cpu_seconds).max(0.0);
+        let cpu_seconds = (now.process.cpu_seconds - before.process.cpu_seconds).max(0.0);
         let database_bytes = self.metrics.upkeep.database_bytes.get();
         let mut figures = vec![
             figure("ingest.points_per_sec", rate(now.accepted, before.accepted)),
@@ -93,7 +92,7 @@ impl OwnSignals {
             ),
             figure("live.clients", self.live.subscribers() as f64),
             figure("write.queue_points", self.writer.queued_points() as f64),
-            figure("process.rss_bytes", process.resident_bytes as f64),
+            figure("process.rss_bytes", now.process.resident_bytes as f64),
             figure("process.cpu_percent", cpu_seconds / seconds * 100.0),
             figure("database.bytes", database_bytes as f64),
         ];

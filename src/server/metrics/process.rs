@@ -53,7 +53,8 @@ impl ProcessFigures {
     }
 }
 
-fn status_kib(status: &str, key: &str) -> u64 {
+/// The figure in kB of `key` (e.g. `VmRSS:`) in a `/proc/PID/status` text; 0 without one.
+pub fn status_kib(status: &str, key: &str) -> u64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix(key))
