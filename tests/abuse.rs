@@ -464,6 +464,8 @@ async fn a_corrupt_block_answers_500_without_the_database_s_words() {
         .post(&json!({"timestamp": T0, "signals": {"a": 1}}).to_string())
         .await;
     assert_eq!(status, 200, "{body}");
+    // A read folds the journal's points into their block.
+    server.get("/api/signals").await;
     let url = format!("sqlite://{}", server.database.display());
     let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::query("UPDATE blocks SET data = x'ffffffffffffffffffff'")

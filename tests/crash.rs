@@ -149,3 +149,115 @@ async fn sigkill_loses_no_acknowledged_point_and_retries_duplicate_nothing() {
         "each point stored exactly once"
     );
 }
+
+/// Series in the wide crash test: a fleet's worth, each sent a point a round as scrapes send them.
+const FLEET: i64 = 100_000;
+const LINES_PER_REQUEST: i64 = 1_000;
+
+/// Request `n` of the wide test: lines `n * 1000..`, line `l` the point of host `l % FLEET` at
+/// `first_timestamp() + l / FLEET`.
+fn fleet_lines(n: i64) -> String {
+    (n * LINES_PER_REQUEST..(n + 1) * LINES_PER_REQUEST)
+        .map(|l| {
+            let t = first_timestamp() + l / FLEET;
+            format!("fleet,host=h{} up={l} {t}000000\n", l % FLEET)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_a_hundred_thousand_series_loses_no_acknowledged_point() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("wide.db").display());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/api/v2/write");
+    let client = reqwest::Client::new();
+    let mut server = ServeProcess::start(&database, port);
+    wait_healthy(&client, &base).await;
+
+    // Four producers post until the server is gone; it is killed once 700,000 points are
+    // acknowledged: past the journal's first fold (at 500,000), so both folded and journaled points
+    // are at stake.
+    let (next, acked_points) = (Arc::new(AtomicI64::new(0)), Arc::new(AtomicI64::new(0)));
+    let mut producers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (client, url, next, acked_points) = (
+            client.clone(),
+            url.clone(),
+            next.clone(),
+            acked_points.clone(),
+        );
+        producers.spawn(async move {
+            let (mut acked, mut unacked) = (Vec::new(), Vec::new());
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let sent = client
+                    .post(&url)
+                    .body(fleet_lines(n))
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await;
+                if sent.is_ok_and(|r| r.status().is_success()) {
+                    acked.push(n);
+                    acked_points.fetch_add(LINES_PER_REQUEST, Ordering::Relaxed);
+                } else {
+                    unacked.push(n);
+                    return (acked, unacked);
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acked_points.load(Ordering::Relaxed) < 700_000 {
+        assert!(
+            Instant::now() < deadline,
+            "700,000 points took over two minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+    let (mut acked, mut unacked) = (Vec::new(), Vec::new());
+    while let Some(result) = producers.join_next().await {
+        let (a, u) = result.unwrap();
+        acked.extend(a);
+        unacked.extend(u);
+    }
+
+    let _server = ServeProcess::start(&database, port);
+    wait_healthy(&client, &base).await;
+    // Each request gives a point to each of 1,000 hosts, every (host, time) once: a host's count
+    // is at least its acknowledged points, at most those and the ones whose answer the kill cut off.
+    let per_host = |requests: &[i64]| {
+        let mut counts = vec![0i64; FLEET as usize];
+        for n in requests {
+            for l in n * LINES_PER_REQUEST..(n + 1) * LINES_PER_REQUEST {
+                counts[(l % FLEET) as usize] += 1;
+            }
+        }
+        counts
+    };
+    let fewest = per_host(&acked);
+    let most = per_host(&[acked, unacked].concat());
+    let signals = get_json(&client, &format!("{base}/api/signals")).await;
+    let mut seen = 0;
+    for signal in signals.as_array().unwrap() {
+        let name = signal["signal"].as_str().unwrap();
+        let Some(host) = name.strip_prefix("fleet.up{host=h") else {
+            continue;
+        };
+        let host: usize = host.trim_end_matches('}').parse().unwrap();
+        let points = signal["points"].as_i64().unwrap();
+        assert!(
+            (fewest[host]..=most[host]).contains(&points),
+            "host {host}: {points} points, {} acknowledged, {} sent",
+            fewest[host],
+            most[host]
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, FLEET, "every host is listed");
+}

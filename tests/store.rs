@@ -581,13 +581,17 @@ impl TestDatabase for SqliteFile {
         Box::pin(async move {
             use sqlx::Connection;
             let mut db = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::query(
+            // A write lands in the journal, where 13.0 is its eight little-endian bytes; a fold
+            // updates the signal's figures.
+            for trigger in [
                 "CREATE TRIGGER refuse_13 BEFORE UPDATE ON series WHEN NEW.last_value = 13 \
                  BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-            )
-            .execute(&mut db)
-            .await
-            .unwrap();
+                "CREATE TRIGGER journal_13 BEFORE INSERT ON journal \
+                 WHEN instr(NEW.data, x'0000000000002a40') > 0 \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+            ] {
+                sqlx::query(trigger).execute(&mut db).await.unwrap();
+            }
             db.close().await.unwrap();
         })
     }

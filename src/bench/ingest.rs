@@ -158,36 +158,38 @@ pub(super) async fn batch_phase(
     let signals: Vec<String> = (0..args.signals)
         .map(|i| format!("bench.batch.{i}"))
         .collect();
-    // Line protocol carries one point per line: one field per line, 1,000 lines per request.
-    let samples_per_request = match format {
-        Format::Json => (1_000 / signals.len()).max(1),
-        Format::LineProtocol => 1_000,
-    };
-    let points_per_request = match format {
-        Format::Json => (samples_per_request * signals.len()) as u64,
-        Format::LineProtocol => 1_000,
-    };
-    let requests = args.points.div_ceil(points_per_request);
+    let requests = args.points.div_ceil(1_000);
+    // Points are numbered across the phase's requests: each request carries the next 1,000, the
+    // signals taking turns, so with more signals than that every signal gets a point before any
+    // gets a second (as scrapes send them).
+    let base = clock.fetch_add(
+        (requests * 1_000).div_ceil(signals.len() as u64) as i64 + 1,
+        Ordering::Relaxed,
+    );
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
     let mut clients = Vec::new();
     for i in 0..4 * urls.len() {
-        let (client, url, next, clock, signals) = (
+        let (client, url, next, signals) = (
             client.clone(),
             urls[i % urls.len()].clone(),
             next.clone(),
-            clock.clone(),
             signals.clone(),
         );
         clients.push(tokio::spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < requests {
-                let t0 = clock.fetch_add(samples_per_request as i64, Ordering::Relaxed);
+            loop {
+                let request = next.fetch_add(1, Ordering::Relaxed);
+                if request >= requests {
+                    break;
+                }
+                let points = Numbered {
+                    base,
+                    first: request as usize * 1_000,
+                    signals: &signals,
+                };
                 let (body, content_type) = match format {
-                    Format::Json => (
-                        json_batch(t0, samples_per_request, &signals),
-                        "application/json",
-                    ),
-                    Format::LineProtocol => (line_batch(t0, &signals), "text/plain; charset=utf-8"),
+                    Format::Json => (json_batch(points), "application/json"),
+                    Format::LineProtocol => (line_batch(points), "text/plain; charset=utf-8"),
                 };
                 let response = client
                     .post(&url)
@@ -205,40 +207,55 @@ pub(super) async fn batch_phase(
     for c in clients {
         c.await??;
     }
-    Ok((requests * points_per_request) as f64 / start.elapsed().as_secs_f64())
+    Ok((requests * 1_000) as f64 / start.elapsed().as_secs_f64())
 }
 
-fn json_batch(t0: i64, samples: usize, signals: &[String]) -> String {
-    let mut body = String::with_capacity(samples * signals.len() * 24);
+/// Points `first..first + 1000` of a phase: point `n` is signal `n % signals`, a millisecond after
+/// `base` for each time the signals came round before it.
+#[derive(Clone, Copy)]
+struct Numbered<'a> {
+    base: i64,
+    first: usize,
+    signals: &'a [String],
+}
+
+impl<'a> Numbered<'a> {
+    fn each(self) -> impl Iterator<Item = (&'a str, i64, f64)> {
+        (self.first..self.first + 1_000).map(move |n| {
+            let signal = self.signals[n % self.signals.len()].as_str();
+            let t = self.base + (n / self.signals.len()) as i64;
+            (signal, t, (n % 1_000) as f64 * 0.25)
+        })
+    }
+}
+
+/// The points as JSON samples, one per timestamp.
+fn json_batch(points: Numbered) -> String {
+    let mut body = String::with_capacity(1_000 * 32);
+    let mut sample = None;
     body.push('[');
-    for k in 0..samples {
-        if k > 0 {
+    for (signal, t, value) in points.each() {
+        if sample != Some(t) {
+            if sample.is_some() {
+                body.push_str("}},");
+            }
+            sample = Some(t);
+            body.push_str(&format!("{{\"timestamp\":{t},\"signals\":{{"));
+        } else {
             body.push(',');
         }
-        body.push_str(&format!("{{\"timestamp\":{},\"signals\":{{", t0 + k as i64));
-        for (i, name) in signals.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            body.push_str(&format!("\"{name}\":{}", (k * 7 + i) as f64 * 0.25));
-        }
-        body.push_str("}}");
+        body.push_str(&format!("\"{signal}\":{value}"));
     }
-    body.push(']');
+    body.push_str("}}]");
     body
 }
 
-/// 1,000 lines, the signals taking turns, one field each: `bench,signal=bench.batch.3 value=1.25 T`,
-/// with nanosecond timestamps, the default of both servers.
-fn line_batch(t0: i64, signals: &[String]) -> String {
+/// The points as line protocol, one field a line: `bench,signal=bench.batch.3 value=1.25 T`, with
+/// nanosecond timestamps, the default of both servers.
+fn line_batch(points: Numbered) -> String {
     let mut body = String::with_capacity(1_000 * 48);
-    for k in 0..1_000usize {
-        let signal = &signals[k % signals.len()];
-        let t = t0 + (k / signals.len()) as i64;
-        body.push_str(&format!(
-            "bench,signal={signal} value={} {t}000000\n",
-            k as f64 * 0.25
-        ));
+    for (signal, t, value) in points.each() {
+        body.push_str(&format!("bench,signal={signal} value={value} {t}000000\n"));
     }
     body
 }

@@ -137,11 +137,11 @@ pub fn decode(first: i64, data: &[u8], out: &mut Points) -> Result<(), CorruptBl
     Ok(())
 }
 
-fn zigzag(n: i64) -> u64 {
+pub(super) fn zigzag(n: i64) -> u64 {
     ((n << 1) ^ (n >> 63)) as u64
 }
 
-fn unzigzag(n: u64) -> i64 {
+pub(super) fn unzigzag(n: u64) -> i64 {
     ((n >> 1) as i64) ^ -((n & 1) as i64)
 }
 

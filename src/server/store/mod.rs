@@ -380,6 +380,9 @@ impl Store {
 
     /// Every signal with its point count and last point, by name.
     pub async fn signals(&self) -> Result<Vec<SignalInfo>, StoreError> {
+        if let Store::Sqlite(s) = self {
+            s.settle().await?;
+        }
         on_pool!(self, reads, |pool| {
             let rows: Vec<FiguresRow> = sqlx::query_as(SIGNALS_SQL).fetch_all(pool).await?;
             Ok(rows.into_iter().map(SignalInfo::from).collect())

@@ -1,6 +1,6 @@
 //! SQLite: the embedded default. One file, WAL mode so reads never wait for the writer. The store is
 //! split by operation: opening and the small queries here, `write.rs` (a group commit in named
-//! steps), `read.rs` (ranges, raw or decimated), `blocks.rs` (raw points packed in blocks, in and out),
+//! steps), `journal.rs` (where writes wait to be folded into blocks), `read.rs` (ranges, raw or decimated), `blocks.rs` (raw points packed in blocks, in and out),
 //! `retention.rs`, `pack.rs` (closed hours' minutes in one row) and `legacy.rs` (what an old database
 //! needs once).
 
@@ -16,6 +16,7 @@ use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
 use blocks::{cut_block, each_point, load_tail, place, points_within};
 use futures::TryStreamExt;
+use journal::WriteState;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -54,6 +55,7 @@ macro_rules! overlapping {
 
 // Declared after `overlapping!`, which they use.
 mod blocks;
+mod journal;
 mod legacy;
 mod pack;
 mod read;
@@ -110,9 +112,8 @@ pub struct SqliteStore {
     /// Signal name → `series.id`, so a write looks names up in memory, not in the database.
     /// Only filled after a commit, so it never holds an id that a rolled-back transaction invented.
     pub(super) ids: Arc<SeriesIds>,
-    /// Series id → the points of its newest block (empty: no block yet), the block nearly every write
-    /// appends to, so appending costs no read. Filled after commits; retention drops what it cuts.
-    tails: Arc<tokio::sync::Mutex<HashMap<SeriesId, Points>>>,
+    /// The newest block of each series and the journal's points, as committed.
+    state: Arc<tokio::sync::Mutex<WriteState>>,
     pub(super) retention: Retention,
     clock: SharedClock,
     /// This process' hold on the file, released by `close`.
@@ -174,15 +175,18 @@ impl SqliteStore {
             .connect_with(options.row_buffer_size(4096))
             .await?;
         let ids = SeriesIds::of(sqlx::query_as(SERIES_SQL).fetch_all(&pool).await?);
-        Ok(SqliteStore {
+        let store = SqliteStore {
             pool,
             writes,
             ids: Arc::new(ids),
-            tails: Arc::default(),
+            state: Arc::default(),
             retention,
             clock,
             lock: Arc::new(Mutex::new(lock)),
-        })
+        };
+        store.load_journal().await?;
+        store.settle().await?;
+        Ok(store)
     }
 
     /// Copies committed pages from the WAL into the database file without waiting for anyone
@@ -221,6 +225,10 @@ impl SqliteStore {
     /// the task its drop spawned), and one that lands there afterwards is never closed (sqlx issue
     /// #3217): so close again until none is left, for a few seconds at most.
     pub async fn close(&self) {
+        // Opening would fold them too, but a stopped server's file should hold them in place.
+        if let Err(e) = self.settle().await {
+            tracing::warn!("the journal's points were left to fold at the next start: {e}");
+        }
         for pool in [&self.pool, &self.writes] {
             let closed = tokio::time::timeout(Duration::from_secs(5), async {
                 while pool.size() > 0 {

@@ -11,6 +11,7 @@ impl SqliteStore {
     /// before stay minute rows: late points for them are common (a producer's retries), and each one
     /// sends the mark back. Returns the hours packed.
     pub async fn pack(&self, now: i64) -> Result<u64, StoreError> {
+        self.settle().await?;
         let limit = bucket(now, HOUR) - HOUR;
         let ids: Vec<SeriesId> =
             sqlx::query_scalar("SELECT id FROM series WHERE packed_to IS NULL OR packed_to < ?1")

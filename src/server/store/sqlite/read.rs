@@ -11,6 +11,7 @@ impl SqliteStore {
     /// Reads a range stretch by stretch (raw points, or minute or hour rollups), each in one query
     /// for every signal: a round trip to SQLite's thread costs more than the rows of an hour.
     pub async fn read(&self, range: &Range, shape: Shape) -> Result<Vec<Series>, StoreError> {
+        self.settle().await?;
         let now = self.clock.now().millis();
         let (mut answer, stretches) = Answer::plan(range, shape, self.retention, now);
         let named = match &range.signals {

@@ -11,6 +11,7 @@ impl SqliteStore {
     /// Deletes what retention no longer keeps, in small transactions so that the writer never waits
     /// long. Returns the points and rollup rows deleted.
     pub async fn expire(&self, now: i64) -> Result<u64, StoreError> {
+        self.settle().await?;
         let ids: Vec<SeriesId> = sqlx::query_scalar("SELECT id FROM series")
             .fetch_all(&self.pool)
             .await?;
@@ -76,7 +77,7 @@ impl SqliteStore {
         }
         let mut deleted = 0;
         loop {
-            let mut tails = self.tails.lock().await;
+            let mut state = self.state.lock().await;
             let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
             // Blocks never overlap, so those wholly before the cutoff come first.
             let counts: Vec<i64> = sqlx::query_scalar(
@@ -101,10 +102,10 @@ impl SqliteStore {
                     .bind(n)
                     .execute(&mut *tx)
                     .await?;
-                tails.remove(&id);
+                state.tails.remove(&id);
             }
             tx.commit().await?;
-            drop(tails);
+            drop(state);
             deleted += u64::try_from(n).unwrap_or(0);
             if !whole {
                 return Ok(deleted);

@@ -1,7 +1,8 @@
-//! A group commit, in named steps: resolve signal ids, place points in blocks, queue the statements,
-//! commit, update the caches.
+//! A group commit: resolve signal ids, then append to the journal or fold it; a fold in named steps:
+//! place points in blocks, queue the statements, commit, update the caches.
 
 use super::super::rows::{Row, SeriesRow};
+use super::journal::{self, WriteState, FOLD_POINTS};
 use super::*;
 
 /// Bound values a batch of statements sent to SQLite's thread holds at most. A usual write is one
@@ -16,23 +17,31 @@ pub(super) const ROLLUP_BINDS: usize = 12;
 pub(super) const FIGURES_BINDS: usize = 5;
 
 impl SqliteStore {
-    /// A group commit, in five steps: resolve each point's signal id (inserting new signals), place
-    /// the points in blocks and work out the rollup and figures changes, queue the statements,
-    /// commit, and only then update the caches (a rolled-back write leaves them as they were).
+    /// A group commit: resolve each point's signal id (inserting new signals), then either append
+    /// the points to the journal, or, once it would hold `FOLD_POINTS`, fold its points and these
+    /// into blocks, rollups and figures. Caches change only after the commit: a rolled-back write
+    /// leaves them as they were.
     pub async fn write(&self, points: &[&DataPoint]) -> Result<(), StoreError> {
-        // Held until the new tails are cached: retention, which may cut a tail, waits for it, so a
-        // cached tail always matches its row.
-        let mut tails = self.tails.lock().await;
+        // Held until the caches match the commit: retention, which may cut a tail, waits for it.
+        let mut state = self.state.lock().await;
         let mut tx = WriteTx {
             conn: self.writes.acquire().await?,
             begun: false,
         };
         let resolved = self.resolve_ids(&mut tx, points).await?;
-        let placed = self
-            .place_rows(&mut tx, &tails, &resolved.rows, &resolved.created)
-            .await?;
-        commit(&mut tx, &placed).await?;
-        tails.extend(placed.tails);
+        if state.journal.len() + resolved.rows.len() < FOLD_POINTS {
+            journal::append(&mut tx, &resolved.rows).await?;
+            state.journal.extend(resolved.rows);
+        } else {
+            let mut rows = state.journal.clone();
+            rows.extend(resolved.rows);
+            self.fold(&mut tx, &mut state, rows, &resolved.created)
+                .await?;
+        }
+        // A new signal has no block until a fold writes one: nothing to read then.
+        for &id in &resolved.created {
+            state.tails.entry(id).or_default();
+        }
         let mut ids = self.ids.lock();
         ids.extend(
             resolved
@@ -43,7 +52,26 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Step 1: each point's series id, from the cache or inserted (new signals, in one statement per
+    /// Writes `rows` (the journal's points, then a write's own, if any) into blocks, rollups and
+    /// figures, and empties the journal, in one transaction: place the points in blocks and work out
+    /// the rollup and figures changes, commit, then cache the new tails.
+    pub(super) async fn fold(
+        &self,
+        tx: &mut WriteTx,
+        state: &mut WriteState,
+        rows: Vec<Row>,
+        created: &foldhash::HashSet<SeriesId>,
+    ) -> Result<(), StoreError> {
+        let rows = Row::one_per_key(rows);
+        let mut placed = self.place_rows(tx, &state.tails, &rows, created).await?;
+        placed.clear_journal = !state.journal.is_empty();
+        commit(tx, &placed).await?;
+        state.tails.extend(placed.tails);
+        state.journal.clear();
+        Ok(())
+    }
+
+    /// Each point's series id, from the cache or inserted (new signals, in one statement per
     /// `BATCH_BINDS` names), as rows sorted by (series, time), one per key: of two points with the
     /// same key in one write the later one wins, as it would in two requests.
     async fn resolve_ids<'p>(
@@ -92,7 +120,7 @@ impl SqliteStore {
         })
     }
 
-    /// Step 2: each series' points merged into its blocks (reading a block only when its tail is not
+    /// Each series' points merged into its blocks (reading a block only when its tail is not
     /// cached or a late point falls before it), and what that changes in the rollups and figures.
     async fn place_rows(
         &self,
@@ -148,7 +176,7 @@ impl SqliteStore {
     }
 }
 
-/// Step 1's result.
+/// A write's points with their series ids.
 struct Resolved<'p> {
     /// By (series, time), one per key.
     rows: Vec<Row>,
@@ -158,16 +186,18 @@ struct Resolved<'p> {
     created: foldhash::HashSet<SeriesId>,
 }
 
-/// Step 2's result: what the transaction writes, and the tails to cache once it commits.
+/// What a fold writes, and the tails to cache once it commits.
 #[derive(Default)]
 struct Placed {
     blocks: Vec<SeriesBlock>,
     changes: Changes,
     figures: Vec<Figures>,
     tails: Vec<(SeriesId, Points)>,
+    /// Whether the journal holds points (which this fold writes) to delete.
+    clear_journal: bool,
 }
 
-/// Steps 3 and 4: blocks, rollup deltas and signal figures go to SQLite as multi-statement batches
+/// Blocks, rollup deltas and signal figures go to SQLite as multi-statement batches
 /// (`Batch`): a round trip to sqlx's SQLite thread per batch instead of one per statement. Unless
 /// something had to be read or must be recomputed inside the transaction (rare), the first batch
 /// also begins it and the last commits it.
@@ -192,6 +222,9 @@ async fn commit(tx: &mut WriteTx, placed: &Placed) -> Result<(), StoreError> {
     batch
         .statements(conn, &placed.figures, FIGURES_BINDS, push_figures_update)
         .await?;
+    if placed.clear_journal {
+        batch.sql.push("DELETE FROM journal; ");
+    }
     if whole {
         batch.sql.push("COMMIT;");
         batch.send(conn).await?;
