@@ -398,6 +398,67 @@ pub fn rollups_agree_with_raw_points_under_any_order_of_writes(open: Opener) {
     });
 }
 
+/// A batch of (signal, second, value) points, and whether a read follows it.
+#[derive(Debug)]
+struct Step {
+    points: Vec<(u8, i64, i32)>,
+    read_after: bool,
+}
+
+/// Batches each later than the one before but reaching back into it (late points, repeats), some
+/// followed by a read: enough points a signal to fill blocks.
+fn interleaved() -> impl Strategy<Value = Vec<Step>> {
+    let points = prop::collection::vec((0u8..3, -40i64..100, -1000i32..1000), 1..150);
+    let step = (points, any::<bool>()).prop_map(|(points, read_after)| Step { points, read_after });
+    prop::collection::vec(step, 1..8)
+}
+
+/// Whether a store appends to a block, rewrites it, or reads it back first, a raw read returns
+/// each (signal, time) once with the value last written for it, whichever writes were read between.
+pub fn raw_reads_return_the_last_value_of_each_point_however_writes_and_reads_interleave(
+    open: Opener,
+) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    proptest!(ProptestConfig::with_cases(24), |(batches in interleaved())| {
+        runtime.block_on(async {
+            let Opened { store, database: _keep } = open(Retention::default(), clock_at(NOW)).await;
+            let mut expected: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+            for (k, step) in batches.iter().enumerate() {
+                let points: Vec<DataPoint> = step
+                    .points
+                    .iter()
+                    .map(|&(s, second, v)| {
+                        let t = HOUR0 + (k as i64 * 100 + second) * 1_000;
+                        point(&format!("s{s}"), t, v.into())
+                    })
+                    .collect();
+                for p in &points {
+                    expected
+                        .entry(p.signal.to_string())
+                        .or_default()
+                        .insert(p.timestamp.millis(), p.value.get());
+                }
+                write(&store, &points).await;
+                if step.read_after {
+                    raw(&store, HOUR0, HOUR0 + 1).await;
+                }
+            }
+            let got: BTreeMap<String, Vec<(i64, f64)>> = raw(&store, HOUR0 - DAY, HOUR0 + DAY)
+                .await
+                .iter()
+                .map(|s| (s.signal.clone(), pairs(s)))
+                .collect();
+            let want: BTreeMap<String, Vec<(i64, f64)>> = expected
+                .into_iter()
+                .map(|(s, points)| (s, points.into_iter().collect()))
+                .collect();
+            store.close().await;
+            prop_assert_eq!(got, want);
+            Ok(())
+        })?;
+    });
+}
+
 /// An alert episode's bookkeeping: fired once with its notification and annotation, the outbox
 /// handing a notification to one sender at a time until it is delivered, resolved once.
 pub async fn an_episode_fires_once_and_its_notification_leaves_once_delivered(open: Opener) {
@@ -555,6 +616,11 @@ macro_rules! conformance {
             #[test]
             fn rollups_agree_with_raw_points_under_any_order_of_writes() {
                 super::rollups_agree_with_raw_points_under_any_order_of_writes($open)
+            }
+
+            #[test]
+            fn raw_reads_return_the_last_value_of_each_point_however_writes_and_reads_interleave() {
+                super::raw_reads_return_the_last_value_of_each_point_however_writes_and_reads_interleave($open)
             }
         }
     )*};

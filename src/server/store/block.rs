@@ -81,6 +81,10 @@ pub fn pack(points: &[TimeValue]) -> Vec<Packed> {
         }
     }
     blocks.extend(open);
+    // Each block was given room for `BLOCK_BYTES`: a fold of 100,000 signals holds them all at once.
+    for block in &mut blocks {
+        block.data.shrink_to_fit();
+    }
     blocks
 }
 
@@ -95,6 +99,12 @@ pub fn pack_run(origin: i64, points: &[TimeValue]) -> Vec<u8> {
         last = t;
     }
     data
+}
+
+/// Whether points can be appended to the packed block `data` (`pack_run` from its last point): not
+/// to a dense one.
+pub fn is_appendable(data: &[u8]) -> bool {
+    data.first() != Some(&dense::DENSE)
 }
 
 fn put_point(data: &mut Vec<u8>, delta: i64, v: f64) {

@@ -45,10 +45,11 @@ impl StoredBlock {
     }
 }
 
-/// A block unpacked: its start and its points.
+/// A block unpacked: its start, its points, and its packed size if points can be appended to it.
 struct Block {
     first: i64,
     points: Points,
+    appendable_bytes: Option<usize>,
 }
 
 /// The points in `from..=to` of the packed run that starts at `first`, unpacked into `buffer`.
@@ -87,79 +88,136 @@ async fn blocks_overlapping(
             Ok(Block {
                 first: row.first_ts,
                 points: row.unpack()?,
+                appendable_bytes: block::is_appendable(&row.data).then_some(row.data.len()),
             })
         })
         .collect()
 }
 
-/// The points of a series' newest block (empty if it has none).
-pub(super) async fn load_tail(
-    tx: &mut sqlx::SqliteConnection,
-    id: SeriesId,
-) -> Result<Points, StoreError> {
-    let row: Option<StoredBlock> = sqlx::query_as(
-        "SELECT first_ts, data FROM blocks WHERE series_id = ?1 ORDER BY first_ts DESC LIMIT 1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    row.map_or(Ok(Points::new()), |row| row.unpack())
+/// What the writer remembers of a series' newest block: enough to append points to it in SQL,
+/// without its points (which, for 100,000 signals, would take over 100 MB of memory).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Tail {
+    first: i64,
+    last: i64,
+    /// Its packed size, for the room left.
+    bytes: usize,
 }
 
-/// Places one series' new raw points (ascending, unique) into its blocks: merged into the block each
-/// belongs to (its tail, for points in time order; blocks read back only for late points), repacked,
-/// with replaced timestamps added to `replaced`. Returns the blocks to store, and the new tail if the
-/// tail changed.
+/// What a fold knows of a series' newest block before reading anything.
+#[derive(Clone, Copy)]
+pub(super) enum Known {
+    /// Not remembered (since a restart, or retention cut it): read it.
+    Unknown,
+    NoBlock,
+    Tail(Tail),
+}
+
+/// Points appended to the end of a series' newest block (`push_block_append`).
+pub(super) struct Append {
+    pub series: SeriesId,
+    /// The block's start, its key.
+    pub first: i64,
+    /// The new last point's timestamp.
+    pub last: i64,
+    pub count: i64,
+    /// The points, packed after the block's last point.
+    pub data: Vec<u8>,
+}
+
+/// Where one series' new points went: appended to its newest block, or merged into the blocks they
+/// fall into, which are stored again whole.
+#[derive(Default)]
+pub(super) struct Placement {
+    pub appended: Option<Append>,
+    pub rewritten: Vec<Packed>,
+    /// The newest block as it is now, if known.
+    pub tail: Option<Tail>,
+}
+
+/// Places one series' new raw points (ascending, unique). Points after the newest block's last one
+/// that fit in it are appended without reading anything; otherwise the blocks they fall into (from
+/// the one holding the oldest, through the newest) are read, merged, packed and stored again, with
+/// replaced timestamps added to `replaced`.
 pub(super) async fn place(
     tx: &mut WriteTx,
     id: SeriesId,
-    tail: Points,
+    known: Known,
     new: &[TimeValue],
     replaced: &mut Vec<i64>,
-) -> Result<(Vec<Packed>, Option<Points>), StoreError> {
-    let oldest_new = new[0].time;
-    let empty = |first| Block {
-        first,
-        points: Points::new(),
-    };
-    let mut blocks: Vec<Block> = match tail.first().map(|p| p.time) {
-        Some(tail_start) if oldest_new < tail_start => {
-            let mut older =
-                blocks_overlapping(tx.begun().await?, id, oldest_new, tail_start - 1).await?;
-            older.push(Block {
-                first: tail_start,
-                points: tail,
-            });
-            older
+) -> Result<Placement, StoreError> {
+    let (oldest_new, newest_new) = (new[0].time, new[new.len() - 1].time);
+    if let Known::Tail(tail) = known {
+        if oldest_new > tail.last {
+            let data = block::pack_run(tail.last, new);
+            let bytes = tail.bytes + data.len();
+            if bytes <= block::BLOCK_BYTES {
+                let (first, last, count) = (tail.first, newest_new, new.len() as i64);
+                return Ok(Placement {
+                    tail: Some(Tail { first, last, bytes }),
+                    appended: Some(Append {
+                        series: id,
+                        first,
+                        last,
+                        count,
+                        data,
+                    }),
+                    rewritten: Vec::new(),
+                });
+            }
         }
-        Some(tail_start) => vec![Block {
-            first: tail_start,
-            points: tail,
-        }],
-        None => vec![empty(oldest_new)],
+    }
+    let mut blocks = match known {
+        Known::NoBlock => Vec::new(),
+        Known::Unknown | Known::Tail(_) => {
+            blocks_overlapping(tx.begun().await?, id, oldest_new, i64::MAX).await?
+        }
     };
     // Points older than every block start a block of their own.
-    if oldest_new < blocks[0].first {
-        blocks.insert(0, empty(oldest_new));
+    if blocks.first().is_none_or(|b| oldest_new < b.first) {
+        let points = Points::new();
+        let appendable_bytes = Some(0);
+        blocks.insert(
+            0,
+            Block {
+                first: oldest_new,
+                points,
+                appendable_bytes,
+            },
+        );
     }
-    let (mut packed, mut new_tail) = (Vec::new(), None);
+    let mut placement = Placement::default();
     let mut rest = new;
     for (k, old) in blocks.iter().enumerate() {
+        let newest = k + 1 == blocks.len();
         let next = blocks.get(k + 1).map_or(i64::MAX, |b| b.first);
         let (mine, after) = rest.split_at(rest.partition_point(|p| p.time < next));
         rest = after;
         if mine.is_empty() {
+            if let (true, Some(bytes), Some(last)) =
+                (newest, old.appendable_bytes, old.points.last())
+            {
+                placement.tail = Some(Tail {
+                    first: old.first,
+                    last: last.time,
+                    bytes,
+                });
+            }
             continue;
         }
         let merged = block::merge(&old.points, mine, replaced);
         let pieces = block::pack(&merged);
-        if k + 1 == blocks.len() {
-            let last = pieces.last().map_or(0, |b| b.count as usize);
-            new_tail = Some(merged[merged.len() - last..].to_vec());
+        if newest {
+            // The last piece of a pack is left appendable.
+            placement.tail = pieces.last().map(|piece| Tail {
+                first: piece.first,
+                last: piece.last,
+                bytes: piece.data.len(),
+            });
         }
-        packed.extend(pieces);
+        placement.rewritten.extend(pieces);
     }
-    Ok((packed, new_tail))
+    Ok(placement)
 }
 
 /// Cuts the points before `cutoff` from the one block of a series that straddles it. Returns the

@@ -23,9 +23,9 @@ const VERSION: u8 = 1;
 /// retention, which may cut a tail), so it always matches what is committed.
 #[derive(Default)]
 pub(super) struct WriteState {
-    /// Series id → the points of its newest block (empty: no block yet), the block nearly every
-    /// fold appends to, so appending costs no read. Retention drops what it cuts.
-    pub tails: HashMap<SeriesId, Points>,
+    /// Series id → its newest block (`None`: no block yet), which nearly every fold appends to,
+    /// so appending costs no read. Retention drops what it cuts.
+    pub tails: HashMap<SeriesId, Option<Tail>>,
     /// The points the journal holds, in commit order, each write's sorted by (series, time).
     pub journal: Vec<Row>,
 }

@@ -29,7 +29,7 @@ pub(super) async fn repack_rows(pool: &SqlitePool) -> Result<(), StoreError> {
         .map(|row| TimeValue::new(row.ts, row.value))
         .collect();
         let blocks: Vec<SeriesBlock> = SeriesBlock::all(id, block::pack(&points)).collect();
-        let mut batch = Batch::new("");
+        let mut batch = Batch::default();
         batch
             .statements(&mut tx, &blocks, BLOCK_BINDS, push_block_upsert)
             .await?;

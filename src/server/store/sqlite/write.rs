@@ -11,6 +11,8 @@ use super::*;
 pub(super) const BATCH_BINDS: usize = 8_192;
 /// Bound values per row of a block upsert (`push_block_upsert`).
 pub(super) const BLOCK_BINDS: usize = 5;
+/// Bound values per row of a block append (`push_block_append`).
+pub(super) const APPEND_BINDS: usize = 5;
 /// Bound values per row of a rollup merge (`push_rollup_merge`).
 pub(super) const ROLLUP_BINDS: usize = 12;
 /// Bound values per signal of a figures update (`push_figures_update`).
@@ -53,8 +55,10 @@ impl SqliteStore {
     }
 
     /// Writes `rows` (the journal's points, then a write's own, if any) into blocks, rollups and
-    /// figures, and empties the journal, in one transaction: place the points in blocks and work out
-    /// the rollup and figures changes, commit, then cache the new tails.
+    /// figures, and empties the journal, in one transaction, a few thousand series at a time (so
+    /// its memory stays small whatever the width): place their points in blocks and work out the
+    /// rollup and figures changes, queue the statements; then recompute the buckets where a point
+    /// was replaced, commit, and cache the new tails.
     pub(super) async fn fold(
         &self,
         tx: &mut WriteTx,
@@ -63,10 +67,30 @@ impl SqliteStore {
         created: &foldhash::HashSet<SeriesId>,
     ) -> Result<(), StoreError> {
         let rows = Row::one_per_key(rows);
-        let mut placed = self.place_rows(tx, &state.tails, &rows, created).await?;
-        placed.clear_journal = !state.journal.is_empty();
-        commit(tx, &placed).await?;
-        state.tails.extend(placed.tails);
+        tx.begun().await?;
+        let mut batch = Batch::default();
+        let (mut stale, mut tails) = (Stale::default(), Vec::new());
+        for part in by_series(&rows, FOLD_PART_ROWS) {
+            let placed = self.place_rows(tx, &state.tails, part, created).await?;
+            queue(&mut batch, &mut tx.conn, &placed).await?;
+            stale.minutes.extend(placed.changes.stale_minutes);
+            stale.hours.extend(placed.changes.stale_hours);
+            tails.extend(placed.tails);
+        }
+        if !state.journal.is_empty() {
+            batch.sql.push("DELETE FROM journal; ");
+        }
+        batch.send(&mut tx.conn).await?;
+        // Minutes first, since an hour is rebuilt from them.
+        for &(id, start) in &stale.minutes {
+            recompute_minute(&mut tx.conn, id, start).await?;
+        }
+        for &(id, start) in &stale.hours {
+            recompute_hour(&mut tx.conn, id, start).await?;
+        }
+        sqlx::query("COMMIT").execute(&mut *tx.conn).await?;
+        tx.begun = false;
+        state.tails.extend(tails);
         state.journal.clear();
         Ok(())
     }
@@ -120,12 +144,12 @@ impl SqliteStore {
         })
     }
 
-    /// Each series' points merged into its blocks (reading a block only when its tail is not
-    /// cached or a late point falls before it), and what that changes in the rollups and figures.
+    /// Each series' points placed in its blocks (appended to the newest without reading it, where
+    /// they follow it and fit), and what that changes in the rollups and figures.
     async fn place_rows(
         &self,
         tx: &mut WriteTx,
-        tails: &HashMap<SeriesId, Points>,
+        tails: &HashMap<SeriesId, Option<Tail>>,
         rows: &[Row],
         created: &foldhash::HashSet<SeriesId>,
     ) -> Result<Placed, StoreError> {
@@ -145,15 +169,21 @@ impl SqliteStore {
             }
             let mut replaced = Vec::new();
             if !raw.is_empty() {
-                let tail = match tails.get(&id) {
-                    Some(tail) => tail.clone(),
+                let known = match tails.get(&id) {
+                    Some(Some(tail)) => Known::Tail(*tail),
+                    Some(None) => Known::NoBlock,
                     // A signal created by this write has no block yet: nothing to read.
-                    None if created.contains(&id) => Points::new(),
-                    None => load_tail(tx.begun().await?, id).await?,
+                    None if created.contains(&id) => Known::NoBlock,
+                    None => Known::Unknown,
                 };
-                let (packed, tail) = place(tx, id, tail, &raw, &mut replaced).await?;
-                placed.blocks.extend(SeriesBlock::all(id, packed));
-                placed.tails.extend(tail.map(|tail| (id, tail)));
+                let placement = place(tx, id, known, &raw, &mut replaced).await?;
+                placed
+                    .blocks
+                    .extend(SeriesBlock::all(id, placement.rewritten));
+                placed.appends.extend(placement.appended);
+                placed
+                    .tails
+                    .extend(placement.tail.map(|tail| (id, Some(tail))));
             }
             // `merge` reports replaced timestamps in ascending order.
             for point in &raw {
@@ -186,61 +216,62 @@ struct Resolved<'p> {
     created: foldhash::HashSet<SeriesId>,
 }
 
-/// What a fold writes, and the tails to cache once it commits.
+/// Rows a fold places before it queues their statements: a few thousand series' worth.
+const FOLD_PART_ROWS: usize = 16_384;
+
+/// `rows` (sorted by series) in parts of about `size` rows, a series never split.
+fn by_series(rows: &[Row], size: usize) -> impl Iterator<Item = &[Row]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = size.min(rest.len());
+        let last = rest[end - 1].series;
+        end += rest[end..].partition_point(|row| row.series == last);
+        let (part, after) = rest.split_at(end);
+        rest = after;
+        Some(part)
+    })
+}
+
+/// What a fold writes for some series, and their tails to cache once it commits.
 #[derive(Default)]
 struct Placed {
     blocks: Vec<SeriesBlock>,
+    appends: Vec<Append>,
     changes: Changes,
     figures: Vec<Figures>,
-    tails: Vec<(SeriesId, Points)>,
-    /// Whether the journal holds points (which this fold writes) to delete.
-    clear_journal: bool,
+    tails: Vec<(SeriesId, Option<Tail>)>,
 }
 
-/// Blocks, rollup deltas and signal figures go to SQLite as multi-statement batches
-/// (`Batch`): a round trip to sqlx's SQLite thread per batch instead of one per statement. Unless
-/// something had to be read or must be recomputed inside the transaction (rare), the first batch
-/// also begins it and the last commits it.
-async fn commit(tx: &mut WriteTx, placed: &Placed) -> Result<(), StoreError> {
-    let changes = &placed.changes;
-    let recompute = !changes.stale_minutes.is_empty() || !changes.stale_hours.is_empty();
-    let whole = !tx.begun && !recompute;
-    let conn = if whole {
-        tx.begun = true;
-        &mut *tx.conn
-    } else {
-        tx.begun().await?
-    };
-    let mut batch = Batch::new(if whole { BEGIN } else { "" });
+/// Buckets where a point was replaced, rebuilt from what they hold once everything else is written.
+#[derive(Default)]
+struct Stale {
+    minutes: std::collections::BTreeSet<(SeriesId, i64)>,
+    hours: std::collections::BTreeSet<(SeriesId, i64)>,
+}
+
+/// Queues blocks, rollup deltas and signal figures as multi-statement batches (`Batch`): a round
+/// trip to sqlx's SQLite thread per batch instead of one per statement.
+async fn queue(
+    batch: &mut Batch,
+    conn: &mut sqlx::SqliteConnection,
+    placed: &Placed,
+) -> Result<(), StoreError> {
     batch
         .statements(conn, &placed.blocks, BLOCK_BINDS, push_block_upsert)
         .await?;
-    for (interval, merges) in changes.merges() {
+    batch
+        .statements(conn, &placed.appends, APPEND_BINDS, push_block_append)
+        .await?;
+    for (interval, merges) in placed.changes.merges() {
         let push = |sql: &mut _, chunk: &[_]| push_rollup_merge(sql, interval, chunk);
         batch.statements(conn, &merges, ROLLUP_BINDS, push).await?;
     }
     batch
         .statements(conn, &placed.figures, FIGURES_BINDS, push_figures_update)
-        .await?;
-    if placed.clear_journal {
-        batch.sql.push("DELETE FROM journal; ");
-    }
-    if whole {
-        batch.sql.push("COMMIT;");
-        batch.send(conn).await?;
-    } else {
-        batch.send(conn).await?;
-        // Buckets where a point was replaced. Minutes first, since an hour is rebuilt from them.
-        for &(id, start) in &changes.stale_minutes {
-            recompute_minute(conn, id, start).await?;
-        }
-        for &(id, start) in &changes.stale_hours {
-            recompute_hour(conn, id, start).await?;
-        }
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
-    }
-    tx.begun = false;
-    Ok(())
+        .await
 }
 
 /// The ids of `names` in `series`, each inserted unless it is there already: a statement per
@@ -271,23 +302,19 @@ pub(super) async fn insert_series<'a>(
     Ok(ids)
 }
 
-/// Statements queued for one transaction, sent in batches of at most `BATCH_BINDS` bound values.
+/// Statements of one transaction, sent to SQLite's thread in as few round trips as their bound
+/// values allow (at most `BATCH_BINDS` each). A statement of as many rows as it can hold has the
+/// same text every time: it goes alone and is kept prepared (parsing multi-row statements afresh
+/// took a third of a fold's time). Shorter ones, whose text varies, are queued together.
+#[derive(Default)]
 pub(super) struct Batch {
     sql: QueryBuilder<'static, Sqlite>,
     binds: usize,
 }
 
 impl Batch {
-    pub(super) fn new(start: &str) -> Batch {
-        Batch {
-            sql: QueryBuilder::new(start),
-            binds: 0,
-        }
-    }
-
-    /// Queues the multi-row statements `push` writes for `rows`, each of `binds_per_row` bound
-    /// values, as many rows to a statement as a batch holds, sending what is queued whenever the
-    /// next statement would not fit.
+    /// Sends (or queues) the multi-row statements `push` writes for `rows`, each of `binds_per_row`
+    /// bound values, in order.
     pub(super) async fn statements<T>(
         &mut self,
         conn: &mut sqlx::SqliteConnection,
@@ -295,24 +322,34 @@ impl Batch {
         binds_per_row: usize,
         push: impl Fn(&mut QueryBuilder<'static, Sqlite>, &[T]),
     ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(BATCH_BINDS / binds_per_row) {
+        let most = BATCH_BINDS / binds_per_row;
+        for chunk in rows.chunks(most) {
             let binds = chunk.len() * binds_per_row;
-            if self.binds > 0 && self.binds + binds > BATCH_BINDS {
+            if self.binds > 0 && (chunk.len() == most || self.binds + binds > BATCH_BINDS) {
                 self.send(conn).await?;
             }
-            self.binds += binds;
-            push(&mut self.sql, chunk);
+            if chunk.len() == most {
+                let mut full = QueryBuilder::new("");
+                push(&mut full, chunk);
+                full.build().execute(&mut *conn).await?;
+            } else {
+                self.binds += binds;
+                push(&mut self.sql, chunk);
+            }
         }
         Ok(())
     }
 
+    /// Sends what is queued.
     pub(super) async fn send(
         &mut self,
         conn: &mut sqlx::SqliteConnection,
     ) -> Result<(), StoreError> {
-        let mut sql = std::mem::replace(&mut self.sql, QueryBuilder::new(""));
+        let mut sql = std::mem::take(&mut self.sql);
         self.binds = 0;
-        sql.build().execute(conn).await?;
+        if !sql.sql().is_empty() {
+            sql.build().persistent(false).execute(conn).await?;
+        }
         Ok(())
     }
 }
@@ -345,6 +382,25 @@ pub(super) fn push_block_upsert(batch: &mut QueryBuilder<'_, Sqlite>, blocks: &[
         " ON CONFLICT (series_id, first_ts) DO UPDATE SET \
           last_ts = excluded.last_ts, count = excluded.count, data = excluded.data; ",
     );
+}
+
+/// Appends the statement that appends points to newest blocks. A blob's `||` gives text (the same
+/// bytes), cast back.
+pub(super) fn push_block_append(batch: &mut QueryBuilder<'_, Sqlite>, appends: &[Append]) {
+    batch.push(
+        "UPDATE blocks SET last_ts = d.last, count = blocks.count + d.added, \
+           data = CAST(blocks.data || d.data AS BLOB) \
+         FROM (SELECT column1 AS series, column2 AS first, column3 AS last, column4 AS added, \
+                      column5 AS data FROM (",
+    );
+    batch.push_values(appends, |mut row, a| {
+        row.push_bind(a.series)
+            .push_bind(a.first)
+            .push_bind(a.last)
+            .push_bind(a.count)
+            .push_bind(a.data.clone());
+    });
+    batch.push(")) AS d WHERE blocks.series_id = d.series AND blocks.first_ts = d.first; ");
 }
 
 /// Appends the statement that adds a write's deltas to rollup rows (or creates them).
