@@ -352,6 +352,20 @@ pub async fn a_write_of_thousands_of_new_signals_is_one_transaction(open: Opener
     store.close().await;
 }
 
+/// Each signal's points by time, as they should read back.
+type Model = BTreeMap<String, BTreeMap<i64, f64>>;
+
+/// Writes `points` and keeps their values in `expected`, later ones over earlier ones.
+async fn write_remembering(store: &Store, points: &[DataPoint], expected: &mut Model) {
+    for p in points {
+        expected
+            .entry(p.signal.to_string())
+            .or_default()
+            .insert(p.timestamp.millis(), p.value.get());
+    }
+    write(store, points).await;
+}
+
 /// Random batches of (signal, minute offset, value): out of order, with duplicates.
 fn batches() -> impl Strategy<Value = Vec<Vec<(u8, i64, i32)>>> {
     prop::collection::vec(
@@ -367,19 +381,13 @@ pub fn rollups_agree_with_raw_points_under_any_order_of_writes(open: Opener) {
     proptest!(ProptestConfig::with_cases(24), |(batches in batches())| {
         runtime.block_on(async {
             let Opened { store, database: _keep } = open(Retention::default(), clock_at(NOW)).await;
-            let mut expected: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+            let mut expected = Model::new();
             for batch in &batches {
                 let points: Vec<DataPoint> = batch
                     .iter()
                     .map(|&(s, offset, v)| point(&format!("s{s}"), HOUR0 + offset * 10_000, v.into()))
                     .collect();
-                for p in &points {
-                    expected
-                        .entry(p.signal.to_string())
-                        .or_default()
-                        .insert(p.timestamp.millis(), p.value.get());
-                }
-                write(&store, &points).await;
+                write_remembering(&store, &points, &mut expected).await;
             }
             let wide = store
                 .read(&range(HOUR0 - 2 * DAY, HOUR0 + 2 * DAY), Shape::Decimated { max_points: 16 })
@@ -422,7 +430,7 @@ pub fn raw_reads_return_the_last_value_of_each_point_however_writes_and_reads_in
     proptest!(ProptestConfig::with_cases(24), |(batches in interleaved())| {
         runtime.block_on(async {
             let Opened { store, database: _keep } = open(Retention::default(), clock_at(NOW)).await;
-            let mut expected: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+            let mut expected = Model::new();
             for (k, step) in batches.iter().enumerate() {
                 let points: Vec<DataPoint> = step
                     .points
@@ -432,13 +440,7 @@ pub fn raw_reads_return_the_last_value_of_each_point_however_writes_and_reads_in
                         point(&format!("s{s}"), t, v.into())
                     })
                     .collect();
-                for p in &points {
-                    expected
-                        .entry(p.signal.to_string())
-                        .or_default()
-                        .insert(p.timestamp.millis(), p.value.get());
-                }
-                write(&store, &points).await;
+                write_remembering(&store, &points, &mut expected).await;
                 if step.read_after {
                     raw(&store, HOUR0, HOUR0 + 1).await;
                 }
