@@ -75,19 +75,22 @@ pub(super) struct Row {
 }
 
 impl Row {
-    /// `rows` sorted by (series, time), one per key: of two points with the same key in one write
+    /// Sorts `rows` by (series, time), one per key: of two points with the same key in one write
     /// the later one wins, as it would in two requests.
-    pub fn one_per_key(mut rows: Vec<Row>) -> Vec<Row> {
+    pub fn keep_one_per_key(rows: &mut Vec<Row>) {
         // A stable sort keeps arrival order within a key: the last of each key is the one kept.
         rows.sort_by_key(|row| (row.series, row.ts));
-        let mut unique: Vec<Row> = Vec::with_capacity(rows.len());
-        for row in rows {
-            match unique.last_mut() {
-                Some(last) if (last.series, last.ts) == (row.series, row.ts) => *last = row,
-                _ => unique.push(row),
+        let mut kept = 0;
+        for i in 0..rows.len() {
+            let row = rows[i];
+            if kept > 0 && (rows[kept - 1].series, rows[kept - 1].ts) == (row.series, row.ts) {
+                rows[kept - 1] = row;
+            } else {
+                rows[kept] = row;
+                kept += 1;
             }
         }
-        unique
+        rows.truncate(kept);
     }
 }
 

@@ -78,7 +78,8 @@ impl PostgresStore {
                 value: point.value.get(),
             });
         }
-        Ok(Row::one_per_key(rows))
+        Row::keep_one_per_key(&mut rows);
+        Ok(rows)
     }
 
     /// Steps 3 to 7, in one transaction. `rows` are by (series, time), one per key; those before

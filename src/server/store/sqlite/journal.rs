@@ -12,8 +12,8 @@ use super::super::dense::{unzigzag, zigzag};
 use super::super::rows::Row;
 use super::*;
 
-/// Points the journal gathers before the write that would pass it folds them (and its own) instead.
-/// Held in memory as `Row`s, 24 bytes each.
+/// Points the journal gathers before the write that would pass them folds them first. Held in
+/// memory as `Row`s, 24 bytes each. A write of as many points on its own is folded at once.
 pub(super) const FOLD_POINTS: usize = 500_000;
 
 /// The first byte of a journal row: the encoding below.
@@ -42,9 +42,7 @@ impl SqliteStore {
             conn: self.writes.acquire().await?,
             begun: false,
         };
-        let rows = state.journal.clone();
-        self.fold(&mut tx, &mut state, rows, &Default::default())
-            .await
+        self.fold_journal(&mut tx, &mut state).await
     }
 
     /// Loads what the journal holds (left by a crash or a stop) into memory, to be folded.

@@ -19,10 +19,10 @@ pub(super) const ROLLUP_BINDS: usize = 12;
 pub(super) const FIGURES_BINDS: usize = 5;
 
 impl SqliteStore {
-    /// A group commit: resolve each point's signal id (inserting new signals), then either append
-    /// the points to the journal, or, once it would hold `FOLD_POINTS`, fold its points and these
-    /// into blocks, rollups and figures. Caches change only after the commit: a rolled-back write
-    /// leaves them as they were.
+    /// A group commit: fold the journal first if these points would take it past `FOLD_POINTS`;
+    /// resolve each point's signal id (inserting new signals); append the points to the journal, or
+    /// fold them straight away if they alone fill it. Caches change only after the commit: a
+    /// rolled-back write leaves them as they were.
     pub async fn write(&self, points: &[&DataPoint]) -> Result<(), StoreError> {
         // Held until the caches match the commit: retention, which may cut a tail, waits for it.
         let mut state = self.state.lock().await;
@@ -30,14 +30,16 @@ impl SqliteStore {
             conn: self.writes.acquire().await?,
             begun: false,
         };
-        let resolved = self.resolve_ids(&mut tx, points).await?;
-        if state.journal.len() + resolved.rows.len() < FOLD_POINTS {
+        if !state.journal.is_empty() && state.journal.len() + points.len() > FOLD_POINTS {
+            self.fold_journal(&mut tx, &mut state).await?;
+        }
+        let mut resolved = self.resolve_ids(&mut tx, points).await?;
+        if resolved.rows.len() < FOLD_POINTS {
             journal::append(&mut tx, &resolved.rows).await?;
             state.journal.extend(resolved.rows);
         } else {
-            let mut rows = state.journal.clone();
-            rows.extend(resolved.rows);
-            self.fold(&mut tx, &mut state, rows, &resolved.created)
+            let (rows, created) = (&mut resolved.rows, &resolved.created);
+            self.fold(&mut tx, &mut state.tails, rows, created, false)
                 .await?;
         }
         // A new signal has no block until a fold writes one: nothing to read then.
@@ -54,30 +56,49 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Writes `rows` (the journal's points, then a write's own, if any) into blocks, rollups and
-    /// figures, and empties the journal, in one transaction, a few thousand series at a time (so
-    /// its memory stays small whatever the width): place their points in blocks and work out the
-    /// rollup and figures changes, queue the statements; then recompute the buckets where a point
-    /// was replaced, commit, and cache the new tails.
-    pub(super) async fn fold(
+    /// Folds the journal's points and empties it. Should that fail, the journal keeps its points
+    /// in memory sorted and one per key, which folds to the same as the file's rows.
+    pub(super) async fn fold_journal(
         &self,
         tx: &mut WriteTx,
         state: &mut WriteState,
-        rows: Vec<Row>,
-        created: &foldhash::HashSet<SeriesId>,
     ) -> Result<(), StoreError> {
-        let rows = Row::one_per_key(rows);
+        let mut rows = std::mem::take(&mut state.journal);
+        let none_created = Default::default();
+        let folded = self
+            .fold(tx, &mut state.tails, &mut rows, &none_created, true)
+            .await;
+        if folded.is_err() {
+            state.journal = rows;
+        }
+        folded
+    }
+
+    /// Writes `rows` into blocks, rollups and figures (and, if they are the journal's, empties it)
+    /// in one transaction, a few thousand series at a time (so its memory stays small whatever the
+    /// width): place their points in blocks and work out the rollup and figures changes, queue the
+    /// statements; then recompute the buckets where a point was replaced, commit, and cache the new
+    /// tails.
+    async fn fold(
+        &self,
+        tx: &mut WriteTx,
+        tails: &mut HashMap<SeriesId, Option<Tail>>,
+        rows: &mut Vec<Row>,
+        created: &foldhash::HashSet<SeriesId>,
+        from_journal: bool,
+    ) -> Result<(), StoreError> {
+        Row::keep_one_per_key(rows);
         tx.begun().await?;
         let mut batch = Batch::default();
-        let (mut stale, mut tails) = (Stale::default(), Vec::new());
-        for part in by_series(&rows, FOLD_PART_ROWS) {
-            let placed = self.place_rows(tx, &state.tails, part, created).await?;
+        let (mut stale, mut new_tails) = (Stale::default(), Vec::new());
+        for part in by_series(rows, FOLD_PART_ROWS) {
+            let placed = self.place_rows(tx, tails, part, created).await?;
             queue(&mut batch, &mut tx.conn, &placed).await?;
             stale.minutes.extend(placed.changes.stale_minutes);
             stale.hours.extend(placed.changes.stale_hours);
-            tails.extend(placed.tails);
+            new_tails.extend(placed.tails);
         }
-        if !state.journal.is_empty() {
+        if from_journal {
             batch.sql.push("DELETE FROM journal; ");
         }
         batch.send(&mut tx.conn).await?;
@@ -90,8 +111,7 @@ impl SqliteStore {
         }
         sqlx::query("COMMIT").execute(&mut *tx.conn).await?;
         tx.begun = false;
-        state.tails.extend(tails);
-        state.journal.clear();
+        tails.extend(new_tails);
         Ok(())
     }
 
@@ -138,7 +158,10 @@ impl SqliteStore {
             });
         }
         Ok(Resolved {
-            rows: Row::one_per_key(rows),
+            rows: {
+                Row::keep_one_per_key(&mut rows);
+                rows
+            },
             fresh,
             created,
         })
