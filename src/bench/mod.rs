@@ -1,7 +1,8 @@
 //! `signalboard bench`: the benchmarks whose figures the README quotes — ingest (`ingest.rs`), with
 //! `--query` history reads (`history.rs`), with `--edge` an edge in front of a server (`edge.rs`),
 //! with `--rules` what alert rules cost (`alerts.rs`), with `--metrics` what the server's watching
-//! of itself costs (`monitoring.rs`) — against real server processes
+//! of itself costs (`monitoring.rs`), with `--sweep` ingest from `wrk` at several concurrencies
+//! (`sweep.rs`) — against real server processes
 //! (`servers.rs`): this same binary's `serve` on a fresh database in a temporary directory, and with
 //! `--victoria-metrics` the peer. Client and server share the machine, as they do in the peer's
 //! figures.
@@ -12,6 +13,7 @@ mod history;
 mod ingest;
 mod monitoring;
 mod servers;
+mod sweep;
 
 use clap::Args;
 use signalboard::server::store::Durability;
@@ -75,6 +77,11 @@ pub struct BenchArgs {
     /// `/metrics` scrape with none, `--signals` and 100,000 signals.
     #[arg(long, conflicts_with_all = ["query", "edge", "rules"])]
     pub metrics: bool,
+    /// Benchmark line-protocol ingest with `wrk` (Debian package) instead, an independent load
+    /// generator: 1, 4, 8, 16 and 32 connections, `--seconds` each, Signalboard and VictoriaMetrics
+    /// taking turns.
+    #[arg(long, conflicts_with_all = ["query", "edge", "rules", "metrics"])]
+    pub sweep: bool,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -86,6 +93,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         alerts::run(&args).await
     } else if args.metrics {
         monitoring::run(&args).await
+    } else if args.sweep {
+        sweep::run(&args).await
     } else {
         ingest::run(args).await
     }

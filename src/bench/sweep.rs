@@ -1,0 +1,103 @@
+//! `bench --sweep`: line-protocol batches from `wrk` (Debian's, an HTTP load generator that is
+//! neither server's client) at 1, 4, 8, 16 and 32 connections, into Signalboard and VictoriaMetrics
+//! taking turns, `--seconds` each. wrk builds every request in Lua: 1,000 lines, the `--signals`
+//! taking turns as `bench --victoria-metrics` sends them, numbered across requests and threads so no
+//! point is sent twice.
+
+use super::ingest::day_ago;
+use super::servers::{BenchDatabase, OwnServer, Victoria};
+use super::BenchArgs;
+use anyhow::{bail, Context};
+use std::sync::atomic::Ordering;
+
+/// Connections at each step of the sweep.
+const CONNECTIONS: [usize; 5] = [1, 4, 8, 16, 32];
+
+/// Hands each wrk thread its number, then builds request `r` of thread `id` from points
+/// `(r * threads + id) * 1000` on: point `n` is signal `n % signals` at `base + n / signals` ms.
+const SCRIPT: &str = r#"
+local next_id = 0
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+end
+function init(args)
+  signals, base, threads, sent = tonumber(args[1]), tonumber(args[2]), tonumber(args[3]), 0
+end
+function request()
+  local first = (sent * threads + id) * 1000
+  sent = sent + 1
+  local lines = {}
+  for k = 0, 999 do
+    local n = first + k
+    lines[k + 1] = string.format("bench,signal=bench.batch.%d value=%d %d000000",
+      n % signals, n % 1000, base + math.floor(n / signals))
+  end
+  return wrk.format("POST", nil, {["Content-Type"] = "text/plain"}, table.concat(lines, "\n"))
+end
+"#;
+
+pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let script = tempfile::Builder::new().suffix(".lua").tempfile()?;
+    std::fs::write(script.path(), SCRIPT)?;
+    let database = BenchDatabase::new(args.database_url.as_deref()).await?;
+    let server = OwnServer::start(&database.url, args.durability).await?;
+    let victoria = Victoria::start().await?;
+    let clock = day_ago();
+    println!(
+        "| connections | Signalboard, {} signals | VictoriaMetrics | ratio |\n|---|---|---|---|",
+        args.signals
+    );
+    for connections in CONNECTIONS {
+        let mut rates = Vec::new();
+        for url in [format!("{}/api/v2/write", server.url), victoria.write_url()] {
+            // An hour of timestamps a run: more rounds of the signals than any run sends.
+            let base = clock.fetch_add(3_600_000, Ordering::Relaxed);
+            rates.push(wrk(script.path(), &url, connections, args, base).await?);
+        }
+        println!(
+            "| {connections} | {:.2} M points/s | {:.2} M | {:.2} |",
+            rates[0] / 1e6,
+            rates[1] / 1e6,
+            rates[0] / rates[1]
+        );
+    }
+    server.stop().await
+}
+
+/// Points per second wrk sent to `url` with `connections`, every answer a 2xx.
+async fn wrk(
+    script: &std::path::Path,
+    url: &str,
+    connections: usize,
+    args: &BenchArgs,
+    base: i64,
+) -> anyhow::Result<f64> {
+    let threads = connections.min(2);
+    let output = tokio::process::Command::new("wrk")
+        .arg(format!("-t{threads}"))
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{}s", args.seconds))
+        .arg("-s")
+        .arg(script)
+        .arg(url)
+        .arg("--")
+        .args([
+            args.signals.to_string(),
+            base.to_string(),
+            threads.to_string(),
+        ])
+        .output()
+        .await
+        .context("running wrk (Debian package `wrk`)")?;
+    let report = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || report.contains("Non-2xx") {
+        bail!("wrk against {url} failed: {report}");
+    }
+    let requests: f64 = report
+        .lines()
+        .find_map(|line| line.strip_prefix("Requests/sec:"))
+        .and_then(|rate| rate.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk's report: {report}"))?;
+    Ok(requests * 1_000.0)
+}
