@@ -265,7 +265,7 @@ async fn store_ingest(
 /// GETs each of `urls` in turn, 21 rounds, so that servers compared see the same stretch of a noisy
 /// machine; for each, the median time, timed like `curl --compressed` (until the whole body has
 /// arrived and been inflated: parsing is the client's business), and the last body.
-async fn interleaved_medians(
+pub(super) async fn interleaved_medians(
     client: &reqwest::Client,
     urls: &[String],
 ) -> anyhow::Result<Vec<(Duration, Bytes)>> {

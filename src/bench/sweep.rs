@@ -2,11 +2,12 @@
 //! neither server's client) at 1, 4, 8, 16 and 32 connections, into Signalboard and VictoriaMetrics
 //! taking turns, `--seconds` each. wrk builds every request in Lua: 1,000 lines, the `--signals`
 //! taking turns as `bench --victoria-metrics` sends them, numbered across requests and threads so no
-//! point is sent twice.
+//! point is sent twice. Then the time to list the signals, as the dashboard does.
 
+use super::history::interleaved_medians;
 use super::ingest::day_ago;
 use super::servers::{BenchDatabase, OwnServer, Victoria};
-use super::BenchArgs;
+use super::{ms, BenchArgs};
 use anyhow::{bail, Context};
 use std::sync::atomic::Ordering;
 
@@ -62,6 +63,16 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             rates[0] / rates[1]
         );
     }
+    // The signal list at this width, as the dashboard loads it.
+    let client = reqwest::Client::builder().gzip(true).build()?;
+    let list = [format!("{}/api/signals", server.url)];
+    let timed = interleaved_medians(&client, &list).await?;
+    let signals: Vec<signalboard::model::SignalInfo> = serde_json::from_slice(&timed[0].1)?;
+    println!(
+        "\n| GET /api/signals, {} signals, gzip, median of 21 | {} |",
+        signals.len(),
+        ms(Some(timed[0].0))
+    );
     server.stop().await
 }
 
