@@ -439,6 +439,33 @@ async fn closed_blocks_keep_a_sensor_at_one_hertz_in_about_two_bytes_a_point() {
     assert!(bytes < 3 * points, "{bytes} bytes for {points} points");
 }
 
+/// A write waits in the journal until something reads; a `token` command's store opened beside the
+/// server leaves it there (only the server, whose memory holds the journal and the newest blocks,
+/// may fold it), and the server's next read finds the point.
+#[tokio::test]
+async fn the_journal_is_folded_by_its_server_alone() {
+    let (_dir, database, store) = keeping_everything("journal.db").await;
+    write(&store, &[point("journaled", BASE, 1.5)]).await;
+    let rows = |table: &'static str| {
+        let database = database.clone();
+        async move {
+            let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+            let sql = format!("SELECT count(*) FROM {table}");
+            let n: i64 = sqlx::query_scalar(&sql).fetch_one(&mut db).await.unwrap();
+            db.close().await.unwrap();
+            n
+        }
+    };
+    assert_eq!((rows("journal").await, rows("blocks").await), (1, 0));
+    let beside = Store::open_shared(&database).await.unwrap();
+    beside.close().await;
+    assert_eq!((rows("journal").await, rows("blocks").await), (1, 0));
+    let series = read_raw(&store, 0, 1).await;
+    assert_eq!((series[0].timestamps[0], series[0].values[0]), (BASE, 1.5));
+    assert_eq!((rows("journal").await, rows("blocks").await), (0, 1));
+    store.close().await;
+}
+
 /// Under steady writes the WAL still starts over at each checkpoint: it stays a small fraction of
 /// what was written, instead of growing for as long as the writes go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -239,7 +239,8 @@ pub struct TokenRecord {
 /// Whether a store holds its database alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hold {
-    /// A server: it writes points, and keeps the newest blocks in memory, so no one else may.
+    /// A server: it writes points, and keeps the journal and the newest blocks in memory, so no one
+    /// else may.
     Exclusive,
     /// Beside a running server, for what is safe to change next to it: tokens.
     Shared,

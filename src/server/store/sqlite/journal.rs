@@ -35,7 +35,7 @@ impl SqliteStore {
     /// does first, so it sees every committed point.
     pub async fn settle(&self) -> Result<(), StoreError> {
         let mut state = self.state.lock().await;
-        if state.journal.is_empty() {
+        if state.journal.is_empty() || !self.owns_journal {
             return Ok(());
         }
         let mut tx = WriteTx {

@@ -118,6 +118,9 @@ pub struct SqliteStore {
     clock: SharedClock,
     /// This process' hold on the file, released by `close`.
     lock: Arc<Mutex<Option<DatabaseLock>>>,
+    /// `Hold::Exclusive`: this store is the server's, whose memory holds the journal and the newest
+    /// blocks; a `token` command's store beside it must leave both alone.
+    pub(super) owns_journal: bool,
 }
 
 impl SqliteStore {
@@ -183,9 +186,12 @@ impl SqliteStore {
             retention,
             clock,
             lock: Arc::new(Mutex::new(lock)),
+            owns_journal: hold == Hold::Exclusive,
         };
-        store.load_journal().await?;
-        store.settle().await?;
+        if store.owns_journal {
+            store.load_journal().await?;
+            store.settle().await?;
+        }
         Ok(store)
     }
 

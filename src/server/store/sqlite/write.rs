@@ -157,11 +157,9 @@ impl SqliteStore {
                 value: point.value.get(),
             });
         }
+        Row::keep_one_per_key(&mut rows);
         Ok(Resolved {
-            rows: {
-                Row::keep_one_per_key(&mut rows);
-                rows
-            },
+            rows,
             fresh,
             created,
         })
