@@ -5,19 +5,21 @@ mod common;
 
 use common::TestServer;
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 
 const T0_NS: i64 = 1_795_687_200_000_000_000;
 
-/// Runs `signalboard token ARGS…` on the server's database; returns its standard output.
-fn token_command(server: &TestServer, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_signalboard"))
+/// Runs `signalboard token ARGS…` on the server's database; returns its standard output. Awaited,
+/// not blocked on: the server runs on the test's own thread, and a transaction it is in the middle
+/// of must be able to finish while the command waits for the database.
+async fn token_command(server: &TestServer, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_signalboard"))
         .arg("token")
         .args(args)
         .arg("--database-url")
         .arg(format!("sqlite://{}", server.database.display()))
         .output()
+        .await
         .unwrap();
     assert!(
         output.status.success(),
@@ -27,8 +29,8 @@ fn token_command(server: &TestServer, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn create(server: &TestServer, name: &str, scope: &str) -> String {
-    let out = token_command(server, &["create", "--name", name, "--scope", scope]);
+async fn create(server: &TestServer, name: &str, scope: &str) -> String {
+    let out = token_command(server, &["create", "--name", name, "--scope", scope]).await;
     out.trim().to_owned()
 }
 
@@ -54,9 +56,9 @@ async fn once_a_token_exists_every_api_needs_one_of_the_right_scope() {
         200,
         "open at first"
     );
-    let reader = create(&server, "dashboard", "read");
-    let writer = create(&server, "telegraf", "write");
-    let admin = create(&server, "ops", "admin");
+    let reader = create(&server, "dashboard", "read").await;
+    let writer = create(&server, "telegraf", "write").await;
+    let admin = create(&server, "ops", "admin").await;
     assert!(reader.starts_with("sb_") && reader != writer);
     reloaded().await;
 
@@ -146,13 +148,13 @@ async fn once_a_token_exists_every_api_needs_one_of_the_right_scope() {
     );
 
     // Listing shows names and scopes, never a token; a revoked token is refused within a second.
-    let list = token_command(&server, &["list"]);
+    let list = token_command(&server, &["list"]).await;
     assert!(
         list.contains("telegraf\twrite") && list.contains("dashboard\tread"),
         "{list}"
     );
     assert!(!list.contains(&writer[3..]) && !list.contains(&reader[3..]));
-    token_command(&server, &["revoke", "telegraf"]);
+    token_command(&server, &["revoke", "telegraf"]).await;
     reloaded().await;
     assert_eq!(
         status(write(&v2, "late").header("authorization", token(&writer))).await,
@@ -164,7 +166,7 @@ async fn once_a_token_exists_every_api_needs_one_of_the_right_scope() {
 #[tokio::test]
 async fn a_token_that_writes_too_fast_hears_when_to_come_back() {
     let server = TestServer::start_with(|s| s.limits.token_write_rate = 5).await;
-    let writer = create(&server, "burst", "write");
+    let writer = create(&server, "burst", "write").await;
     reloaded().await;
     let mut statuses = Vec::new();
     for i in 0..8 {
@@ -191,8 +193,8 @@ async fn a_token_that_writes_too_fast_hears_when_to_come_back() {
 #[tokio::test]
 async fn the_dashboard_signs_in_with_a_read_token_into_a_strict_http_only_cookie() {
     let server = TestServer::start().await;
-    let reader = create(&server, "viewer", "read");
-    let writer = create(&server, "producer", "write");
+    let reader = create(&server, "viewer", "read").await;
+    let writer = create(&server, "producer", "write").await;
     reloaded().await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
