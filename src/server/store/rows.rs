@@ -80,17 +80,13 @@ impl Row {
     pub fn keep_one_per_key(rows: &mut Vec<Row>) {
         // A stable sort keeps arrival order within a key: the last of each key is the one kept.
         rows.sort_by_key(|row| (row.series, row.ts));
-        let mut kept = 0;
-        for i in 0..rows.len() {
-            let row = rows[i];
-            if kept > 0 && (rows[kept - 1].series, rows[kept - 1].ts) == (row.series, row.ts) {
-                rows[kept - 1] = row;
-            } else {
-                rows[kept] = row;
-                kept += 1;
+        rows.dedup_by(|next, kept| {
+            let same = (next.series, next.ts) == (kept.series, kept.ts);
+            if same {
+                *kept = *next;
             }
-        }
-        rows.truncate(kept);
+            same
+        });
     }
 }
 
