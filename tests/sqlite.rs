@@ -237,6 +237,10 @@ async fn packed_hours_answer_as_their_minutes_did_and_never_hide_a_later_write()
     // Two days from 150 s before an hour touch 49 hours; the gap empties five of them.
     assert_eq!(store.pack(now).await.unwrap(), 3 * 44);
     assert_eq!(packed_hours(&database).await.len(), 3 * 44);
+    assert!(
+        rollup_rows(&database, "rollup_1m").await.is_empty(),
+        "packed minutes are kept packed alone"
+    );
     assert_eq!(read(store.clone()).await, unpacked);
     assert_eq!(store.pack(now).await.unwrap(), 0, "nothing left to pack");
 
@@ -248,13 +252,23 @@ async fn packed_hours_answer_as_their_minutes_did_and_never_hide_a_later_write()
     ];
     write(&store, &late).await;
     // The same points written into a store that never packed.
-    let (_dir2, _, fresh) = keeping_everything("fresh.db").await;
+    let (_dir2, fresh_database, fresh) = keeping_everything("fresh.db").await;
     write(&fresh, &points).await;
     write(&fresh, &late).await;
-    let expected = read(fresh).await;
+    let expected = read(fresh.clone()).await;
+    fresh.close().await;
     assert_ne!(expected, unpacked);
     assert_eq!(read(store.clone()).await, expected, "before packing again");
+    // The hours written into, and every later one of their signals, came back as minute rows: each
+    // as the store that never packed has it, to the bit.
+    let unpacked_minutes = rollup_rows(&database, "rollup_1m").await;
+    let fresh_minutes = rollup_rows(&fresh_database, "rollup_1m").await;
+    assert!(unpacked_minutes.len() > 3 * 60);
+    for (key, row) in &unpacked_minutes {
+        assert_eq!(Some(row), fresh_minutes.get(key), "{key:?}");
+    }
     assert!(store.pack(now).await.unwrap() > 0);
+    assert!(rollup_rows(&database, "rollup_1m").await.is_empty());
     assert_eq!(read(store.clone()).await, expected, "after packing again");
     store.close().await;
 }

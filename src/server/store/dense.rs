@@ -27,25 +27,114 @@ pub fn encode(first: i64, points: &[TimeValue]) -> Vec<u8> {
     data.push(DENSE);
     put_varint(&mut data, points.len() as u64);
     put_steps(&mut data, first, points);
-    match decimal_places(points) {
+    put_values(&mut data, points.iter().map(|point| point.value));
+    data
+}
+
+/// Appends `values`: the fewest decimal places at which all come back exactly, then the varint
+/// differences of their scaled integers; or `RAW` and their 8 bytes each.
+pub(super) fn put_values(data: &mut Vec<u8>, values: impl Iterator<Item = f64> + Clone) {
+    match decimal_places(values.clone()) {
         Some(places) => {
             data.push(places);
             let scale = 10f64.powi(i32::from(places));
             let mut previous = 0i64;
-            for point in points {
-                let scaled = (point.value * scale).round() as i64;
-                put_varint(&mut data, zigzag(scaled.wrapping_sub(previous)));
+            for value in values {
+                let scaled = (value * scale).round() as i64;
+                put_varint(data, zigzag(scaled.wrapping_sub(previous)));
                 previous = scaled;
             }
         }
-        None => {
-            data.push(RAW);
-            for point in points {
-                data.extend_from_slice(&point.value.to_le_bytes());
+        None => put_raw(data, values),
+    }
+}
+
+/// Appends `RAW` and the values' 8 bytes each.
+fn put_raw(data: &mut Vec<u8>, values: impl Iterator<Item = f64>) {
+    data.push(RAW);
+    for value in values {
+        data.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+/// Reads what `put_values` wrote into `slots`, one value each; the bytes after them, or `None` if
+/// they are damaged.
+pub(super) fn take_values<'d, 's>(
+    data: &'d [u8],
+    slots: impl Iterator<Item = &'s mut f64>,
+) -> Option<&'d [u8]> {
+    let (&places, mut rest) = data.split_first()?;
+    match places {
+        RAW => {
+            for slot in slots {
+                let (value, after) = rest.split_first_chunk::<8>()?;
+                *slot = f64::from_le_bytes(*value);
+                rest = after;
             }
         }
+        places if places <= MAX_PLACES => {
+            let scale = 10f64.powi(i32::from(places));
+            let mut scaled = 0i64;
+            for slot in slots {
+                let (delta, after) = take_varint(rest)?;
+                scaled = scaled.wrapping_add(unzigzag(delta));
+                *slot = scaled as f64 / scale;
+                rest = after;
+            }
+        }
+        _ => return None,
     }
-    data
+    Some(rest)
+}
+
+/// Appends `values` that lie near decimals without being them (sums of decimals, whose rounding
+/// errors add up): each as the difference of its nearest scaled decimal from the previous one and
+/// how many units in the last place it lies from that decimal, at the places that take the fewest
+/// bytes; or `RAW` and their 8 bytes each, if that is fewer.
+pub(super) fn put_near_values(data: &mut Vec<u8>, values: &[f64]) {
+    let near = |places: u8| {
+        let mut out = vec![places];
+        let scale = 10f64.powi(i32::from(places));
+        let mut previous = 0i64;
+        for &value in values {
+            let scaled = (value * scale).round() as i64;
+            put_varint(&mut out, zigzag(scaled.wrapping_sub(previous)));
+            previous = scaled;
+            let decimal = (scaled as f64 / scale).to_bits() as i64;
+            put_varint(
+                &mut out,
+                zigzag((value.to_bits() as i64).wrapping_sub(decimal)),
+            );
+        }
+        out
+    };
+    let fewest = (0..=MAX_PLACES).map(near).min_by_key(Vec::len);
+    match fewest {
+        Some(near) if near.len() < 1 + 8 * values.len() => data.extend_from_slice(&near),
+        _ => put_raw(data, values.iter().copied()),
+    }
+}
+
+/// Reads what `put_near_values` wrote into `slots`, as `take_values` does.
+pub(super) fn take_near_values<'d, 's>(
+    data: &'d [u8],
+    slots: impl Iterator<Item = &'s mut f64>,
+) -> Option<&'d [u8]> {
+    let (&places, mut rest) = data.split_first()?;
+    if places > MAX_PLACES {
+        return take_values(data, slots);
+    }
+    let scale = 10f64.powi(i32::from(places));
+    let mut scaled = 0i64;
+    for slot in slots {
+        let (delta, after) = take_varint(rest)?;
+        let (ulps, after) = take_varint(after)?;
+        scaled = scaled.wrapping_add(unzigzag(delta));
+        let decimal = (scaled as f64 / scale).to_bits() as i64;
+        *slot = f64::from_bits(decimal.wrapping_add(unzigzag(ulps)) as u64);
+        rest = after;
+    }
+    Some(rest)
 }
 
 /// Runs of (step, how many times), the first step from `first`.
@@ -72,13 +161,13 @@ fn put_steps(data: &mut Vec<u8>, first: i64, points: &[TimeValue]) {
 }
 
 /// The fewest decimal places at which every value is a scaled integer that comes back exactly.
-fn decimal_places(points: &[TimeValue]) -> Option<u8> {
+fn decimal_places(values: impl Iterator<Item = f64> + Clone) -> Option<u8> {
     (0..=MAX_PLACES).find(|&places| {
         let scale = 10f64.powi(i32::from(places));
-        points.iter().all(|point| {
-            let scaled = (point.value * scale).round();
+        values.clone().all(|value| {
+            let scaled = (value * scale).round();
             scaled.abs() < MAX_SCALED
-                && ((scaled as i64) as f64 / scale).to_bits() == point.value.to_bits()
+                && ((scaled as i64) as f64 / scale).to_bits() == value.to_bits()
         })
     })
 }
@@ -109,28 +198,8 @@ pub fn decode(first: i64, data: &[u8], out: &mut Points) -> Result<(), CorruptBl
             out.push(TimeValue::new(t, 0.0));
         }
     }
-    let (&places, mut rest) = rest.split_first().ok_or_else(corrupt)?;
-    let points = &mut out[start..];
-    match places {
-        RAW => {
-            for point in points {
-                let (value, after) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
-                point.value = f64::from_le_bytes(*value);
-                rest = after;
-            }
-        }
-        places if places <= MAX_PLACES => {
-            let scale = 10f64.powi(i32::from(places));
-            let mut scaled = 0i64;
-            for point in points {
-                let (delta, after) = take_varint(rest).ok_or_else(corrupt)?;
-                scaled = scaled.wrapping_add(unzigzag(delta));
-                point.value = scaled as f64 / scale;
-                rest = after;
-            }
-        }
-        _ => return Err(corrupt()),
-    }
+    let values = out[start..].iter_mut().map(|point| &mut point.value);
+    let rest = take_values(rest, values).ok_or_else(corrupt)?;
     if !rest.is_empty() {
         return Err(corrupt());
     }

@@ -10,6 +10,7 @@ mod block;
 mod dense;
 mod ids;
 mod lock;
+mod packed_hour;
 mod postgres;
 pub mod rollup;
 mod rows;

@@ -21,7 +21,14 @@ where
         .fetch(db);
     let mut points = Vec::new();
     while let Some(row) = rows.try_next().await? {
-        for point in points_within(row.first_ts, &row.data, from, to, &mut points)? {
+        for point in points_within(
+            block::unpack,
+            row.first_ts,
+            &row.data,
+            from,
+            to,
+            &mut points,
+        )? {
             if !f(point.time, point.value) {
                 return Ok(());
             }
@@ -52,8 +59,12 @@ struct Block {
     appendable_bytes: Option<usize>,
 }
 
+/// How a packed run of points is read: `block::unpack` (raw blocks) or `packed_hour::points`.
+pub(super) type Unpack = fn(i64, &[u8], &mut Points) -> Result<(), block::CorruptBlock>;
+
 /// The points in `from..=to` of the packed run that starts at `first`, unpacked into `buffer`.
 pub(super) fn points_within<'b>(
+    unpack: Unpack,
     first: i64,
     data: &[u8],
     from: i64,
@@ -61,7 +72,7 @@ pub(super) fn points_within<'b>(
     buffer: &'b mut Points,
 ) -> Result<&'b [TimeValue], StoreError> {
     buffer.clear();
-    block::unpack(first, data, buffer)?;
+    unpack(first, data, buffer)?;
     // A block's points are in time order.
     let (start, end) = (
         buffer.partition_point(|p| p.time < from),

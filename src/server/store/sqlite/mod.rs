@@ -1,7 +1,7 @@
 //! SQLite: the embedded default. One file, WAL mode so reads never wait for the writer. The store is
 //! split by operation: opening and the small queries here, `write.rs` (a group commit in named
 //! steps), `journal.rs` (where writes wait to be folded into blocks), `read.rs` (ranges, raw or decimated), `blocks.rs` (raw points packed in blocks, in and out),
-//! `retention.rs`, `pack.rs` (closed hours' minutes in one row) and `legacy.rs` (what an old database
+//! `retention.rs`, `pack.rs` (closed hours' minutes in one row, and back) and `legacy.rs` (what an old database
 //! needs once).
 
 use super::block::{self, Packed, Points};
@@ -14,7 +14,7 @@ use crate::downsample::TimeValue;
 use crate::model::Series;
 use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
-use blocks::{cut_block, each_point, place, points_within, Append, Known, Tail};
+use blocks::{cut_block, each_point, place, points_within, Append, Known, Tail, Unpack};
 use futures::TryStreamExt;
 use journal::WriteState;
 use sqlx::pool::PoolConnection;
@@ -26,6 +26,7 @@ use write::{push_block_upsert, Batch, SeriesBlock, BLOCK_BINDS};
 // Signal names come from clients: a seeded hash, but a fast one (each point is looked up).
 use foldhash::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,6 +122,9 @@ pub struct SqliteStore {
     /// `Hold::Exclusive`: this store is the server's, whose memory holds the journal and the newest
     /// blocks; a `token` command's store beside it must leave both alone.
     pub(super) owns_journal: bool,
+    /// The end of the newest packed hour of any signal: a write older than this may land in a packed
+    /// hour and has to unpack it first (`unpack_written`).
+    packed_before: Arc<AtomicI64>,
 }
 
 impl SqliteStore {
@@ -178,6 +182,10 @@ impl SqliteStore {
             .connect_with(options.row_buffer_size(4096))
             .await?;
         let ids = SeriesIds::of(sqlx::query_as(SERIES_SQL).fetch_all(&pool).await?);
+        let packed_before: Option<i64> =
+            sqlx::query_scalar("SELECT max(bucket) FROM minutes_packed")
+                .fetch_one(&pool)
+                .await?;
         let store = SqliteStore {
             pool,
             writes,
@@ -187,6 +195,7 @@ impl SqliteStore {
             clock,
             lock: Arc::new(Mutex::new(lock)),
             owns_journal: hold == Hold::Exclusive,
+            packed_before: Arc::new(AtomicI64::new(packed_before.map_or(i64::MIN, |h| h + HOUR))),
         };
         if store.owns_journal {
             store.load_journal().await?;

@@ -1,12 +1,17 @@
-//! Packing: each closed hour's minute rollups in one row (migration 0004).
+//! Packing: each closed hour's minute rollups in one row (migrations 0004 and 0008), and back into
+//! minute rows when a late point lands in it.
 
+use super::super::packed_hour::{self, Minute};
+use super::super::rows::Row;
+use super::write::{push_rollup_merge, ROLLUP_BINDS};
 use super::*;
+use std::sync::atomic::Ordering;
 
 /// Hours one packing transaction packs (see `SqliteStore::pack`).
 const PACK_HOURS: i64 = 24;
 
 impl SqliteStore {
-    /// Packs the minutes of closed hours (see 0004's migration), each signal from its packing mark on,
+    /// Packs the minutes of closed hours (see migrations 0004 and 0008), each signal from its packing mark on,
     /// a day at a time per transaction so the writer never waits long. The current hour and the one
     /// before stay minute rows: late points for them are common (a producer's retries), and each one
     /// sends the mark back. Returns the hours packed.
@@ -36,8 +41,9 @@ impl SqliteStore {
                     break;
                 };
                 let to = (from + PACK_HOURS * HOUR).min(limit);
-                let minutes: Vec<Extremes> = sqlx::query_as(
-                    "SELECT first_ts, first, low_ts, low, high_ts, high, last_ts, last \
+                let rows: Vec<MinuteRow> = sqlx::query_as(
+                    "SELECT bucket, count, sum, first_ts, first, low_ts, low, high_ts, high, \
+                       last_ts, last \
                      FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 \
                      ORDER BY bucket",
                 )
@@ -46,15 +52,14 @@ impl SqliteStore {
                 .bind(to)
                 .fetch_all(&mut *tx)
                 .await?;
-                let hours =
-                    minutes.chunk_by(|a, b| bucket(a.first_ts, HOUR) == bucket(b.first_ts, HOUR));
-                let hours: Vec<PackedHour> = hours
+                let minutes: Vec<Minute> = rows.into_iter().map(Minute::from).collect();
+                let hours: Vec<PackedHour> = minutes
+                    .chunk_by(|a, b| bucket(a.start, HOUR) == bucket(b.start, HOUR))
                     .map(|hour| {
-                        let start = bucket(hour[0].first_ts, HOUR);
-                        let points: Points = hour.iter().flat_map(Extremes::points).collect();
+                        let start = bucket(hour[0].start, HOUR);
                         PackedHour {
                             start,
-                            data: block::pack_run(start, &points),
+                            data: packed_hour::encode(start, hour),
                         }
                     })
                     .collect();
@@ -66,16 +71,22 @@ impl SqliteStore {
                             .push_bind(hour.start)
                             .push_bind(hour.data.clone());
                     });
-                    batch.push(
-                        " ON CONFLICT (series_id, bucket) DO UPDATE SET data = excluded.data; ",
-                    );
+                    batch.push("; ");
                 }
                 batch
-                    .push("UPDATE series SET packed_to = ")
+                    .push("DELETE FROM rollup_1m WHERE series_id = ")
+                    .push_bind(id)
+                    .push(" AND bucket >= ")
+                    .push_bind(from)
+                    .push(" AND bucket < ")
+                    .push_bind(to)
+                    .push("; UPDATE series SET packed_to = ")
                     .push_bind(to)
                     .push(" WHERE id = ")
                     .push_bind(id);
                 batch.build().execute(&mut *tx).await?;
+                // Raised before the commit: a write that begins after it unpacks what it writes into.
+                self.packed_before.fetch_max(to, Ordering::SeqCst);
                 tx.commit().await?;
                 packed += hours.len() as u64;
                 tokio::task::yield_now().await;
@@ -104,8 +115,104 @@ where
     Ok(first.map(|minute| bucket(minute, HOUR)))
 }
 
-/// An hour of minute extremes packed into one row of `minutes_packed`.
+/// An hour of minutes packed into one row of `minutes_packed`.
 struct PackedHour {
     start: i64,
     data: Vec<u8>,
+}
+
+/// A row of `rollup_1m`, whole.
+#[derive(sqlx::FromRow)]
+struct MinuteRow {
+    bucket: i64,
+    count: i64,
+    sum: f64,
+    #[sqlx(flatten)]
+    extremes: Extremes,
+}
+
+impl From<MinuteRow> for Minute {
+    fn from(row: MinuteRow) -> Minute {
+        let e = row.extremes;
+        Minute {
+            start: row.bucket,
+            aggregate: Aggregate {
+                count: row.count,
+                sum: row.sum,
+                first: TimeValue::new(e.first_ts, e.first),
+                low: TimeValue::new(e.low_ts, e.low),
+                high: TimeValue::new(e.high_ts, e.high),
+                last: TimeValue::new(e.last_ts, e.last),
+            },
+        }
+    }
+}
+
+/// A row of `minutes_packed`.
+#[derive(sqlx::FromRow)]
+struct PackedRow {
+    bucket: i64,
+    data: Vec<u8>,
+}
+
+impl SqliteStore {
+    /// Before a fold merges `rows` (sorted by series) into the minute rollups: the packed hours
+    /// they write into come back as minute rows (see migration 0008). Only a series written before
+    /// the newest packed hour's end is looked up; an ordinary write, into the current hour, is not.
+    pub(super) async fn unpack_written(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[Row],
+    ) -> Result<(), StoreError> {
+        let packed_before = self.packed_before.load(Ordering::SeqCst);
+        for series in rows.chunk_by(|a, b| a.series == b.series) {
+            let hour = bucket(series[0].ts, HOUR);
+            if hour < packed_before {
+                unpack(conn, series[0].series, hour).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Unpacks series `id`'s packed hours from `hour` on into minute rows and moves its packing mark
+/// back to `hour`: a mark, not a hole, so every later packed hour comes back too.
+async fn unpack(
+    conn: &mut sqlx::SqliteConnection,
+    id: SeriesId,
+    hour: i64,
+) -> Result<(), StoreError> {
+    let packed: Vec<PackedRow> = sqlx::query_as(
+        "SELECT bucket, data FROM minutes_packed WHERE series_id = ?1 AND bucket >= ?2",
+    )
+    .bind(id)
+    .bind(hour)
+    .fetch_all(&mut *conn)
+    .await?;
+    if packed.is_empty() {
+        return Ok(());
+    }
+    let mut merges = Vec::new();
+    for row in packed {
+        for minute in packed_hour::decode(row.bucket, &row.data)? {
+            merges.push(rollup::Merge {
+                series: id,
+                bucket: minute.start,
+                delta: minute.aggregate,
+            });
+        }
+    }
+    let mut batch = Batch::default();
+    let push = |sql: &mut _, chunk: &[_]| push_rollup_merge(sql, Interval::Minute, chunk);
+    batch.statements(conn, &merges, ROLLUP_BINDS, push).await?;
+    batch.send(conn).await?;
+    sqlx::query(
+        "DELETE FROM minutes_packed WHERE series_id = ?1 AND bucket >= ?2; \
+         UPDATE series SET packed_to = ?2 WHERE id = ?1 AND packed_to > ?2",
+    )
+    .bind(id)
+    .bind(hour)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

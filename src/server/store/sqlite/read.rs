@@ -2,6 +2,7 @@
 //! every signal asked for.
 
 use super::super::answer::Answer;
+use super::super::packed_hour;
 use super::super::rows::RollupRow;
 use super::*;
 use rollup::Stretch;
@@ -31,12 +32,12 @@ impl SqliteStore {
             };
             let sql = stretch_sql(stretch.source, named.is_some());
             match stretch.source {
-                Source::Raw => runs(&mut answer, &mut tx, &sql, &bounds).await?,
+                Source::Raw => runs(&mut answer, &mut tx, &sql, &bounds, block::unpack).await?,
                 Source::Rollup(interval) => {
                     // Packed hours come before the mark, minute rows after: in time order.
                     if interval == Interval::Minute {
                         let packed = packed_minutes_sql(named.is_some());
-                        runs(&mut answer, &mut tx, &packed, &bounds).await?;
+                        runs(&mut answer, &mut tx, &packed, &bounds, packed_hour::points).await?;
                     }
                     rollups(&mut answer, &mut tx, &sql, &bounds).await?;
                 }
@@ -82,18 +83,19 @@ impl<'a> Bounds<'a> {
 }
 
 /// Adds the points within the stretch of each packed run of points (raw blocks, or packed hours of
-/// minutes) that `sql` selects as `RunRow`s.
+/// minutes) that `sql` selects as `RunRow`s, as `unpack` reads them.
 async fn runs(
     answer: &mut Answer,
     db: &mut sqlx::SqliteConnection,
     sql: &str,
     bounds: &Bounds<'_>,
+    unpack: Unpack,
 ) -> Result<(), StoreError> {
     let mut rows = bounds.bind(sqlx::query_as::<_, RunRow>(sql)).fetch(db);
     let (start, end) = answer.clip(bounds.stretch);
     let mut points = Vec::new();
     while let Some(run) = rows.try_next().await? {
-        let within = points_within(run.first_ts, &run.data, start, end, &mut points)?;
+        let within = points_within(unpack, run.first_ts, &run.data, start, end, &mut points)?;
         if !answer.push_run(run.name, within) {
             break;
         }

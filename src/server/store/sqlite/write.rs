@@ -88,7 +88,8 @@ impl SqliteStore {
         from_journal: bool,
     ) -> Result<(), StoreError> {
         Row::keep_one_per_key(rows);
-        tx.begun().await?;
+        // The packer cannot commit from here on: its mark is as it will be until this commits.
+        self.unpack_written(tx.begun().await?, rows).await?;
         let mut batch = Batch::default();
         let (mut stale, mut new_tails) = (Stale::default(), Vec::new());
         for part in by_series(rows, FOLD_PART_ROWS) {
