@@ -1,7 +1,7 @@
 //! History: `GET /api/telemetry`, `GET /api/signals`, and the same reads for the dashboard's server
 //! functions. Parameters are validated here; the store only ever sees a valid `Range`.
 
-use crate::model::{History, Series, DEFAULT_WINDOW_MS, HOUR};
+use crate::model::{History, Series, SignalInfo, DEFAULT_WINDOW_MS, HOUR};
 use crate::server::domain::{SignalName, Timestamp};
 use crate::server::error::ApiError;
 use crate::server::gzip::{self, InParts};
@@ -47,7 +47,7 @@ pub async fn get_signals(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     negotiate(&headers, state.store.signals().await?, |signals| {
-        serde_json::to_vec(&signals).map_err(encoding_failed)
+        Ok(SignalsJson(signals))
     })
 }
 
@@ -154,7 +154,39 @@ impl InParts for HistoryJson {
     }
 }
 
-/// Appends `value` as serde_json writes it (so exactly as in a whole `History`).
+/// The signal list as JSON, written in parts by the threads that deflate them, as `HistoryJson`, so
+/// that a long list never lies in memory whole as JSON too. Joined, the parts are exactly what
+/// `serde_json` makes of the list.
+struct SignalsJson(Vec<SignalInfo>);
+
+impl InParts for SignalsJson {
+    fn size_hint(&self) -> usize {
+        // The name and about 70 bytes of field names and numbers each.
+        self.0.iter().map(|s| s.signal.len() + 70).sum::<usize>() + 2
+    }
+
+    fn part(&self, k: usize, n: usize) -> Cow<'_, [u8]> {
+        let all = &self.0;
+        // Part k holds signals [first, end).
+        let (first, end) = (k * all.len() / n, (k + 1) * all.len() / n);
+        let mut out = Vec::with_capacity(self.size_hint() / n + 64);
+        if k == 0 {
+            out.push(b'[');
+        }
+        for (i, signal) in all[first..end].iter().enumerate() {
+            if first + i > 0 {
+                out.push(b',');
+            }
+            json(&mut out, signal);
+        }
+        if k == n - 1 {
+            out.push(b']');
+        }
+        Cow::Owned(out)
+    }
+}
+
+/// Appends `value` as serde_json writes it (so exactly as in a whole answer).
 fn json(out: &mut Vec<u8>, value: &impl Serialize) {
     // Writing strings and numbers into a `Vec` cannot fail.
     serde_json::to_writer(out, value).expect("plain data serializes");
@@ -371,6 +403,28 @@ mod tests {
                     String::from_utf8(expected.clone()).unwrap(),
                     "{n} parts"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_signal_list_in_parts_joins_into_what_serde_makes() {
+        let info = |name: &str, i: u64| SignalInfo {
+            signal: name.into(),
+            points: i,
+            last_timestamp: NOW - i as i64,
+            last_value: i as f64 / 7.0,
+        };
+        for all in [
+            vec![],
+            vec![info("a", 1)],
+            (0..25).map(|i| info(&format!("s\"{i}"), i)).collect(),
+        ] {
+            let expected = String::from_utf8(serde_json::to_vec(&all).unwrap()).unwrap();
+            let json = SignalsJson(all);
+            for n in 1..=30 {
+                let joined: Vec<u8> = (0..n).flat_map(|k| json.part(k, n).into_owned()).collect();
+                assert_eq!(String::from_utf8(joined).unwrap(), expected, "{n} parts");
             }
         }
     }
