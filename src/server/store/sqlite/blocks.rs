@@ -115,6 +115,103 @@ pub(super) struct Tail {
     bytes: usize,
 }
 
+/// What the writer remembers of each series' newest block, by series id. SQLite's ids count up from
+/// 1, so a vector indexed by id holds 16 bytes a series, where a map held 40 and, growing past
+/// 100,000 signals, its old and new tables at once.
+#[derive(Default)]
+pub(super) struct Tails(Vec<Slot>);
+
+/// One series' entry in `Tails`: a `Tail` in 16 bytes.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    first: i64,
+    /// `last - first`.
+    span: u32,
+    bytes: u16,
+    state: SlotState,
+}
+
+#[derive(Clone, Copy, Default, PartialEq)]
+enum SlotState {
+    #[default]
+    Unknown,
+    NoBlock,
+    Tail,
+    /// A newest block spanning more than `span` holds (49 days): read when next written.
+    TooLong,
+}
+
+/// Ids past this are not remembered (read when written): the vector stays bounded whatever the ids.
+const MOST_REMEMBERED: usize = 1 << 26;
+
+impl Tails {
+    pub fn get(&self, id: SeriesId) -> Known {
+        let Some(slot) = index(id).and_then(|i| self.0.get(i)) else {
+            return Known::Unknown;
+        };
+        match slot.state {
+            SlotState::Unknown | SlotState::TooLong => Known::Unknown,
+            SlotState::NoBlock => Known::NoBlock,
+            SlotState::Tail => Known::Tail(Tail {
+                first: slot.first,
+                last: slot.first + i64::from(slot.span),
+                bytes: usize::from(slot.bytes),
+            }),
+        }
+    }
+
+    /// Remembers series `id`'s newest block (`None`: it has none).
+    pub fn set(&mut self, id: SeriesId, tail: Option<Tail>) {
+        let slot = match tail {
+            None => Slot {
+                state: SlotState::NoBlock,
+                ..Slot::default()
+            },
+            Some(tail) => match (
+                u32::try_from(tail.last - tail.first),
+                u16::try_from(tail.bytes),
+            ) {
+                (Ok(span), Ok(bytes)) => Slot {
+                    first: tail.first,
+                    span,
+                    bytes,
+                    state: SlotState::Tail,
+                },
+                _ => Slot {
+                    state: SlotState::TooLong,
+                    ..Slot::default()
+                },
+            },
+        };
+        let Some(i) = index(id) else { return };
+        if i >= self.0.len() {
+            self.0.resize(i + 1, Slot::default());
+        }
+        self.0[i] = slot;
+    }
+
+    /// A series this write created: it has no block, unless the write gave it one.
+    pub fn created(&mut self, id: SeriesId) {
+        let unknown = index(id)
+            .and_then(|i| self.0.get(i))
+            .is_none_or(|slot| slot.state == SlotState::Unknown);
+        if unknown {
+            self.set(id, None);
+        }
+    }
+
+    /// Forgets series `id`'s newest block (retention cut it): read when next written.
+    pub fn forget(&mut self, id: SeriesId) {
+        if let Some(slot) = index(id).and_then(|i| self.0.get_mut(i)) {
+            *slot = Slot::default();
+        }
+    }
+}
+
+fn index(id: SeriesId) -> Option<usize> {
+    usize::try_from(id.0).ok().filter(|&i| i < MOST_REMEMBERED)
+}
+
 /// What a fold knows of a series' newest block before reading anything.
 #[derive(Clone, Copy)]
 pub(super) enum Known {
@@ -260,4 +357,54 @@ pub(super) async fn cut_block(
     push_block_upsert(&mut batch, &rest);
     batch.build().execute(&mut *tx).await?;
     Ok(cut as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail(first: i64, last: i64, bytes: usize) -> Option<Tail> {
+        Some(Tail { first, last, bytes })
+    }
+
+    fn remembered(tails: &Tails, id: i64) -> Option<(i64, i64, usize)> {
+        match tails.get(SeriesId(id)) {
+            Known::Tail(t) => Some((t.first, t.last, t.bytes)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn tails_are_remembered_by_id_as_set() {
+        let mut tails = Tails::default();
+        tails.set(SeriesId(3), tail(-5_000, 90_000, 960));
+        tails.set(SeriesId(1), None);
+        assert_eq!(remembered(&tails, 3), Some((-5_000, 90_000, 960)));
+        assert!(matches!(tails.get(SeriesId(1)), Known::NoBlock));
+        assert!(matches!(tails.get(SeriesId(2)), Known::Unknown));
+        assert!(matches!(tails.get(SeriesId(4)), Known::Unknown));
+        // A created series has no block, unless its write just gave it one.
+        tails.created(SeriesId(3));
+        tails.created(SeriesId(7));
+        assert_eq!(remembered(&tails, 3), Some((-5_000, 90_000, 960)));
+        assert!(matches!(tails.get(SeriesId(7)), Known::NoBlock));
+        tails.forget(SeriesId(3));
+        assert!(matches!(tails.get(SeriesId(3)), Known::Unknown));
+    }
+
+    #[test]
+    fn tails_too_long_or_of_far_ids_are_read_instead() {
+        let mut tails = Tails::default();
+        // Two months between a block's first and last point: more than 16 bytes hold.
+        tails.set(SeriesId(1), tail(0, 60 * 86_400_000, 100));
+        assert!(matches!(tails.get(SeriesId(1)), Known::Unknown));
+        // And it is not taken for a new series' missing block.
+        tails.created(SeriesId(1));
+        assert!(matches!(tails.get(SeriesId(1)), Known::Unknown));
+        for far in [-1, i64::MAX, 1 << 40] {
+            tails.set(SeriesId(far), tail(0, 1, 10));
+            assert!(matches!(tails.get(SeriesId(far)), Known::Unknown));
+        }
+        assert!(tails.0.len() <= 2);
+    }
 }

@@ -25,7 +25,7 @@ const VERSION: u8 = 1;
 pub(super) struct WriteState {
     /// Series id → its newest block (`None`: no block yet), which nearly every fold appends to,
     /// so appending costs no read. Retention drops what it cuts.
-    pub tails: HashMap<SeriesId, Option<Tail>>,
+    pub tails: Tails,
     /// The points the journal holds, in commit order, each write's sorted by (series, time).
     pub journal: Vec<Row>,
 }

@@ -14,7 +14,7 @@ use crate::downsample::TimeValue;
 use crate::model::Series;
 use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
-use blocks::{cut_block, each_point, place, points_within, Append, Known, Tail, Unpack};
+use blocks::{cut_block, each_point, place, points_within, Append, Known, Tail, Tails, Unpack};
 use futures::TryStreamExt;
 use journal::WriteState;
 use sqlx::pool::PoolConnection;

@@ -102,7 +102,7 @@ impl SqliteStore {
                     .bind(n)
                     .execute(&mut *tx)
                     .await?;
-                state.tails.remove(&id);
+                state.tails.forget(id);
             }
             tx.commit().await?;
             drop(state);

@@ -44,7 +44,7 @@ impl SqliteStore {
         }
         // A new signal has no block until a fold writes one: nothing to read then.
         for &id in &resolved.created {
-            state.tails.entry(id).or_default();
+            state.tails.created(id);
         }
         let mut ids = self.ids.lock();
         ids.extend(
@@ -82,7 +82,7 @@ impl SqliteStore {
     async fn fold(
         &self,
         tx: &mut WriteTx,
-        tails: &mut HashMap<SeriesId, Option<Tail>>,
+        tails: &mut Tails,
         rows: &mut Vec<Row>,
         created: &foldhash::HashSet<SeriesId>,
         from_journal: bool,
@@ -112,7 +112,9 @@ impl SqliteStore {
         }
         sqlx::query("COMMIT").execute(&mut *tx.conn).await?;
         tx.begun = false;
-        tails.extend(new_tails);
+        for (id, tail) in new_tails {
+            tails.set(id, tail);
+        }
         Ok(())
     }
 
@@ -171,7 +173,7 @@ impl SqliteStore {
     async fn place_rows(
         &self,
         tx: &mut WriteTx,
-        tails: &HashMap<SeriesId, Option<Tail>>,
+        tails: &Tails,
         rows: &[Row],
         created: &foldhash::HashSet<SeriesId>,
     ) -> Result<Placed, StoreError> {
@@ -191,12 +193,10 @@ impl SqliteStore {
             }
             let mut replaced = Vec::new();
             if !raw.is_empty() {
-                let known = match tails.get(&id) {
-                    Some(Some(tail)) => Known::Tail(*tail),
-                    Some(None) => Known::NoBlock,
+                let known = match tails.get(id) {
                     // A signal created by this write has no block yet: nothing to read.
-                    None if created.contains(&id) => Known::NoBlock,
-                    None => Known::Unknown,
+                    Known::Unknown if created.contains(&id) => Known::NoBlock,
+                    known => known,
                 };
                 let placement = place(tx, id, known, &raw, &mut replaced).await?;
                 placed
