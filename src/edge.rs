@@ -14,6 +14,7 @@ use crate::server::clock::{self, SharedClock};
 use crate::server::domain::{DataPoint, Timestamp};
 use crate::server::error::ApiError;
 use crate::server::intake::{self, Intake};
+use crate::server::lineproto::NameCache;
 use crate::server::listen;
 use crate::server::store::Durability;
 use axum::extract::State;
@@ -41,6 +42,7 @@ pub struct Edge {
     limits: Limits,
     clock: SharedClock,
     writes_in_flight: Semaphore,
+    line_names: NameCache,
     accept_token: Option<String>,
     /// Wakes the forwarder when points are spooled.
     spooled: Notify,
@@ -74,6 +76,7 @@ pub async fn serve(
         spool: delivery.spool().clone(),
         upstream: args.upstream,
         writes_in_flight: Semaphore::new(limits.max_concurrent_writes),
+        line_names: Default::default(),
         limits: limits.clone(),
         clock: clock::system(),
         accept_token: args.accept_token,
@@ -143,6 +146,10 @@ impl Intake for EdgeState {
 
     fn now(&self) -> Timestamp {
         self.0.clock.now()
+    }
+
+    fn line_names(&self) -> &NameCache {
+        &self.0.line_names
     }
 
     async fn admit(&self, secret: Option<String>) -> Result<SemaphorePermit<'_>, ApiError> {

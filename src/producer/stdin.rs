@@ -61,7 +61,13 @@ fn sample_of(line: &str, now: Timestamp) -> Result<Option<Sample>, String> {
     let mut words = line.split_whitespace();
     let is_line_protocol = words.nth(1).is_some_and(|fields| fields.contains('='));
     if is_line_protocol {
-        let parsed = lineproto::parse(line, Precision::Nanoseconds, now, &Limits::default())?;
+        let parsed = lineproto::parse(
+            line,
+            Precision::Nanoseconds,
+            now,
+            &Limits::default(),
+            &lineproto::NameCache::default(),
+        )?;
         let timestamp = parsed
             .points
             .first()

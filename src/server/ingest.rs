@@ -61,8 +61,14 @@ pub async fn post_line_protocol<I: Intake>(
     let body = read_body(body, intake.limits())?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not UTF-8: {e}")))?;
-    let parsed = lineproto::parse(text, precision, intake.now(), intake.limits())
-        .map_err(ApiError::BadRequest)?;
+    let parsed = lineproto::parse(
+        text,
+        precision,
+        intake.now(),
+        intake.limits(),
+        intake.line_names(),
+    )
+    .map_err(ApiError::BadRequest)?;
     if !parsed.points.is_empty() {
         intake.write(parsed.points).await?;
     }

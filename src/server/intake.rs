@@ -7,6 +7,7 @@ use crate::config::Limits;
 use crate::server::access::{check_origin, presented};
 use crate::server::domain::{DataPoint, Timestamp};
 use crate::server::error::{self, ApiError, Refusal};
+use crate::server::lineproto::NameCache;
 use crate::server::metrics::FILES_ROUTE;
 use crate::server::{ingest, remote_write};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -25,6 +26,9 @@ pub trait Intake: Clone + Send + Sync + 'static {
     fn limits(&self) -> &Limits;
 
     fn now(&self) -> Timestamp;
+
+    /// Line protocol's signal names, kept between requests.
+    fn line_names(&self) -> &NameCache;
 
     /// Lets a write in that presents `secret` (or none), holding its place among the writes in
     /// progress until it is answered; or says why not (401, 403, 429, 503).

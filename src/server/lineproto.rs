@@ -15,6 +15,7 @@ use crate::model::{HOUR, MINUTE};
 use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
 use foldhash::HashMap;
 use std::borrow::Cow;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 /// The unit of the timestamps in a body (`?precision=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,18 +67,22 @@ pub struct Parsed {
 
 /// Parses a whole body of at most `limits.max_samples` lines of at most `limits.max_signals` fields.
 /// Lines without a timestamp get `now`; names and future timestamps follow the rules of `domain`, as
-/// JSON does.
+/// JSON does. Names are looked up in `known` first, and those built here are added to it.
 pub fn parse(
     body: &str,
     precision: Precision,
     now: Timestamp,
     limits: &Limits,
+    known: &NameCache,
 ) -> Result<Parsed, String> {
     let (max_lines, max_fields) = (limits.max_samples, limits.max_signals);
     let mut parsed = Parsed::default();
     let mut lines = 0;
-    // A body repeats a few series thousands of times: each name is built and checked once.
-    let mut names = Names::default();
+    let mut names = Names {
+        known: known.read(),
+        built: HashMap::default(),
+        key: String::new(),
+    };
     for (index, line) in body.lines().enumerate() {
         if index == max_lines {
             return Err(format!(
@@ -95,18 +100,66 @@ pub fn parse(
     if lines == 0 {
         return Err("body holds no lines of line protocol".into());
     }
+    let Names {
+        known: held, built, ..
+    } = names;
+    drop(held);
+    known.remember(built, limits.max_total_signals);
     Ok(parsed)
 }
 
-/// Signal names already built, by the text of their series (measurement and tags) and field key.
-type Names<'a> = HashMap<(&'a str, &'a str), SignalName>;
+/// Signal names built from line protocol, kept between requests by the text of their series and
+/// their field's key: a fleet names the same series in every scrape, and building and checking a
+/// name was most of what a line cost. At most as many as the database may hold signals
+/// (`max-total-signals`); past that it starts over, so it stays bounded whatever clients send.
+#[derive(Default)]
+pub struct NameCache(RwLock<HashMap<Box<str>, SignalName>>);
+
+impl NameCache {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Box<str>, SignalName>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remember(&self, built: HashMap<(&str, &str), SignalName>, most: usize) {
+        if built.is_empty() {
+            return;
+        }
+        let mut known = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if known.len() + built.len() > most {
+            known.clear();
+        }
+        let mut key = String::new();
+        for ((series, field), signal) in built.into_iter().take(most) {
+            cache_key(&mut key, series, field);
+            known.insert(key.as_str().into(), signal);
+        }
+    }
+}
+
+/// The key of a series' field in a `NameCache`: the two texts joined by a line break, which neither
+/// can hold.
+fn cache_key(key: &mut String, series: &str, field: &str) {
+    key.clear();
+    key.push_str(series);
+    key.push('\n');
+    key.push_str(field);
+}
+
+/// Where a body's lines find their signal names: those known from earlier requests, and those
+/// built for this one, by the text of their series (measurement and tags) and field key.
+struct Names<'a, 'c> {
+    known: RwLockReadGuard<'c, HashMap<Box<str>, SignalName>>,
+    built: HashMap<(&'a str, &'a str), SignalName>,
+    /// Room to join a lookup's key in.
+    key: String,
+}
 
 fn parse_line<'a>(
     line: &'a str,
     precision: Precision,
     now: Timestamp,
     max_fields: usize,
-    names: &mut Names<'a>,
+    names: &mut Names<'a, '_>,
     parsed: &mut Parsed,
 ) -> Result<(), String> {
     let (series, rest) = split_unescaped(line, b' ', false);
@@ -144,7 +197,9 @@ fn parse_line<'a>(
             parsed.skipped_strings += 1;
             continue;
         };
-        let signal = match names.get(&(series, key)) {
+        cache_key(&mut names.key, series, key);
+        let known = names.known.get(names.key.as_str());
+        let signal = match known.or_else(|| names.built.get(&(series, key))) {
             Some(signal) => signal.clone(),
             None => {
                 let (measurement, tags) = match &prefix {
@@ -159,7 +214,7 @@ fn parse_line<'a>(
                 name.push_str(&field_name);
                 name.push_str(tags);
                 let signal = SignalName::parse(&name)?;
-                names.insert((series, key), signal.clone());
+                names.built.insert((series, key), signal.clone());
                 signal
             }
         };
@@ -348,13 +403,51 @@ mod tests {
 
     fn parse_ns(body: &str) -> Result<Vec<(String, i64, f64)>, String> {
         let now = Timestamp::from_millis(NOW).unwrap();
-        parse(body, Precision::Nanoseconds, now, &Limits::default()).map(|parsed| {
+        parse(
+            body,
+            Precision::Nanoseconds,
+            now,
+            &Limits::default(),
+            &NameCache::default(),
+        )
+        .map(|parsed| {
             parsed
                 .points
                 .into_iter()
                 .map(|p| (p.signal.into_string(), p.timestamp.millis(), p.value.get()))
                 .collect()
         })
+    }
+
+    #[test]
+    fn names_are_kept_between_requests_and_bounded() {
+        let now = Timestamp::from_millis(NOW).unwrap();
+        let limits = Limits {
+            max_total_signals: 4,
+            ..Limits::default()
+        };
+        let cache = NameCache::default();
+        let names = |body: &str| {
+            let parsed = parse(body, Precision::Seconds, now, &limits, &cache).unwrap();
+            parsed
+                .points
+                .into_iter()
+                .map(|p| p.signal)
+                .collect::<Vec<_>>()
+        };
+        let body = "m,b=2,a=1 x=1,y=2 1\nm,a=1,b=2 x=3 1";
+        let first = names(body);
+        let again = names(body);
+        let text: Vec<&str> = again.iter().map(|n| n.as_str()).collect();
+        assert_eq!(text, ["m.x{a=1,b=2}", "m.y{a=1,b=2}", "m.x{a=1,b=2}"]);
+        // The second request's names are the first's, not built again.
+        for (a, b) in first.iter().zip(&again) {
+            assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr());
+        }
+        assert_eq!(cache.read().len(), 3);
+        // Past `max-total-signals` names it starts over.
+        names("n a=1,b=2 1");
+        assert_eq!(cache.read().len(), 2);
     }
 
     #[test]
@@ -388,9 +481,15 @@ mod tests {
         let now = Timestamp::from_millis(NOW).unwrap();
         let at = |precision: &str, t: &str| {
             let p = Precision::parse(precision).unwrap();
-            parse(&format!("m v=1 {t}"), p, now, &Limits::default())
-                .unwrap()
-                .points[0]
+            parse(
+                &format!("m v=1 {t}"),
+                p,
+                now,
+                &Limits::default(),
+                &NameCache::default(),
+            )
+            .unwrap()
+            .points[0]
                 .timestamp
                 .millis()
         };
@@ -438,13 +537,22 @@ mod tests {
             max_signals: 2,
             ..Limits::default()
         };
-        let error = parse("m a=1,b=2,c=3", Precision::Seconds, now, &limits).unwrap_err();
+        let parse = |body| {
+            parse(
+                body,
+                Precision::Seconds,
+                now,
+                &limits,
+                &NameCache::default(),
+            )
+        };
+        let error = parse("m a=1,b=2,c=3").unwrap_err();
         assert!(
             error.contains("3 fields, the limit per line is 2"),
             "{error}"
         );
-        assert!(parse("m a=1\nm a=2\n", Precision::Seconds, now, &limits).is_ok());
-        let error = parse("m a=1\nm a=2\n# three", Precision::Seconds, now, &limits).unwrap_err();
+        assert!(parse("m a=1\nm a=2\n").is_ok());
+        let error = parse("m a=1\nm a=2\n# three").unwrap_err();
         assert_eq!(error, "more than 2 lines, the limit per request is 2");
     }
 
@@ -452,7 +560,14 @@ mod tests {
     fn string_fields_are_skipped_and_counted_even_holding_commas_and_spaces() {
         let now = Timestamp::from_millis(NOW).unwrap();
         let body = "system uptime_format=\"1 day, 2:03\",load1=0.5,n_users=2i\nsystem note=\"x\"";
-        let parsed = parse(body, Precision::Nanoseconds, now, &Limits::default()).unwrap();
+        let parsed = parse(
+            body,
+            Precision::Nanoseconds,
+            now,
+            &Limits::default(),
+            &NameCache::default(),
+        )
+        .unwrap();
         let names: Vec<&str> = parsed.points.iter().map(|p| p.signal.as_str()).collect();
         assert_eq!(names, ["system.load1", "system.n_users"]);
         assert_eq!(parsed.skipped_strings, 2);
@@ -492,7 +607,7 @@ mod tests {
             fn never_panics(body in lineish(), precision in prop_oneof![Just("ns"), Just("s"), Just("h")]) {
                 let now = Timestamp::from_millis(NOW).unwrap();
                 let precision = Precision::parse(precision).unwrap();
-                if let Ok(parsed) = parse(&body, precision, now, &Limits::default()) {
+                if let Ok(parsed) = parse(&body, precision, now, &Limits::default(), &NameCache::default()) {
                     for p in parsed.points {
                         prop_assert!(p.value.get().is_finite());
                     }
@@ -511,7 +626,7 @@ mod tests {
             #[test]
             fn arbitrary_text_never_panics(body in ".{0,200}") {
                 let now = Timestamp::from_millis(NOW).unwrap();
-                let _ = parse(&body, Precision::Milliseconds, now, &Limits::default());
+                let _ = parse(&body, Precision::Milliseconds, now, &Limits::default(), &NameCache::default());
             }
         }
     }

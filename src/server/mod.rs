@@ -67,6 +67,7 @@ pub struct Shared {
     pub clock: SharedClock,
     /// A permit per write request in progress (`access::admit_write`).
     pub writes_in_flight: Semaphore,
+    pub line_names: lineproto::NameCache,
     pub leptos: LeptosOptions,
 }
 
@@ -145,6 +146,7 @@ pub async fn serve(
         tokens,
         clock: clock.clone(),
         writes_in_flight: Semaphore::new(settings.limits.max_concurrent_writes),
+        line_names: Default::default(),
         leptos: settings.leptos.clone(),
     }));
     // The demo: simulated signals beside this machine's own, each from a producer of its own.
@@ -260,6 +262,10 @@ impl intake::Intake for AppState {
 
     fn now(&self) -> domain::Timestamp {
         self.clock.now()
+    }
+
+    fn line_names(&self) -> &lineproto::NameCache {
+        &self.line_names
     }
 
     async fn admit(
