@@ -70,6 +70,11 @@ impl SignalName {
         &self.0
     }
 
+    /// The name's text, shared rather than copied: a store's map of names keeps it.
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
+
     pub fn into_string(self) -> String {
         self.0.to_string()
     }

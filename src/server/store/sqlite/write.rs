@@ -2,6 +2,7 @@
 //! place points in blocks, queue the statements, commit, update the caches.
 
 use super::super::rows::{Row, SeriesRow};
+use crate::server::domain::SignalName;
 use super::journal::{self, WriteState, FOLD_POINTS};
 use super::*;
 
@@ -51,7 +52,7 @@ impl SqliteStore {
             resolved
                 .fresh
                 .into_iter()
-                .map(|(name, id)| (name.into(), id)),
+                .map(|(name, id)| (name.shared(), id)),
         );
         Ok(())
     }
@@ -133,18 +134,19 @@ impl SqliteStore {
                 .map(|p| ids.get(p.signal.as_str()).copied())
                 .collect()
         };
-        let mut unknown: Vec<&str> = points
+        let mut unknown: Vec<&'p SignalName> = points
             .iter()
             .zip(&cached)
             .filter(|(_, cached)| cached.is_none())
-            .map(|(point, _)| point.signal.as_str())
+            .map(|(point, _)| &point.signal)
             .collect();
-        unknown.sort_unstable();
-        unknown.dedup();
+        unknown.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        unknown.dedup_by(|a, b| a.as_str() == b.as_str());
         let fresh = if unknown.is_empty() {
             HashMap::default()
         } else {
-            insert_series(tx.begun().await?, &unknown).await?
+            let names: Vec<&str> = unknown.iter().map(|name| name.as_str()).collect();
+            insert_series(tx.begun().await?, &names).await?
         };
         // Names missing from the cache are missing from the database (the cache holds every
         // committed name), so every id just returned belongs to a new signal.
@@ -161,6 +163,10 @@ impl SqliteStore {
             });
         }
         Row::keep_one_per_key(&mut rows);
+        let fresh = unknown
+            .into_iter()
+            .filter_map(|name| Some((name, *fresh.get(name.as_str())?)))
+            .collect();
         Ok(Resolved {
             rows,
             fresh,
@@ -233,7 +239,7 @@ struct Resolved<'p> {
     /// By (series, time), one per key.
     rows: Vec<Row>,
     /// Names inserted by this write, and their ids: cached once it commits.
-    fresh: HashMap<&'p str, SeriesId>,
+    fresh: Vec<(&'p SignalName, SeriesId)>,
     /// The ids of `fresh`.
     created: foldhash::HashSet<SeriesId>,
 }
