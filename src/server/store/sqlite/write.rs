@@ -2,9 +2,9 @@
 //! place points in blocks, queue the statements, commit, update the caches.
 
 use super::super::rows::{Row, SeriesRow};
-use crate::server::domain::SignalName;
 use super::journal::{self, WriteState, FOLD_POINTS};
 use super::*;
+use crate::server::domain::SignalName;
 
 /// Bound values a batch of statements sent to SQLite's thread holds at most. A usual write is one
 /// batch, one round trip; a large one goes in several, so its memory stays small (one batch for a
