@@ -159,17 +159,24 @@ impl InParts for HistoryJson {
 /// `serde_json` makes of the list.
 struct SignalsJson(Vec<SignalInfo>);
 
+impl SignalsJson {
+    /// About how many bytes of JSON `signals` take: the name and ~70 bytes of field names and
+    /// numbers each.
+    fn guess(signals: &[SignalInfo]) -> usize {
+        signals.iter().map(|s| s.signal.len() + 70).sum()
+    }
+}
+
 impl InParts for SignalsJson {
     fn size_hint(&self) -> usize {
-        // The name and about 70 bytes of field names and numbers each.
-        self.0.iter().map(|s| s.signal.len() + 70).sum::<usize>() + 2
+        Self::guess(&self.0) + 2
     }
 
     fn part(&self, k: usize, n: usize) -> Cow<'_, [u8]> {
         let all = &self.0;
         // Part k holds signals [first, end).
         let (first, end) = (k * all.len() / n, (k + 1) * all.len() / n);
-        let mut out = Vec::with_capacity(self.size_hint() / n + 64);
+        let mut out = Vec::with_capacity(Self::guess(&all[first..end]) + 2);
         if k == 0 {
             out.push(b'[');
         }
