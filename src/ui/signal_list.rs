@@ -16,31 +16,20 @@ pub fn SignalList(board: Board) -> impl IntoView {
     let charted = board.charted;
     // One pass over every signal a keystroke (with 100,000 of them, the list is what it costs):
     // the page of rows and how many match, shared by the rows and the count below them.
-    let matching = Memo::new_with_compare(
-        move |_| {
-            let needle = filter.get().to_lowercase();
-            board.series.with(|all| {
-                let mut page = Vec::with_capacity(PAGE);
-                let mut count = 0;
-                for handle in all.iter().filter(|h| contains_folded(&h.name, &needle)) {
-                    if page.len() < PAGE {
-                        page.push(handle.clone());
-                    }
-                    count += 1;
+    let matching = Memo::new(move |_| {
+        let needle = filter.get().to_lowercase();
+        board.series.with(|all| {
+            let mut page = Vec::with_capacity(PAGE);
+            let mut count = 0;
+            for handle in all.iter().filter(|h| contains_folded(&h.name, &needle)) {
+                if page.len() < PAGE {
+                    page.push(handle.clone());
                 }
-                Matches { page, count }
-            })
-        },
-        |old: Option<&Matches>, new: Option<&Matches>| {
-            let names = |m: &Matches| {
-                (
-                    m.count,
-                    m.page.iter().map(|h| h.name.clone()).collect::<Vec<_>>(),
-                )
-            };
-            old.map(names) != new.map(names)
-        },
-    );
+                count += 1;
+            }
+            Matches { page, count }
+        })
+    });
     let rows = move || matching.with(|m| m.page.clone());
     let more = move || {
         let n = matching.with(|m| m.count);
@@ -135,6 +124,17 @@ pub fn SignalList(board: Board) -> impl IntoView {
 struct Matches {
     page: Vec<SeriesHandle>,
     count: usize,
+}
+
+/// Equal when they list the same signals and count: the rows are keyed by name, so there is
+/// nothing to redraw.
+impl PartialEq for Matches {
+    fn eq(&self, other: &Matches) -> bool {
+        fn name(handle: &SeriesHandle) -> &str {
+            &handle.name
+        }
+        self.count == other.count && self.page.iter().map(name).eq(other.page.iter().map(name))
+    }
 }
 
 /// Whether `name` contains `needle` (lower case) whatever the case: without a lower-case copy of
