@@ -8,7 +8,7 @@ use common::{point, write};
 use proptest::prelude::*;
 use signalboard::server::clock;
 use signalboard::server::domain::{DataPoint, SignalName, Timestamp};
-use signalboard::server::store::{Durability, Range, Retention, Shape, Store};
+use signalboard::server::store::{Durability, PackedSpans, Range, Retention, Shape, Store};
 use sqlx::Connection;
 use std::collections::BTreeMap;
 
@@ -98,10 +98,11 @@ async fn rollup_rows(database: &str, table: &str) -> BTreeMap<(String, i64), Row
     rows
 }
 
-/// The hours whose minutes are packed, of every signal.
-async fn packed_hours(database: &str) -> Vec<i64> {
+/// The starts of the spans packed in `table` (`minutes_packed`: hours, `hours_packed`: days), of
+/// every signal.
+async fn packed(database: &str, table: &str) -> Vec<i64> {
     let mut db = sqlx::SqliteConnection::connect(database).await.unwrap();
-    sqlx::query_scalar("SELECT bucket FROM minutes_packed")
+    sqlx::query_scalar(&format!("SELECT bucket FROM {table}"))
         .fetch_all(&mut db)
         .await
         .unwrap()
@@ -186,7 +187,7 @@ proptest! {
 }
 
 #[tokio::test]
-async fn packed_hours_answer_as_their_minutes_did_and_never_hide_a_later_write() {
+async fn packed_hours_and_days_answer_as_their_rows_did_and_never_hide_a_later_write() {
     // Three signals over two days, one point every 7 s with a six-hour gap, values from a simple
     // generator: minutes with up to four distinct points.
     let mut seed = 12_345u64;
@@ -203,27 +204,27 @@ async fn packed_hours_answer_as_their_minutes_did_and_never_hide_a_later_write()
     }
     let (_dir, database, store) = keeping_everything("packed.db").await;
     write(&store, &points).await;
-    // Ranges read from minute rollups: whole days, and ragged ends that cut packed hours.
+    // Ranges read from minute rollups (1,000 points) and from hour rollups (100, 60): whole days,
+    // and ragged ends that cut packed hours and days.
+    let b = || Some(vec![SignalName::parse("b").unwrap()]);
     let ranges = [
-        (0, 2 * DAY, None),
-        (1_234_567, 2 * DAY - 98_765, None),
-        (
-            DAY / 3,
-            DAY + 17,
-            Some(vec![SignalName::parse("b").unwrap()]),
-        ),
+        (0, 2 * DAY, None, 1_000),
+        (1_234_567, 2 * DAY - 98_765, None, 1_000),
+        (DAY / 3, DAY + 17, b(), 1_000),
+        (0, 2 * DAY, None, 100),
+        (1_234_567, 2 * DAY - 98_765, b(), 60),
     ];
     let read = |store: Store| {
         let ranges = ranges.clone();
         async move {
             let mut answers = Vec::new();
-            for (from, to, signals) in ranges {
+            for (from, to, signals, max_points) in ranges {
                 let range = Range {
                     from: Timestamp::from_millis(BASE + from).unwrap(),
                     to: Timestamp::from_millis(BASE + to).unwrap(),
                     signals,
                 };
-                let shape = Shape::Decimated { max_points: 1_000 };
+                let shape = Shape::Decimated { max_points };
                 answers.push(store.read(&range, shape).await.unwrap());
             }
             answers
@@ -234,15 +235,21 @@ async fn packed_hours_answer_as_their_minutes_did_and_never_hide_a_later_write()
         .iter()
         .all(|s| s.downsampled && s.values.len() > 600));
     let now = Timestamp::now().millis();
-    // Two days from 150 s before an hour touch 49 hours; the gap empties five of them.
-    assert_eq!(store.pack(now).await.unwrap(), 3 * 44);
-    assert_eq!(packed_hours(&database).await.len(), 3 * 44);
-    assert!(
-        rollup_rows(&database, "rollup_1m").await.is_empty(),
-        "packed minutes are kept packed alone"
-    );
+    // Two days from 150 s before noon touch 49 hours, the gap empties five of them; and 3 days.
+    let all = PackedSpans {
+        hours: 3 * 44,
+        days: 3 * 3,
+    };
+    assert_eq!(store.pack(now).await.unwrap(), all);
+    assert_eq!(packed(&database, "minutes_packed").await.len(), 3 * 44);
+    assert_eq!(packed(&database, "hours_packed").await.len(), 3 * 3);
+    for table in ["rollup_1m", "rollup_1h"] {
+        let rows = rollup_rows(&database, table).await;
+        assert!(rows.is_empty(), "packed {table} is kept packed alone");
+    }
     assert_eq!(read(store.clone()).await, unpacked);
-    assert_eq!(store.pack(now).await.unwrap(), 0, "nothing left to pack");
+    let nothing = PackedSpans::default();
+    assert_eq!(store.pack(now).await.unwrap(), nothing, "nothing left");
 
     // A late spike into a packed hour, a replaced point in another, a point in the gap.
     let late = [
@@ -259,16 +266,29 @@ async fn packed_hours_answer_as_their_minutes_did_and_never_hide_a_later_write()
     fresh.close().await;
     assert_ne!(expected, unpacked);
     assert_eq!(read(store.clone()).await, expected, "before packing again");
-    // The hours written into, and every later one of their signals, came back as minute rows: each
-    // as the store that never packed has it, to the bit.
-    let unpacked_minutes = rollup_rows(&database, "rollup_1m").await;
-    let fresh_minutes = rollup_rows(&fresh_database, "rollup_1m").await;
-    assert!(unpacked_minutes.len() > 3 * 60);
-    for (key, row) in &unpacked_minutes {
-        assert_eq!(Some(row), fresh_minutes.get(key), "{key:?}");
+    // The hours and days written into, and every later one of their signals, came back as rows:
+    // each as the store that never packed has it, to the bit; but an hour's sum, which the store
+    // that never packed added point by point, and this one again from the minutes it rebuilt.
+    for (table, at_least) in [("rollup_1m", 3 * 60), ("rollup_1h", 3 * 24)] {
+        let unpacked_rows = rollup_rows(&database, table).await;
+        let fresh_rows = rollup_rows(&fresh_database, table).await;
+        assert!(unpacked_rows.len() > at_least, "{table}");
+        for (key, row) in &unpacked_rows {
+            let fresh = fresh_rows
+                .get(key)
+                .unwrap_or_else(|| panic!("{table} {key:?}"));
+            let mut row = *row;
+            if table == "rollup_1h" && (row.1 - fresh.1).abs() <= 1e-12 * fresh.1.abs() {
+                row.1 = fresh.1;
+            }
+            assert_eq!(&row, fresh, "{table} {key:?}");
+        }
     }
-    assert!(store.pack(now).await.unwrap() > 0);
-    assert!(rollup_rows(&database, "rollup_1m").await.is_empty());
+    let again = store.pack(now).await.unwrap();
+    assert!(again.hours > 0 && again.days > 0, "{again:?}");
+    for table in ["rollup_1m", "rollup_1h"] {
+        assert!(rollup_rows(&database, table).await.is_empty(), "{table}");
+    }
     assert_eq!(read(store.clone()).await, expected, "after packing again");
     store.close().await;
 }
@@ -356,15 +376,20 @@ async fn retention_deletes_what_it_should_and_nothing_else() {
     );
 
     // Packed, an hour's minutes are kept as long as any of the minutes themselves: 36 hours on,
-    // the minutes of 12 hours ago and later are kept (2 days), so is their hour.
-    assert_eq!(store.pack(now + 13 * 3_600_000).await.unwrap(), 3);
-    assert_eq!(packed_hours(&database).await.len(), 3);
+    // the minutes of 12 hours ago and later are kept (2 days), so is their hour. The day before
+    // yesterday's hours are packed too (yesterday's and today's are not yet).
+    let packed_then = store.pack(now + 13 * 3_600_000).await.unwrap();
+    assert_eq!(packed_then, PackedSpans { hours: 3, days: 1 });
+    assert_eq!(packed(&database, "minutes_packed").await.len(), 3);
     store.expire(now + DAY + 12 * 3_600_000).await.unwrap();
-    assert_eq!(packed_hours(&database).await.len(), 2);
+    assert_eq!(packed(&database, "minutes_packed").await.len(), 2);
+    assert_eq!(packed(&database, "hours_packed").await.len(), 1);
 
-    // Three days on, minute rollups (2 days) are gone, hour rollups (3 days) are not yet.
+    // Three days on, minute rollups (2 days) are gone, hour rollups (3 days) are not yet; the
+    // packed day's hours are past that too.
     store.expire(now + 3 * DAY - 4 * 3_600_000).await.unwrap();
-    assert!(packed_hours(&database).await.is_empty());
+    assert!(packed(&database, "minutes_packed").await.is_empty());
+    assert!(packed(&database, "hours_packed").await.is_empty());
     assert!(rollup_rows(&database, "rollup_1m")
         .await
         .values()

@@ -8,7 +8,7 @@
 
 use crate::server::clock::SharedClock;
 use crate::server::metrics::UpkeepMetrics;
-use crate::server::store::Store;
+use crate::server::store::{PackedSpans, Store};
 use std::time::Duration;
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -58,10 +58,10 @@ async fn retention_and_packing(store: &Store, clock: SharedClock, metrics: &Upke
             Err(e) => tracing::warn!(error = %e, "retention pass failed; retrying next minute"),
         }
         match store.pack(clock.now().millis()).await {
-            Ok(0) => {}
-            Ok(hours) => {
-                metrics.hours_packed.inc_by(hours);
-                tracing::info!(hours, "packed the minutes of closed hours");
+            Ok(PackedSpans { hours: 0, days: 0 }) => {}
+            Ok(PackedSpans { hours, days }) => {
+                metrics.rollup_packs.inc_by(hours + days);
+                tracing::info!(hours, days, "packed the rollups of closed hours and days");
             }
             Err(e) => tracing::warn!(error = %e, "packing failed; retrying next minute"),
         }

@@ -75,7 +75,7 @@ pub struct LiveMetrics {
 #[derive(Clone, Debug, Default)]
 pub struct UpkeepMetrics {
     pub rows_expired: Counter,
-    pub hours_packed: Counter,
+    pub rollup_packs: Counter,
     pub database_bytes: Gauge,
     pub wal_bytes: Gauge,
 }
@@ -189,8 +189,8 @@ impl Metrics {
         );
         own.register(
             "rollup_packs",
-            "Hours of minute rollups packed into one row (a pack per signal and hour)",
-            upkeep.hours_packed.clone(),
+            "Spans of rollups packed into one row (a signal's hour of minutes, or day of hours)",
+            upkeep.rollup_packs.clone(),
         );
         own.register(
             "database_bytes",

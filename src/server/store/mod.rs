@@ -10,7 +10,7 @@ mod block;
 mod dense;
 mod ids;
 mod lock;
-mod packed_hour;
+mod packed_rollups;
 mod postgres;
 pub mod rollup;
 mod rows;
@@ -283,6 +283,13 @@ pub struct StoreSize {
     pub wal_bytes: u64,
 }
 
+/// What one packing pass packed: hours of a signal's minutes, days of its hours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PackedSpans {
+    pub hours: u64,
+    pub days: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PoolUse {
     pub open: u32,
@@ -431,13 +438,13 @@ impl Store {
         Ok(data + self.expire_notifications(raw_cutoff).await?)
     }
 
-    /// Packs the minute rollups of closed hours into one row an hour, which reads of a few hours to
-    /// a few days take instead of the minute rows. Returns the hours packed.
-    pub async fn pack(&self, now: i64) -> Result<u64, StoreError> {
+    /// Packs the minute rollups of closed hours into one row an hour, and the hour rollups of
+    /// closed days into one row a day, which reads take instead of the rows. Returns what it packed.
+    pub async fn pack(&self, now: i64) -> Result<PackedSpans, StoreError> {
         match self {
             Store::Sqlite(s) => s.pack(now).await,
-            // Minute rows are read from an index in PostgreSQL: nothing to pack.
-            Store::Postgres(_) => Ok(0),
+            // Rollup rows are read from an index in PostgreSQL: nothing to pack.
+            Store::Postgres(_) => Ok(PackedSpans::default()),
         }
     }
 

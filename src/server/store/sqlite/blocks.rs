@@ -59,7 +59,7 @@ struct Block {
     appendable_bytes: Option<usize>,
 }
 
-/// How a packed run of points is read: `block::unpack` (raw blocks) or `packed_hour::points`.
+/// How a packed run of points is read: `block::unpack` (raw blocks) or `packed_rollups::points`.
 pub(super) type Unpack = fn(i64, &[u8], &mut Points) -> Result<(), block::CorruptBlock>;
 
 /// The points in `from..=to` of the packed run that starts at `first`, unpacked into `buffer`.

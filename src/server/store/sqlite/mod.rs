@@ -17,6 +17,7 @@ use crate::server::domain::DataPoint;
 use blocks::{cut_block, each_point, place, points_within, Append, Known, Tail, Tails, Unpack};
 use futures::TryStreamExt;
 use journal::WriteState;
+use pack::PackedBefore;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -26,7 +27,6 @@ use write::{push_block_upsert, Batch, SeriesBlock, BLOCK_BINDS};
 // Signal names come from clients: a seeded hash, but a fast one (each point is looked up).
 use foldhash::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -122,9 +122,8 @@ pub struct SqliteStore {
     /// `Hold::Exclusive`: this store is the server's, whose memory holds the journal and the newest
     /// blocks; a `token` command's store beside it must leave both alone.
     pub(super) owns_journal: bool,
-    /// The end of the newest packed hour of any signal: a write older than this may land in a packed
-    /// hour and has to unpack it first (`unpack_written`).
-    packed_before: Arc<AtomicI64>,
+    /// Where packed spans end, so a write knows whether it may land in one.
+    packed_before: Arc<PackedBefore>,
 }
 
 impl SqliteStore {
@@ -182,10 +181,7 @@ impl SqliteStore {
             .connect_with(options.row_buffer_size(4096))
             .await?;
         let ids = SeriesIds::of(sqlx::query_as(SERIES_SQL).fetch_all(&pool).await?);
-        let packed_before: Option<i64> =
-            sqlx::query_scalar("SELECT max(bucket) FROM minutes_packed")
-                .fetch_one(&pool)
-                .await?;
+        let packed_before = PackedBefore::load(&pool).await?;
         let store = SqliteStore {
             pool,
             writes,
@@ -195,7 +191,7 @@ impl SqliteStore {
             clock,
             lock: Arc::new(Mutex::new(lock)),
             owns_journal: hold == Hold::Exclusive,
-            packed_before: Arc::new(AtomicI64::new(packed_before.map_or(i64::MIN, |h| h + HOUR))),
+            packed_before: Arc::new(packed_before),
         };
         if store.owns_journal {
             store.load_journal().await?;

@@ -1,94 +1,206 @@
-//! Packing: each closed hour's minute rollups in one row (migrations 0004 and 0008), and back into
-//! minute rows when a late point lands in it.
+//! Packing: each closed hour's minute rollups in one row (migrations 0004 and 0008), each closed
+//! day's hour rollups in one row (0009), and back into rows when a late point lands in them.
 
-use super::super::packed_hour::{self, Minute};
+use super::super::packed_rollups::{self, Bucket, Span};
 use super::super::rows::Row;
+use super::super::PackedSpans;
 use super::write::{push_rollup_merge, ROLLUP_BINDS};
 use super::*;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-/// Hours one packing transaction packs (see `SqliteStore::pack`).
-const PACK_HOURS: i64 = 24;
+/// Rollup rows one packing transaction packs at most (a day of minutes, two months of hours), so
+/// the writer never waits long.
+const PACK_ROWS: i64 = 1_440;
+
+/// One kind of packing: the closed spans of a table of rollup rows, each packed into one row of
+/// another table, every signal from its mark (a column of `series`) on. Before the mark a span is
+/// packed alone, from it on it is rows alone.
+#[derive(Clone, Copy)]
+pub(super) struct Packing {
+    span: Span,
+    /// The rollups packed.
+    interval: Interval,
+    /// Where they go packed.
+    packed: &'static str,
+    /// The column of `series` marking how far a signal's spans are packed.
+    mark: &'static str,
+}
+
+/// An hour of minute rollups in a row of `minutes_packed` (0008).
+pub(super) const MINUTES: Packing = Packing {
+    span: Span::HourOfMinutes,
+    interval: Interval::Minute,
+    packed: "minutes_packed",
+    mark: "packed_to",
+};
+
+/// A day of hour rollups in a row of `hours_packed` (0009).
+pub(super) const HOURS: Packing = Packing {
+    span: Span::DayOfHours,
+    interval: Interval::Hour,
+    packed: "hours_packed",
+    mark: "hours_packed_to",
+};
+
+impl Packing {
+    /// The one that packs rollups of `interval`.
+    pub(super) fn of(interval: Interval) -> Packing {
+        match interval {
+            Interval::Minute => MINUTES,
+            Interval::Hour => HOURS,
+        }
+    }
+
+    /// Where its rows are.
+    fn rows(self) -> &'static str {
+        table(self.interval)
+    }
+
+    /// The rows of the packed spans before each signal's mark that reach into `?1..=?2`, as
+    /// `read::stretch_sql` chooses signals and orders rows.
+    pub(super) fn packed_sql(self, signals: &str) -> String {
+        let (packed, mark, length) = (self.packed, self.mark, self.span.length());
+        format!(
+            "SELECT s.name, p.bucket AS first_ts, p.data FROM series s JOIN {packed} p \
+             ON p.series_id = s.id AND p.bucket > ?1 - {length} AND p.bucket <= ?2 \
+             AND p.bucket < s.{mark} WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, p.bucket"
+        )
+    }
+
+    /// Where a signal's rows begin within a read from ?1: at its mark, or ?1 if later.
+    pub(super) fn rows_from(self) -> String {
+        format!("max(?1, coalesce(s.{}, ?1))", self.mark)
+    }
+}
+
+/// Per packing, the end of the newest span packed of any signal: a write older than this may land
+/// in a packed span and has to unpack it first (`unpack_written`). Raised by the packer before it
+/// commits.
+#[derive(Default)]
+pub(super) struct PackedBefore {
+    minutes: AtomicI64,
+    hours: AtomicI64,
+}
+
+impl PackedBefore {
+    /// As the database's packed spans say.
+    pub(super) async fn load(pool: &SqlitePool) -> Result<PackedBefore, StoreError> {
+        let marks = PackedBefore::default();
+        for packing in [MINUTES, HOURS] {
+            let newest: Option<i64> =
+                sqlx::query_scalar(&format!("SELECT max(bucket) FROM {}", packing.packed))
+                    .fetch_one(pool)
+                    .await?;
+            let end = newest.map_or(i64::MIN, |start| start + packing.span.length());
+            marks.of(packing).store(end, Ordering::SeqCst);
+        }
+        Ok(marks)
+    }
+
+    fn of(&self, packing: Packing) -> &AtomicI64 {
+        match packing.span {
+            Span::HourOfMinutes => &self.minutes,
+            Span::DayOfHours => &self.hours,
+        }
+    }
+}
 
 impl SqliteStore {
-    /// Packs the minutes of closed hours (see migrations 0004 and 0008), each signal from its packing mark on,
-    /// a day at a time per transaction so the writer never waits long. The current hour and the one
-    /// before stay minute rows: late points for them are common (a producer's retries), and each one
-    /// sends the mark back. Returns the hours packed.
-    pub async fn pack(&self, now: i64) -> Result<u64, StoreError> {
+    /// Packs the minutes of closed hours, then the hours of closed days. The current span and the
+    /// one before stay rows: late points for them are common (a producer's retries), and each one
+    /// would unpack them again.
+    pub async fn pack(&self, now: i64) -> Result<PackedSpans, StoreError> {
         self.settle().await?;
-        let limit = bucket(now, HOUR) - HOUR;
-        let ids: Vec<SeriesId> =
-            sqlx::query_scalar("SELECT id FROM series WHERE packed_to IS NULL OR packed_to < ?1")
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+        Ok(PackedSpans {
+            hours: self.pack_spans(MINUTES, now).await?,
+            days: self.pack_spans(HOURS, now).await?,
+        })
+    }
+
+    /// Packs the closed spans of `packing`, each signal from its mark on, in transactions of at
+    /// most `PACK_ROWS` rows. Returns the spans packed.
+    async fn pack_spans(&self, packing: Packing, now: i64) -> Result<u64, StoreError> {
+        let length = packing.span.length();
+        let limit = bucket(now, length) - length;
+        let ids: Vec<SeriesId> = sqlx::query_scalar(&format!(
+            "SELECT id FROM series WHERE {mark} IS NULL OR {mark} < ?1",
+            mark = packing.mark
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let spans_at_once = PACK_ROWS / (length / packing.span.bucket());
         let mut packed = 0;
         for id in ids {
-            // Looked for on a reading connection first: most signals, most minutes, have nothing
+            // Looked for on a reading connection first: most signals, most spans, have nothing
             // to pack, and then take no write lock.
-            while first_unpacked_hour(&self.pool, id)
+            while first_unpacked_span(&self.pool, packing, id)
                 .await?
-                .is_some_and(|h| h < limit)
+                .is_some_and(|start| start < limit)
             {
                 let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
                 // Again inside the transaction: a write may have moved the mark back since.
-                let Some(from) = first_unpacked_hour(&mut *tx, id)
+                let Some(from) = first_unpacked_span(&mut *tx, packing, id)
                     .await?
-                    .filter(|&h| h < limit)
+                    .filter(|&start| start < limit)
                 else {
                     tx.commit().await?;
                     break;
                 };
-                let to = (from + PACK_HOURS * HOUR).min(limit);
-                let rows: Vec<MinuteRow> = sqlx::query_as(
+                let to = (from + spans_at_once * length).min(limit);
+                let rows: Vec<BucketRow> = sqlx::query_as(&format!(
                     "SELECT bucket, count, sum, first_ts, first, low_ts, low, high_ts, high, \
                        last_ts, last \
-                     FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 \
-                     ORDER BY bucket",
-                )
+                     FROM {} WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket",
+                    packing.rows()
+                ))
                 .bind(id)
                 .bind(from)
                 .bind(to)
                 .fetch_all(&mut *tx)
                 .await?;
-                let minutes: Vec<Minute> = rows.into_iter().map(Minute::from).collect();
-                let hours: Vec<PackedHour> = minutes
-                    .chunk_by(|a, b| bucket(a.start, HOUR) == bucket(b.start, HOUR))
-                    .map(|hour| {
-                        let start = bucket(hour[0].start, HOUR);
-                        PackedHour {
+                let buckets: Vec<Bucket> = rows.into_iter().map(Bucket::from).collect();
+                let spans: Vec<PackedSpan> = buckets
+                    .chunk_by(|a, b| bucket(a.start, length) == bucket(b.start, length))
+                    .map(|span| {
+                        let start = bucket(span[0].start, length);
+                        PackedSpan {
                             start,
-                            data: packed_hour::encode(start, hour),
+                            data: packed_rollups::encode(packing.span, start, span),
                         }
                     })
                     .collect();
                 let mut batch = QueryBuilder::<Sqlite>::new("");
-                if !hours.is_empty() {
-                    batch.push("INSERT INTO minutes_packed (series_id, bucket, data) ");
-                    batch.push_values(&hours, |mut row, hour| {
+                if !spans.is_empty() {
+                    batch.push(format!(
+                        "INSERT INTO {} (series_id, bucket, data) ",
+                        packing.packed
+                    ));
+                    batch.push_values(&spans, |mut row, span| {
                         row.push_bind(id)
-                            .push_bind(hour.start)
-                            .push_bind(hour.data.clone());
+                            .push_bind(span.start)
+                            .push_bind(span.data.clone());
                     });
                     batch.push("; ");
                 }
                 batch
-                    .push("DELETE FROM rollup_1m WHERE series_id = ")
+                    .push(format!("DELETE FROM {} WHERE series_id = ", packing.rows()))
                     .push_bind(id)
                     .push(" AND bucket >= ")
                     .push_bind(from)
                     .push(" AND bucket < ")
                     .push_bind(to)
-                    .push("; UPDATE series SET packed_to = ")
+                    .push(format!("; UPDATE series SET {} = ", packing.mark))
                     .push_bind(to)
                     .push(" WHERE id = ")
                     .push_bind(id);
                 batch.build().execute(&mut *tx).await?;
                 // Raised before the commit: a write that begins after it unpacks what it writes into.
-                self.packed_before.fetch_max(to, Ordering::SeqCst);
+                self.packed_before
+                    .of(packing)
+                    .fetch_max(to, Ordering::SeqCst);
                 tx.commit().await?;
-                packed += hours.len() as u64;
+                packed += spans.len() as u64;
                 tokio::task::yield_now().await;
             }
         }
@@ -96,34 +208,37 @@ impl SqliteStore {
     }
 }
 
-/// The first hour of series `id` at or after its packing mark that has minutes: hours without
-/// any (before the first, or in a gap) are skipped, not walked through.
-pub(super) async fn first_unpacked_hour<'c, E>(
+/// The first span of series `id` at or after its mark that has rows: spans without any (before
+/// the first, or in a gap) are skipped, not walked through.
+async fn first_unpacked_span<'c, E>(
     db: E,
+    packing: Packing,
     id: SeriesId,
 ) -> Result<Option<i64>, StoreError>
 where
     E: sqlx::Executor<'c, Database = Sqlite>,
 {
-    let (first,): (Option<i64>,) = sqlx::query_as(
-        "SELECT min(bucket) FROM rollup_1m WHERE series_id = ?1 AND bucket >= \
-           coalesce((SELECT packed_to FROM series WHERE id = ?1), -9223372036854775808)",
-    )
+    let first: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT min(bucket) FROM {} WHERE series_id = ?1 AND bucket >= \
+           coalesce((SELECT {} FROM series WHERE id = ?1), -9223372036854775808)",
+        packing.rows(),
+        packing.mark
+    ))
     .bind(id)
     .fetch_one(db)
     .await?;
-    Ok(first.map(|minute| bucket(minute, HOUR)))
+    Ok(first.map(|start| bucket(start, packing.span.length())))
 }
 
-/// An hour of minutes packed into one row of `minutes_packed`.
-struct PackedHour {
+/// A span of rollups packed into one row.
+struct PackedSpan {
     start: i64,
     data: Vec<u8>,
 }
 
-/// A row of `rollup_1m`, whole.
+/// A rollup row, whole (`rows::RollupRow` is the part a read takes).
 #[derive(sqlx::FromRow)]
-struct MinuteRow {
+struct BucketRow {
     bucket: i64,
     count: i64,
     sum: f64,
@@ -131,10 +246,10 @@ struct MinuteRow {
     extremes: Extremes,
 }
 
-impl From<MinuteRow> for Minute {
-    fn from(row: MinuteRow) -> Minute {
+impl From<BucketRow> for Bucket {
+    fn from(row: BucketRow) -> Bucket {
         let e = row.extremes;
-        Minute {
+        Bucket {
             start: row.bucket,
             aggregate: Aggregate {
                 count: row.count,
@@ -148,7 +263,7 @@ impl From<MinuteRow> for Minute {
     }
 }
 
-/// A row of `minutes_packed`.
+/// A row of a table of packed spans.
 #[derive(sqlx::FromRow)]
 struct PackedRow {
     bucket: i64,
@@ -156,37 +271,42 @@ struct PackedRow {
 }
 
 impl SqliteStore {
-    /// Before a fold merges `rows` (sorted by series) into the minute rollups: the packed hours
-    /// they write into come back as minute rows (see migration 0008). Only a series written before
-    /// the newest packed hour's end is looked up; an ordinary write, into the current hour, is not.
+    /// Before a fold merges `rows` (sorted by series) into the rollups: the packed spans they
+    /// write into come back as rows (see migrations 0008 and 0009). Only a series written before
+    /// the newest packed span's end is looked up; an ordinary write, into the current hour, is not.
     pub(super) async fn unpack_written(
         &self,
         conn: &mut sqlx::SqliteConnection,
         rows: &[Row],
     ) -> Result<(), StoreError> {
-        let packed_before = self.packed_before.load(Ordering::SeqCst);
-        for series in rows.chunk_by(|a, b| a.series == b.series) {
-            let hour = bucket(series[0].ts, HOUR);
-            if hour < packed_before {
-                unpack(conn, series[0].series, hour).await?;
+        for packing in [MINUTES, HOURS] {
+            let length = packing.span.length();
+            let packed_before = self.packed_before.of(packing).load(Ordering::SeqCst);
+            for series in rows.chunk_by(|a, b| a.series == b.series) {
+                let start = bucket(series[0].ts, length);
+                if start < packed_before {
+                    unpack(conn, packing, series[0].series, start).await?;
+                }
             }
         }
         Ok(())
     }
 }
 
-/// Unpacks series `id`'s packed hours from `hour` on into minute rows and moves its packing mark
-/// back to `hour`: a mark, not a hole, so every later packed hour comes back too.
+/// Unpacks series `id`'s spans packed by `packing` from `start` on into rows and moves its mark
+/// back to `start`: a mark, not a hole, so every later packed span comes back too.
 async fn unpack(
     conn: &mut sqlx::SqliteConnection,
+    packing: Packing,
     id: SeriesId,
-    hour: i64,
+    start: i64,
 ) -> Result<(), StoreError> {
-    let packed: Vec<PackedRow> = sqlx::query_as(
-        "SELECT bucket, data FROM minutes_packed WHERE series_id = ?1 AND bucket >= ?2",
-    )
+    let packed: Vec<PackedRow> = sqlx::query_as(&format!(
+        "SELECT bucket, data FROM {} WHERE series_id = ?1 AND bucket >= ?2",
+        packing.packed
+    ))
     .bind(id)
-    .bind(hour)
+    .bind(start)
     .fetch_all(&mut *conn)
     .await?;
     if packed.is_empty() {
@@ -194,24 +314,26 @@ async fn unpack(
     }
     let mut merges = Vec::new();
     for row in packed {
-        for minute in packed_hour::decode(row.bucket, &row.data)? {
+        for bucket in packed_rollups::decode(row.bucket, &row.data)? {
             merges.push(rollup::Merge {
                 series: id,
-                bucket: minute.start,
-                delta: minute.aggregate,
+                bucket: bucket.start,
+                delta: bucket.aggregate,
             });
         }
     }
     let mut batch = Batch::default();
-    let push = |sql: &mut _, chunk: &[_]| push_rollup_merge(sql, Interval::Minute, chunk);
+    let push = |sql: &mut _, chunk: &[_]| push_rollup_merge(sql, packing.interval, chunk);
     batch.statements(conn, &merges, ROLLUP_BINDS, push).await?;
     batch.send(conn).await?;
-    sqlx::query(
-        "DELETE FROM minutes_packed WHERE series_id = ?1 AND bucket >= ?2; \
-         UPDATE series SET packed_to = ?2 WHERE id = ?1 AND packed_to > ?2",
-    )
+    sqlx::query(&format!(
+        "DELETE FROM {packed} WHERE series_id = ?1 AND bucket >= ?2; \
+         UPDATE series SET {mark} = ?2 WHERE id = ?1 AND {mark} > ?2",
+        packed = packing.packed,
+        mark = packing.mark
+    ))
     .bind(id)
-    .bind(hour)
+    .bind(start)
     .execute(&mut *conn)
     .await?;
     Ok(())

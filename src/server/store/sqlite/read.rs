@@ -2,8 +2,9 @@
 //! every signal asked for.
 
 use super::super::answer::Answer;
-use super::super::packed_hour;
+use super::super::packed_rollups;
 use super::super::rows::RollupRow;
+use super::pack::Packing;
 use super::*;
 use rollup::Stretch;
 use sqlx::sqlite::SqliteArguments;
@@ -34,11 +35,16 @@ impl SqliteStore {
             match stretch.source {
                 Source::Raw => runs(&mut answer, &mut tx, &sql, &bounds, block::unpack).await?,
                 Source::Rollup(interval) => {
-                    // Packed hours come before the mark, minute rows after: in time order.
-                    if interval == Interval::Minute {
-                        let packed = packed_minutes_sql(named.is_some());
-                        runs(&mut answer, &mut tx, &packed, &bounds, packed_hour::points).await?;
-                    }
+                    // Packed spans come before the mark, rows after: in time order.
+                    let packed = Packing::of(interval).packed_sql(signals_sql(named.is_some()));
+                    runs(
+                        &mut answer,
+                        &mut tx,
+                        &packed,
+                        &bounds,
+                        packed_rollups::points,
+                    )
+                    .await?;
                     rollups(&mut answer, &mut tx, &sql, &bounds).await?;
                 }
             }
@@ -51,7 +57,7 @@ impl SqliteStore {
     }
 }
 
-/// A run of packed points (a raw block, or a packed hour of minutes) of signal `name`, starting at
+/// A run of packed points (a raw block, or a packed span of rollups) of signal `name`, starting at
 /// `first_ts`.
 #[derive(sqlx::FromRow)]
 pub(super) struct RunRow {
@@ -128,7 +134,7 @@ pub(super) fn signals_sql(named: bool) -> &'static str {
 }
 
 /// The query for one stretch of a range read from `source`, over `?1..=?2`, for the signals chosen
-/// (`signals_sql`) with points since ?1: rows by name, then by time. Minute rows are read from each
+/// (`signals_sql`) with points since ?1: rows by name, then by time. Rollup rows are read from each
 /// signal's packing mark on.
 pub(super) fn stretch_sql(source: Source, named: bool) -> String {
     let signals = signals_sql(named);
@@ -139,10 +145,7 @@ pub(super) fn stretch_sql(source: Source, named: bool) -> String {
             overlapping!("s.id", "?1", "?2")
         ),
         Source::Rollup(interval) => {
-            let from = match interval {
-                Interval::Minute => "max(?1, coalesce(s.packed_to, ?1))",
-                Interval::Hour => "?1",
-            };
+            let from = Packing::of(interval).rows_from();
             format!(
                 "SELECT s.name, r.first_ts, r.first, r.low_ts, r.low, r.high_ts, r.high, r.last_ts, \
                  r.last FROM series s JOIN {} r ON r.series_id = s.id AND r.bucket >= {from} \
@@ -151,15 +154,4 @@ pub(super) fn stretch_sql(source: Source, named: bool) -> String {
             )
         }
     }
-}
-
-/// The packed hours before each signal's packing mark that reach into `?1..=?2`, as `stretch_sql`
-/// chooses signals and orders rows.
-pub(super) fn packed_minutes_sql(named: bool) -> String {
-    format!(
-        "SELECT s.name, p.bucket AS first_ts, p.data FROM series s JOIN minutes_packed p \
-         ON p.series_id = s.id AND p.bucket > ?1 - {HOUR} AND p.bucket <= ?2 AND p.bucket < s.packed_to \
-         WHERE s.last_ts >= ?1 AND {} ORDER BY s.name, p.bucket",
-        signals_sql(named)
-    )
 }

@@ -1,6 +1,7 @@
 //! Retention: what is older than each kind of data's age goes, a little at a time.
 
 use super::*;
+use crate::model::DAY;
 
 /// Rows one retention transaction deletes: few, so the writer never waits long for the lock.
 const EXPIRE_BATCH: i64 = 5_000;
@@ -16,11 +17,14 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         let minutes = now - self.retention.minute_rollups_ms;
+        let hours = now - self.retention.hour_rollups_ms;
         let rollups = [
             (table(Interval::Minute), minutes),
             // An hour is kept packed while any of its minutes is kept.
             ("minutes_packed", minutes - HOUR),
-            (table(Interval::Hour), now - self.retention.hour_rollups_ms),
+            (table(Interval::Hour), hours),
+            // A day is kept packed while any of its hours is kept.
+            ("hours_packed", hours - DAY),
         ];
         let mut deleted = 0;
         for id in ids {
