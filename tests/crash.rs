@@ -180,8 +180,8 @@ async fn sigkill_at_a_hundred_thousand_series_loses_no_acknowledged_point() {
     wait_healthy(&client, &base).await;
 
     // Four producers post until the server is gone; it is killed once 700,000 points are
-    // acknowledged: past the journal's first fold (at 500,000), so both folded and journaled points
-    // are at stake.
+    // acknowledged. Listing the signals on the way folds the journal (a read sees every committed
+    // point), so both folded and journaled points are at stake.
     let (next, acked_points) = (Arc::new(AtomicI64::new(0)), Arc::new(AtomicI64::new(0)));
     let mut producers = tokio::task::JoinSet::new();
     for _ in 0..4 {
@@ -212,11 +212,17 @@ async fn sigkill_at_a_hundred_thousand_series_loses_no_acknowledged_point() {
         });
     }
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut folded = false;
     while acked_points.load(Ordering::Relaxed) < 700_000 {
         assert!(
             Instant::now() < deadline,
             "700,000 points took over two minutes"
         );
+        if !folded && acked_points.load(Ordering::Relaxed) >= 300_000 {
+            let listed = client.get(format!("{base}/api/signals")).send().await;
+            assert!(listed.unwrap().status().is_success());
+            folded = true;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.kill();

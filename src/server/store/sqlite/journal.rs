@@ -1,9 +1,10 @@
 //! The journal: a write commits its points as one row of `journal`, a few bytes a point, instead of
 //! updating the newest block, a minute and an hour rollup and the figures of every signal it
 //! touches. With a point for each of a thousand signals, that was four thousand rows on as many
-//! pages for a thousand points. Journaled points wait (in memory too, `WriteState::journal`) until
-//! enough have gathered, then a fold writes them into blocks, rollups and figures in one
-//! transaction that also empties the journal: each signal's rows once per fold, not once per write.
+//! pages for a thousand points. Journaled points wait in the file, not in memory, until enough have
+//! gathered; then a fold reads them back, a few hundred thousand at a time, and writes them into
+//! blocks, rollups and figures in one transaction that also empties the journal: each signal's rows
+//! once per fold, not once per write.
 //!
 //! A read folds first, so it sees every committed point; opening folds what a crash left.
 
@@ -11,10 +12,16 @@ use super::super::block::{put_varint, take_varint};
 use super::super::dense::{unzigzag, zigzag};
 use super::super::rows::Row;
 use super::*;
+use std::collections::BTreeMap;
 
-/// Points the journal gathers before the write that would pass them folds them first. Held in
-/// memory as `Row`s, 24 bytes each. A write of as many points on its own is folded at once.
-pub(super) const FOLD_POINTS: usize = 500_000;
+/// Points the journal gathers before the write that would pass them folds them first. The fewer
+/// folds, the fewer times each signal's rows are written; a read may wait for one fold of this
+/// many. A write of as many points on its own is folded at once.
+pub(super) const FOLD_POINTS: usize = 2_000_000;
+
+/// Points a fold reads back from the journal at once (24 bytes each in memory), a series never
+/// split between two reads.
+pub(super) const READ_POINTS: usize = 524_288;
 
 /// The first byte of a journal row: the encoding below.
 const VERSION: u8 = 1;
@@ -26,8 +33,8 @@ pub(super) struct WriteState {
     /// Series id → its newest block (`None`: no block yet), which nearly every fold appends to,
     /// so appending costs no read. Retention drops what it cuts.
     pub tails: Tails,
-    /// The points the journal holds, in commit order, each write's sorted by (series, time).
-    pub journal: Vec<Row>,
+    /// Points the journal holds, waiting to be folded.
+    pub journaled: usize,
 }
 
 impl SqliteStore {
@@ -35,7 +42,7 @@ impl SqliteStore {
     /// does first, so it sees every committed point.
     pub async fn settle(&self) -> Result<(), StoreError> {
         let mut state = self.state.lock().await;
-        if state.journal.is_empty() || !self.owns_journal {
+        if state.journaled == 0 || !self.owns_journal {
             return Ok(());
         }
         let mut tx = WriteTx {
@@ -45,17 +52,101 @@ impl SqliteStore {
         self.fold_journal(&mut tx, &mut state).await
     }
 
-    /// Loads what the journal holds (left by a crash or a stop) into memory, to be folded.
+    /// Counts what the journal holds (left by a crash or a stop), to be folded.
     pub(super) async fn load_journal(&self) -> Result<(), StoreError> {
-        let entries: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM journal ORDER BY id")
-            .fetch_all(&self.writes)
-            .await?;
-        let mut state = self.state.lock().await;
-        for data in entries {
-            decode(&data, &mut state.journal)?;
-        }
+        let journaled = count(&mut *self.writes.acquire().await?).await?;
+        self.state.lock().await.journaled = journaled;
         Ok(())
     }
+}
+
+/// Calls `f` with each of the journal's rows, oldest first, as they are read: a fold reads the
+/// journal more than once rather than hold all of it.
+async fn each_entry(
+    conn: &mut sqlx::SqliteConnection,
+    mut f: impl FnMut(&[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut entries =
+        sqlx::query_scalar::<_, Vec<u8>>("SELECT data FROM journal ORDER BY id").fetch(conn);
+    while let Some(data) = entries.try_next().await? {
+        f(&data)?;
+    }
+    Ok(())
+}
+
+/// Points the journal holds.
+pub(super) async fn count(conn: &mut sqlx::SqliteConnection) -> Result<usize, StoreError> {
+    let mut points = 0;
+    each_entry(conn, |data| each_row(data, |_| points += 1)).await?;
+    Ok(points)
+}
+
+/// A run of series ids, both ends included, and the journal's points of those series.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct SeriesRun {
+    first: SeriesId,
+    last: SeriesId,
+    points: usize,
+}
+
+/// The journal's series cut into runs of about `size` points each (more where one series has more).
+pub(super) async fn runs(
+    conn: &mut sqlx::SqliteConnection,
+    size: usize,
+) -> Result<Vec<SeriesRun>, StoreError> {
+    let mut counts = BTreeMap::new();
+    each_entry(conn, |data| count_by_series(data, &mut counts)).await?;
+    Ok(cut(&counts, size))
+}
+
+/// The journal's points of the series in `run`, in the order they were committed.
+pub(super) async fn rows_in(
+    conn: &mut sqlx::SqliteConnection,
+    run: SeriesRun,
+) -> Result<Vec<Row>, StoreError> {
+    let mut rows = Vec::with_capacity(run.points);
+    each_entry(conn, |data| rows_of(data, run, &mut rows)).await?;
+    Ok(rows)
+}
+
+/// Adds the points of each series in the journal row `data` to `counts`.
+fn count_by_series(data: &[u8], counts: &mut BTreeMap<SeriesId, usize>) -> Result<(), StoreError> {
+    each_row(data, |row| *counts.entry(row.series).or_default() += 1)
+}
+
+/// Series (with their points) in runs of about `size` points.
+fn cut(counts: &BTreeMap<SeriesId, usize>, size: usize) -> Vec<SeriesRun> {
+    let mut runs = Vec::new();
+    let (mut first, mut points) = (None, 0);
+    for (&series, &count) in counts {
+        let start = *first.get_or_insert(series);
+        points += count;
+        if points >= size {
+            runs.push(SeriesRun {
+                first: start,
+                last: series,
+                points,
+            });
+            (first, points) = (None, 0);
+        }
+    }
+    if let (Some(start), Some((&last, _))) = (first, counts.last_key_value()) {
+        runs.push(SeriesRun {
+            first: start,
+            last,
+            points,
+        });
+    }
+    runs
+}
+
+/// Appends the points of the journal row `data` whose series are in `run`.
+fn rows_of(data: &[u8], run: SeriesRun, rows: &mut Vec<Row>) -> Result<(), StoreError> {
+    each_row(data, |row| {
+        if (run.first..=run.last).contains(&row.series) {
+            rows.push(row);
+        }
+    })
 }
 
 /// Commits `rows` as one journal row (with the signals `tx` has inserted, if it has begun).
@@ -85,7 +176,8 @@ fn encode(rows: &[Row]) -> Vec<u8> {
     data
 }
 
-fn decode(data: &[u8], out: &mut Vec<Row>) -> Result<(), StoreError> {
+/// Calls `f` with each row `encode` wrote into `data`, in order.
+fn each_row(data: &[u8], mut f: impl FnMut(Row)) -> Result<(), StoreError> {
     let damaged = || StoreError::damaged(sqlx::Error::Decode("a journal row is damaged".into()));
     let Some((&VERSION, mut rest)) = data.split_first() else {
         return Err(damaged());
@@ -97,7 +189,7 @@ fn decode(data: &[u8], out: &mut Vec<Row>) -> Result<(), StoreError> {
         let (value, after) = after.split_first_chunk::<8>().ok_or_else(damaged)?;
         series = series.wrapping_add(unzigzag(d_series));
         ts = ts.wrapping_add(unzigzag(d_ts));
-        out.push(Row {
+        f(Row {
             series: SeriesId(series),
             ts,
             value: f64::from_le_bytes(*value),
@@ -122,7 +214,7 @@ mod tests {
                 .map(|&(series, ts, value)| Row { series: SeriesId(series), ts, value })
                 .collect();
             let mut back = Vec::new();
-            decode(&encode(&rows), &mut back).unwrap();
+            each_row(&encode(&rows), |row| back.push(row)).unwrap();
             prop_assert_eq!(back.len(), rows.len());
             for (a, b) in rows.iter().zip(&back) {
                 prop_assert_eq!((a.series, a.ts, a.value.to_bits()), (b.series, b.ts, b.value.to_bits()));
@@ -138,9 +230,64 @@ mod tests {
             value: 1.5,
         };
         let data = encode(&[row]);
-        let mut out = Vec::new();
-        assert!(decode(&data[..data.len() - 1], &mut out).is_err());
-        assert!(decode(&[], &mut out).is_err());
-        assert!(decode(&[9], &mut out).is_err());
+        assert!(each_row(&data[..data.len() - 1], |_| ()).is_err());
+        assert!(each_row(&[], |_| ()).is_err());
+        assert!(each_row(&[9], |_| ()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn a_journal_read_back_in_runs_of_series_gives_each_point_once_in_commit_order(
+            writes in prop::collection::vec(
+                prop::collection::vec((0i64..40, 0i64..5), 0..60), 0..12),
+            size in 1usize..100,
+        ) {
+            // Each write's rows sorted by (series, time), as a write journals them; the value
+            // says which point it is.
+            let mut all = Vec::new();
+            let entries: Vec<Vec<u8>> = writes
+                .into_iter()
+                .map(|mut keys| {
+                    keys.sort_unstable();
+                    let rows: Vec<Row> = keys
+                        .into_iter()
+                        .map(|(series, ts)| {
+                            let value = all.len() as f64;
+                            let row = Row { series: SeriesId(series), ts, value };
+                            all.push(row);
+                            row
+                        })
+                        .collect();
+                    encode(&rows)
+                })
+                .collect();
+            let mut counts = BTreeMap::new();
+            for data in &entries {
+                count_by_series(data, &mut counts).unwrap();
+            }
+            let runs = cut(&counts, size);
+            let mut back = Vec::new();
+            for pair in runs.windows(2) {
+                prop_assert!(pair[0].last < pair[1].first, "{runs:?}");
+            }
+            for &run in &runs {
+                let mut rows = Vec::new();
+                for data in &entries {
+                    rows_of(data, run, &mut rows).unwrap();
+                }
+                prop_assert_eq!(rows.len(), run.points);
+                prop_assert!(!rows.is_empty());
+                // A run ends with the series that takes it to `size`.
+                let last = rows.iter().map(|r| r.series).max();
+                let before_last = rows.iter().filter(|r| Some(r.series) != last).count();
+                prop_assert!(before_last < size, "{before_last} points before the last series");
+                back.extend(rows);
+            }
+            // Commit order within each series, every point once.
+            back.sort_by_key(|row| row.series);
+            all.sort_by_key(|row| row.series);
+            let values = |rows: &[Row]| rows.iter().map(|r| (r.series, r.value)).collect::<Vec<_>>();
+            prop_assert_eq!(values(&back), values(&all));
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! place points in blocks, queue the statements, commit, update the caches.
 
 use super::super::rows::{Row, SeriesRow};
-use super::journal::{self, WriteState, FOLD_POINTS};
+use super::journal::{self, WriteState, FOLD_POINTS, READ_POINTS};
 use super::*;
 use crate::server::domain::SignalName;
 
@@ -31,16 +31,19 @@ impl SqliteStore {
             conn: self.writes.acquire().await?,
             begun: false,
         };
-        if !state.journal.is_empty() && state.journal.len() + points.len() > FOLD_POINTS {
+        if state.journaled > 0 && state.journaled + points.len() > FOLD_POINTS {
             self.fold_journal(&mut tx, &mut state).await?;
         }
         let mut resolved = self.resolve_ids(&mut tx, points).await?;
         if resolved.rows.len() < FOLD_POINTS {
             journal::append(&mut tx, &resolved.rows).await?;
-            state.journal.extend(resolved.rows);
+            state.journaled += resolved.rows.len();
         } else {
+            let mut fold = Fold::default();
             let (rows, created) = (&mut resolved.rows, &resolved.created);
-            self.fold(&mut tx, &mut state.tails, rows, created, false)
+            self.fold_rows(&mut fold, &mut tx, &state.tails, rows, created)
+                .await?;
+            self.commit_fold(fold, &mut tx, &mut state.tails, false)
                 .await?;
         }
         // A new signal has no block until a fold writes one: nothing to read then.
@@ -57,63 +60,73 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Folds the journal's points and empties it. Should that fail, the journal keeps its points
-    /// in memory sorted and one per key, which folds to the same as the file's rows.
+    /// Folds the journal's points and empties it, reading them back a run of series at a time so
+    /// that memory holds a few hundred thousand points, not the whole journal. Should that fail,
+    /// the journal keeps its rows: the transaction rolls back.
     pub(super) async fn fold_journal(
         &self,
         tx: &mut WriteTx,
         state: &mut WriteState,
     ) -> Result<(), StoreError> {
-        let mut rows = std::mem::take(&mut state.journal);
         let none_created = Default::default();
-        let folded = self
-            .fold(tx, &mut state.tails, &mut rows, &none_created, true)
-            .await;
-        if folded.is_err() {
-            state.journal = rows;
+        let mut fold = Fold::default();
+        for run in journal::runs(tx.begun().await?, READ_POINTS).await? {
+            let mut rows = journal::rows_in(&mut tx.conn, run).await?;
+            self.fold_rows(&mut fold, tx, &state.tails, &mut rows, &none_created)
+                .await?;
         }
-        folded
+        self.commit_fold(fold, tx, &mut state.tails, true).await?;
+        state.journaled = 0;
+        Ok(())
     }
 
-    /// Writes `rows` into blocks, rollups and figures (and, if they are the journal's, empties it)
-    /// in one transaction, a few thousand series at a time (so its memory stays small whatever the
-    /// width): place their points in blocks and work out the rollup and figures changes, queue the
-    /// statements; then recompute the buckets where a point was replaced, commit, and cache the new
-    /// tails.
-    async fn fold(
+    /// Writes `rows` into blocks, rollups and figures within the fold's transaction, a few thousand
+    /// series at a time (so its memory stays small whatever the width): place their points in
+    /// blocks and work out the rollup and figures changes, queue the statements.
+    async fn fold_rows(
         &self,
+        fold: &mut Fold,
         tx: &mut WriteTx,
-        tails: &mut Tails,
+        tails: &Tails,
         rows: &mut Vec<Row>,
         created: &foldhash::HashSet<SeriesId>,
-        from_journal: bool,
     ) -> Result<(), StoreError> {
         Row::keep_one_per_key(rows);
         // The packer cannot commit from here on: its mark is as it will be until this commits.
         self.unpack_written(tx.begun().await?, rows).await?;
-        let mut batch = Batch::default();
-        let (mut stale, mut new_tails) = (Stale::default(), Vec::new());
         for part in by_series(rows, FOLD_PART_ROWS) {
             let placed = self.place_rows(tx, tails, part, created).await?;
-            queue(&mut batch, &mut tx.conn, &placed).await?;
-            stale.minutes.extend(placed.changes.stale_minutes);
-            stale.hours.extend(placed.changes.stale_hours);
-            new_tails.extend(placed.tails);
+            queue(&mut fold.batch, &mut tx.conn, &placed).await?;
+            fold.stale.minutes.extend(placed.changes.stale_minutes);
+            fold.stale.hours.extend(placed.changes.stale_hours);
+            fold.tails.extend(placed.tails);
         }
+        Ok(())
+    }
+
+    /// Ends a fold: (if it folded the journal) empties the journal, recomputes the buckets where a
+    /// point was replaced, commits, and caches the new tails.
+    async fn commit_fold(
+        &self,
+        mut fold: Fold,
+        tx: &mut WriteTx,
+        tails: &mut Tails,
+        from_journal: bool,
+    ) -> Result<(), StoreError> {
         if from_journal {
-            batch.sql.push("DELETE FROM journal; ");
+            fold.batch.sql.push("DELETE FROM journal; ");
         }
-        batch.send(&mut tx.conn).await?;
+        fold.batch.send(&mut tx.conn).await?;
         // Minutes first, since an hour is rebuilt from them.
-        for &(id, start) in &stale.minutes {
+        for &(id, start) in &fold.stale.minutes {
             recompute_minute(&mut tx.conn, id, start).await?;
         }
-        for &(id, start) in &stale.hours {
+        for &(id, start) in &fold.stale.hours {
             recompute_hour(&mut tx.conn, id, start).await?;
         }
         sqlx::query("COMMIT").execute(&mut *tx.conn).await?;
         tx.begun = false;
-        for (id, tail) in new_tails {
+        for (id, tail) in fold.tails {
             tails.set(id, tail);
         }
         Ok(())
@@ -270,6 +283,14 @@ struct Placed {
     appends: Vec<Append>,
     changes: Changes,
     figures: Vec<Figures>,
+    tails: Vec<(SeriesId, Option<Tail>)>,
+}
+
+/// What a fold has queued so far, and what it changes once it commits.
+#[derive(Default)]
+struct Fold {
+    batch: Batch,
+    stale: Stale,
     tails: Vec<(SeriesId, Option<Tail>)>,
 }
 
