@@ -14,7 +14,10 @@ use crate::downsample::TimeValue;
 use crate::model::Series;
 use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
-use blocks::{cut_block, each_point, place, points_within, Append, Known, Tail, Tails, Unpack};
+use blocks::{
+    append, blocks_from, cut_block, each_point, merge_into, points_within, Append, BlocksWanted,
+    Known, Placement, Tail, Tails, Unpack,
+};
 use futures::TryStreamExt;
 use journal::WriteState;
 use pack::PackedBefore;

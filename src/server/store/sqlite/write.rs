@@ -188,7 +188,8 @@ impl SqliteStore {
     }
 
     /// Each series' points placed in its blocks (appended to the newest without reading it, where
-    /// they follow it and fit), and what that changes in the rollups and figures.
+    /// they follow it and fit; otherwise merged into the blocks they fall into, read for all such
+    /// series at once), and what that changes in the rollups and figures.
     async fn place_rows(
         &self,
         tx: &mut WriteTx,
@@ -198,6 +199,7 @@ impl SqliteStore {
     ) -> Result<Placed, StoreError> {
         let raw_cutoff = self.clock.now().millis() - self.retention.raw_ms;
         let mut placed = Placed::default();
+        let (mut series_points, mut wanted) = (Vec::new(), Vec::new());
         for series in rows.chunk_by(|a, b| a.series == b.series) {
             let id = series[0].series;
             let mut raw: Points = Vec::with_capacity(series.len());
@@ -210,14 +212,39 @@ impl SqliteStore {
                     raw.push(TimeValue::new(row.ts, row.value));
                 }
             }
-            let mut replaced = Vec::new();
+            let mut appended = None;
             if !raw.is_empty() {
                 let known = match tails.get(id) {
                     // A signal created by this write has no block yet: nothing to read.
                     Known::Unknown if created.contains(&id) => Known::NoBlock,
                     known => known,
                 };
-                let placement = place(tx, id, known, &raw, &mut replaced).await?;
+                appended = append(id, known, &raw);
+                if appended.is_none() && !matches!(known, Known::NoBlock) {
+                    let from = raw[0].time;
+                    wanted.push(BlocksWanted { series: id, from });
+                }
+            }
+            series_points.push(SeriesPoints {
+                rows: series,
+                raw,
+                appended,
+            });
+        }
+        let mut read = blocks_from(tx, &wanted).await?;
+        for SeriesPoints {
+            rows: series,
+            raw,
+            appended,
+        } in series_points
+        {
+            let id = series[0].series;
+            let mut replaced = Vec::new();
+            if !raw.is_empty() {
+                let placement = appended.unwrap_or_else(|| {
+                    let blocks = read.remove(&id).unwrap_or_default();
+                    merge_into(blocks, &raw, &mut replaced)
+                });
                 placed
                     .blocks
                     .extend(SeriesBlock::all(id, placement.rewritten));
@@ -245,6 +272,14 @@ impl SqliteStore {
         }
         Ok(placed)
     }
+}
+
+/// One series' rows in a fold, the points of them kept raw, and where they went if they could be
+/// appended without reading anything.
+struct SeriesPoints<'r> {
+    rows: &'r [Row],
+    raw: Points,
+    appended: Option<Placement>,
 }
 
 /// A write's points with their series ids.
