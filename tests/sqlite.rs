@@ -213,6 +213,7 @@ async fn packed_hours_and_days_answer_as_their_rows_did_and_never_hide_a_later_w
         (DAY / 3, DAY + 17, b(), 1_000),
         (0, 2 * DAY, None, 100),
         (1_234_567, 2 * DAY - 98_765, b(), 60),
+        (0, 4 * DAY, None, 100),
     ];
     let read = |store: Store| {
         let ranges = ranges.clone();
@@ -251,6 +252,13 @@ async fn packed_hours_and_days_answer_as_their_rows_did_and_never_hide_a_later_w
     let nothing = PackedSpans::default();
     assert_eq!(store.pack(now).await.unwrap(), nothing, "nothing left");
 
+    // A point in a day after the last with points: before the packing marks, with nothing packed
+    // from it on. Read from hour rollups, it is there.
+    let beyond = [point("c", BASE + 3 * DAY + 5_000, 7.0)];
+    write(&store, &beyond).await;
+    let answer = read(store.clone()).await;
+    let c = answer[5].iter().find(|s| s.signal == "c").unwrap();
+    assert!(c.values.contains(&7.0), "{c:?}");
     // A late spike into a packed hour, a replaced point in another, a point in the gap.
     let late = [
         point("a", BASE + DAY + 3_333, 1e9),
@@ -261,6 +269,7 @@ async fn packed_hours_and_days_answer_as_their_rows_did_and_never_hide_a_later_w
     // The same points written into a store that never packed.
     let (_dir2, fresh_database, fresh) = keeping_everything("fresh.db").await;
     write(&fresh, &points).await;
+    write(&fresh, &beyond).await;
     write(&fresh, &late).await;
     let expected = read(fresh.clone()).await;
     fresh.close().await;

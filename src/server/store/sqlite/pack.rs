@@ -294,7 +294,9 @@ impl SqliteStore {
 }
 
 /// Unpacks series `id`'s spans packed by `packing` from `start` on into rows and moves its mark
-/// back to `start`: a mark, not a hole, so every later packed span comes back too.
+/// back to `start`: a mark, not a hole, so every later packed span comes back too. The mark moves
+/// back even with nothing packed from `start` on: a mark passes the empty spans after the last
+/// one packed, and rows written there would otherwise be read as if packed, which they are not.
 async fn unpack(
     conn: &mut sqlx::SqliteConnection,
     packing: Packing,
@@ -309,9 +311,6 @@ async fn unpack(
     .bind(start)
     .fetch_all(&mut *conn)
     .await?;
-    if packed.is_empty() {
-        return Ok(());
-    }
     let mut merges = Vec::new();
     for row in packed {
         for bucket in packed_rollups::decode(row.bucket, &row.data)? {
