@@ -303,6 +303,42 @@ async fn packed_hours_and_days_answer_as_their_rows_did_and_never_hide_a_later_w
 }
 
 #[tokio::test]
+async fn signals_with_nothing_to_pack_are_marked_so_and_late_points_behind_the_marks_still_show() {
+    let (_dir, database, store) = keeping_everything("marks.db").await;
+    let now = Timestamp::now().millis();
+    write(&store, &[point("new", now - 60_000, 1.0)]).await;
+    assert_eq!(store.pack(now).await.unwrap(), PackedSpans::default());
+    // Both marks moved to their limits, so the next passes skip the signal.
+    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+    let marks: (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT packed_to, hours_packed_to FROM series WHERE name = 'new'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    let hour = 3_600_000;
+    assert_eq!(
+        marks,
+        (Some(now - now % hour - hour), Some(now - now % DAY - DAY))
+    );
+    // A point three days back lands behind both marks: minute and hour reads show it.
+    let t = now - 3 * DAY;
+    write(&store, &[point("new", t, 5.0)]).await;
+    for (from, to, max_points) in [(t - 6 * hour, t + 6 * hour, 200), (t - DAY, now, 100)] {
+        let range = Range {
+            from: Timestamp::from_millis(from).unwrap(),
+            to: Timestamp::from_millis(to).unwrap(),
+            signals: None,
+        };
+        let answer = store
+            .read(&range, Shape::Decimated { max_points })
+            .await
+            .unwrap();
+        assert!(answer[0].values.contains(&5.0), "{answer:?}");
+    }
+    store.close().await;
+}
+
+#[tokio::test]
 async fn ranges_past_a_retention_are_read_from_what_is_kept() {
     let (_dir, _, store) = keeping("kept.db", Retention::days(1, 2, 3)).await;
     let now = Timestamp::now().millis();

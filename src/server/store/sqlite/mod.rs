@@ -15,8 +15,8 @@ use crate::model::Series;
 use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
 use blocks::{
-    append, blocks_from, cut_block, each_point, merge_into, points_within, Append, BlocksWanted,
-    Known, Placement, Tail, Tails, Unpack,
+    append, blocks_from, cut_block, each_point, for_each_series, merge_into, points_within, Append,
+    Known, Placement, SeriesFrom, Tail, Tails, Unpack, SERIES_FROM_BINDS,
 };
 use futures::TryStreamExt;
 use journal::WriteState;

@@ -222,7 +222,7 @@ impl SqliteStore {
                 appended = append(id, known, &raw);
                 if appended.is_none() && !matches!(known, Known::NoBlock) {
                     let from = raw[0].time;
-                    wanted.push(BlocksWanted { series: id, from });
+                    wanted.push(SeriesFrom { series: id, from });
                 }
             }
             series_points.push(SeriesPoints {
