@@ -320,6 +320,11 @@ async fn signals_with_nothing_to_pack_are_marked_so_and_late_points_behind_the_m
         marks,
         (Some(now - now % hour - hour), Some(now - now % DAY - DAY))
     );
+    // Opened again, the store knows how far marks reach without having packed anything itself.
+    store.close().await;
+    let store = Store::open(&database, Durability::Normal, forever(), clock::system())
+        .await
+        .unwrap();
     // A point three days back lands behind both marks: minute and hour reads show it.
     let t = now - 3 * DAY;
     write(&store, &[point("new", t, 5.0)]).await;

@@ -73,9 +73,9 @@ impl Packing {
     }
 }
 
-/// Per packing, the end of the newest span packed of any signal: a write older than this may land
-/// in a packed span and has to unpack it first (`unpack_written`). Raised by the packer before it
-/// commits.
+/// Per packing, how far the furthest mark of any signal reaches: a write older than this may land
+/// before its signal's mark and has to unpack (and move the mark back) first (`unpack_written`).
+/// Raised by the packer before it commits.
 #[derive(Default)]
 pub(super) struct PackedBefore {
     minutes: AtomicI64,
@@ -83,16 +83,18 @@ pub(super) struct PackedBefore {
 }
 
 impl PackedBefore {
-    /// As the database's packed spans say.
+    /// As the database's marks say. A mark passes the empty spans after a signal's last packed one,
+    /// so the packed spans themselves would say too little.
     pub(super) async fn load(pool: &SqlitePool) -> Result<PackedBefore, StoreError> {
         let marks = PackedBefore::default();
         for packing in [MINUTES, HOURS] {
-            let newest: Option<i64> =
-                sqlx::query_scalar(&format!("SELECT max(bucket) FROM {}", packing.packed))
+            let furthest: Option<i64> =
+                sqlx::query_scalar(&format!("SELECT max({}) FROM series", packing.mark))
                     .fetch_one(pool)
                     .await?;
-            let end = newest.map_or(i64::MIN, |start| start + packing.span.length());
-            marks.of(packing).store(end, Ordering::SeqCst);
+            marks
+                .of(packing)
+                .store(furthest.unwrap_or(i64::MIN), Ordering::SeqCst);
         }
         Ok(marks)
     }
