@@ -3,9 +3,10 @@
 //! points. This file is the database-independent part: what a write changes, and which table a read
 //! takes each stretch of a range from. The SQL lives with each database.
 //!
-//! Exactness: a write adds its new points to the affected buckets incrementally. A point that replaces a
-//! stored one (a retry with another value, a correction) cannot be subtracted from a minimum, so its
-//! buckets are recomputed from the raw points instead; that is rare and touches one minute and one hour.
+//! Exactness: PostgreSQL's write adds its new points to the affected buckets incrementally. A point that
+//! replaces a stored one (a retry with another value, a correction) cannot be subtracted from a minimum,
+//! so its buckets are recomputed from the raw points instead; that is rare and touches one minute and one
+//! hour. SQLite builds its rollups from the raw points once the hour has closed (`sqlite/built.rs`).
 
 use super::{SeriesId, Sink};
 pub use crate::downsample::Aggregate;

@@ -2,7 +2,7 @@
 //! struct reads either (sqlx's `FromRow` derive is generic over the database).
 
 use super::SeriesId;
-use crate::downsample::{bucket_points, TimeValue};
+use crate::downsample::{bucket_points, Aggregate, TimeValue};
 use crate::model::SignalInfo;
 
 /// A rollup bucket's first, lowest, highest and last points: the columns of the same names in
@@ -28,6 +28,21 @@ impl Extremes {
             TimeValue::new(self.high_ts, self.high),
             TimeValue::new(self.last_ts, self.last),
         ])
+    }
+}
+
+impl From<Aggregate> for Extremes {
+    fn from(a: Aggregate) -> Extremes {
+        Extremes {
+            first_ts: a.first.time,
+            first: a.first.value,
+            low_ts: a.low.time,
+            low: a.low.value,
+            high_ts: a.high.time,
+            high: a.high.value,
+            last_ts: a.last.time,
+            last: a.last.value,
+        }
     }
 }
 

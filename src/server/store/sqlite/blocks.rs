@@ -4,40 +4,6 @@
 use super::write::BATCH_BINDS;
 use super::*;
 
-/// Calls `f` with each point of one series in `from..=to`, in time order, until it returns false.
-pub(super) async fn each_point<'c, E>(
-    db: E,
-    id: SeriesId,
-    from: i64,
-    to: i64,
-    mut f: impl FnMut(i64, f64) -> bool,
-) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'c, Database = Sqlite>,
-{
-    let mut rows = sqlx::query_as::<_, StoredBlock>(BLOCKS_OVERLAPPING)
-        .bind(id)
-        .bind(from)
-        .bind(to)
-        .fetch(db);
-    let mut points = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        for point in points_within(
-            block::unpack,
-            row.first_ts,
-            &row.data,
-            from,
-            to,
-            &mut points,
-        )? {
-            if !f(point.time, point.value) {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
-}
-
 /// A row of `blocks` as read back: where the block starts, and its packed points.
 #[derive(sqlx::FromRow)]
 pub(super) struct StoredBlock {
@@ -193,7 +159,7 @@ impl Tails {
     }
 }
 
-fn index(id: SeriesId) -> Option<usize> {
+pub(super) fn index(id: SeriesId) -> Option<usize> {
     usize::try_from(id.0).ok().filter(|&i| i < MOST_REMEMBERED)
 }
 
@@ -258,6 +224,7 @@ pub(super) fn append(id: SeriesId, known: Known, new: &[TimeValue]) -> Option<Pl
 }
 
 /// A series and a time: where a fold reads a series' blocks or packed spans from.
+#[derive(sqlx::FromRow)]
 pub(super) struct SeriesFrom {
     pub series: SeriesId,
     pub from: i64,
@@ -274,12 +241,17 @@ pub(super) fn for_each_series(
     rest: &str,
 ) -> QueryBuilder<'static, Sqlite> {
     let mut query = QueryBuilder::new(format!("SELECT {columns} FROM ("));
-    query.push_values(wanted, |mut row, w| {
-        row.push_bind(w.series).push_bind(w.from);
-    });
+    push_series_from(&mut query, wanted);
     query.push(") AS w ");
     query.push(rest);
     query
+}
+
+/// Appends `VALUES (series, time), …` for `wanted`: columns `column1` and `column2`.
+pub(super) fn push_series_from(query: &mut QueryBuilder<'static, Sqlite>, wanted: &[SeriesFrom]) {
+    query.push_values(wanted, |mut row, w| {
+        row.push_bind(w.series).push_bind(w.from);
+    });
 }
 
 /// The blocks of several series, each from the one holding its time on, unpacked, in one
@@ -308,10 +280,10 @@ pub(super) async fn blocks_from(
 
 /// A row of `blocks` read for `blocks_from`.
 #[derive(sqlx::FromRow)]
-struct SeriesStoredBlock {
-    series_id: SeriesId,
+pub(super) struct SeriesStoredBlock {
+    pub series_id: SeriesId,
     #[sqlx(flatten)]
-    block: StoredBlock,
+    pub block: StoredBlock,
 }
 
 /// Merges one series' new raw points (ascending, unique) into `blocks`, its blocks from the one

@@ -33,6 +33,8 @@ pub(super) struct WriteState {
     /// Series id → its newest block (`None`: no block yet), which nearly every fold appends to,
     /// so appending costs no read. Retention drops what it cuts.
     pub tails: Tails,
+    /// Series id → its `rollups_to`, which says whether a fold writes before it (`built.rs`).
+    pub marks: Marks,
     /// Points the journal holds, waiting to be folded.
     pub journaled: usize,
 }

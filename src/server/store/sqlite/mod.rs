@@ -1,8 +1,8 @@
 //! SQLite: the embedded default. One file, WAL mode so reads never wait for the writer. The store is
 //! split by operation: opening and the small queries here, `write.rs` (a group commit in named
 //! steps), `journal.rs` (where writes wait to be folded into blocks), `read.rs` (ranges, raw or decimated), `blocks.rs` (raw points packed in blocks, in and out),
-//! `retention.rs`, `pack.rs` (closed hours' minutes in one row, and back) and `legacy.rs` (what an old database
-//! needs once).
+//! `built.rs` (rollups built from the blocks once their hour closes), `retention.rs`, `pack.rs`
+//! (closed hours' minutes in one row, and back) and `legacy.rs` (what an old database needs once).
 
 use super::block::{self, Packed, Points};
 use super::ids::SeriesIds;
@@ -15,9 +15,11 @@ use crate::model::Series;
 use crate::server::clock::SharedClock;
 use crate::server::domain::DataPoint;
 use blocks::{
-    append, blocks_from, cut_block, each_point, for_each_series, merge_into, points_within, Append,
-    Known, Placement, SeriesFrom, Tail, Tails, Unpack, SERIES_FROM_BINDS,
+    append, blocks_from, cut_block, for_each_series, merge_into, points_within, push_series_from,
+    Append, Known, Placement, SeriesFrom, SeriesStoredBlock, Tail, Tails, Unpack,
+    SERIES_FROM_BINDS,
 };
+use built::Marks;
 use futures::TryStreamExt;
 use journal::WriteState;
 use pack::PackedBefore;
@@ -59,19 +61,13 @@ macro_rules! overlapping {
 
 // Declared after `overlapping!`, which they use.
 mod blocks;
+mod built;
 mod journal;
 mod legacy;
 mod pack;
 mod read;
 mod retention;
 mod write;
-
-/// The blocks of series ?1 that hold points in `?2..=?3`, in time order.
-const BLOCKS_OVERLAPPING: &str = concat!(
-    "SELECT b.first_ts, b.data FROM blocks b WHERE ",
-    overlapping!("?1", "?2", "?3"),
-    " ORDER BY b.first_ts"
-);
 
 /// IMMEDIATE takes the write lock up front. A deferred transaction that reads first (a tail or the
 /// blocks late points fall into) could not upgrade to a writer after retention's deletes committed in
@@ -116,7 +112,7 @@ pub struct SqliteStore {
     /// Signal name → `series.id`, so a write looks names up in memory, not in the database.
     /// Only filled after a commit, so it never holds an id that a rolled-back transaction invented.
     pub(super) ids: Arc<SeriesIds>,
-    /// The newest block of each series and the journal's points, as committed.
+    /// The newest block and rollups mark of each series and the journal's points, as committed.
     state: Arc<tokio::sync::Mutex<WriteState>>,
     pub(super) retention: Retention,
     clock: SharedClock,
@@ -185,11 +181,15 @@ impl SqliteStore {
             .await?;
         let ids = SeriesIds::of(sqlx::query_as(SERIES_SQL).fetch_all(&pool).await?);
         let packed_before = PackedBefore::load(&pool).await?;
+        let state = WriteState {
+            marks: Marks::load(&pool).await?,
+            ..WriteState::default()
+        };
         let store = SqliteStore {
             pool,
             writes,
             ids: Arc::new(ids),
-            state: Arc::default(),
+            state: Arc::new(tokio::sync::Mutex::new(state)),
             retention,
             clock,
             lock: Arc::new(Mutex::new(lock)),

@@ -2,8 +2,8 @@
 //! day's hour rollups in one row (0009), and back into rows when a late point lands in them.
 
 use super::super::packed_rollups::{self, Bucket, Span};
-use super::super::rows::Row;
 use super::super::PackedSpans;
+use super::built::Split;
 use super::write::{push_rollup_merge, BATCH_BINDS, ROLLUP_BINDS};
 use super::*;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -63,7 +63,8 @@ impl Packing {
         format!(
             "SELECT s.name, p.bucket AS first_ts, p.data FROM series s JOIN {packed} p \
              ON p.series_id = s.id AND p.bucket > ?1 - {length} AND p.bucket <= ?2 \
-             AND p.bucket < s.{mark} WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, p.bucket"
+             AND p.bucket < s.{mark} AND p.bucket < coalesce(s.rollups_to, 9223372036854775807) \
+             WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, p.bucket"
         )
     }
 
@@ -71,6 +72,37 @@ impl Packing {
     pub(super) fn rows_from(self) -> String {
         format!("max(?1, coalesce(s.{}, ?1))", self.mark)
     }
+
+    /// How far a signal's spans may be packed, closed ones ending before ?1: only spans wholly
+    /// before its rollups' mark are stored whole (`built.rs`), and a day packed before all its
+    /// hours are built would hide the hour rows built later.
+    fn limit_sql(self) -> String {
+        let length = self.span.length();
+        format!(
+            "min(?1, coalesce(rollups_to - ((rollups_to % {length}) + {length}) % {length}, ?1))"
+        )
+    }
+}
+
+/// Where the closed spans of `packing` end, as of `now`: before the current span and the one
+/// before.
+fn closed_before(packing: Packing, now: i64) -> i64 {
+    let length = packing.span.length();
+    bucket(now, length) - length
+}
+
+/// Where a signal's first span with rows begins, if it has one, and how far its spans may be
+/// packed (`Packing::limit_sql`).
+#[derive(sqlx::FromRow)]
+struct FirstSpanRow {
+    from: Option<i64>,
+    limit: i64,
+}
+
+/// A signal's first span to pack, and how far its spans may be packed.
+struct ToPack {
+    from: i64,
+    limit: i64,
 }
 
 /// Per packing, how far the furthest mark of any signal reaches: a write older than this may land
@@ -99,7 +131,7 @@ impl PackedBefore {
         Ok(marks)
     }
 
-    fn of(&self, packing: Packing) -> &AtomicI64 {
+    pub(super) fn of(&self, packing: Packing) -> &AtomicI64 {
         match packing.span {
             Span::HourOfMinutes => &self.minutes,
             Span::DayOfHours => &self.hours,
@@ -108,13 +140,16 @@ impl PackedBefore {
 }
 
 impl SqliteStore {
-    /// Packs the minutes of closed hours, then the hours of closed days. The current span and the
-    /// one before stay rows: late points for them are common (a producer's retries), and each one
-    /// would unpack them again.
+    /// Packs the minute rows of closed hours, builds the closed hours still taken from raw points
+    /// (`built.rs`), then packs the hours of closed days. The current span and the one before stay
+    /// as they are: late points for them are common (a producer's retries), and each one would
+    /// unpack them again.
     pub async fn pack(&self, now: i64) -> Result<PackedSpans, StoreError> {
         self.settle().await?;
+        let minutes = self.pack_spans(MINUTES, now).await?;
+        let built = self.build(closed_before(MINUTES, now)).await?;
         Ok(PackedSpans {
-            hours: self.pack_spans(MINUTES, now).await?,
+            hours: minutes + built,
             days: self.pack_spans(HOURS, now).await?,
         })
     }
@@ -123,11 +158,12 @@ impl SqliteStore {
     /// most `PACK_ROWS` rows. Returns the spans packed.
     async fn pack_spans(&self, packing: Packing, now: i64) -> Result<u64, StoreError> {
         let length = packing.span.length();
-        let limit = bucket(now, length) - length;
+        let limit = closed_before(packing, now);
         self.mark_empty_spans_packed(packing, limit).await?;
         let ids: Vec<SeriesId> = sqlx::query_scalar(&format!(
-            "SELECT id FROM series WHERE {mark} IS NULL OR {mark} < ?1",
-            mark = packing.mark
+            "SELECT id FROM series WHERE {mark} IS NULL OR {mark} < {limit}",
+            mark = packing.mark,
+            limit = packing.limit_sql(),
         ))
         .bind(limit)
         .fetch_all(&self.pool)
@@ -137,15 +173,14 @@ impl SqliteStore {
         for id in ids {
             // Looked for on a reading connection first: most signals, most spans, have nothing
             // to pack, and then take no write lock.
-            while first_unpacked_span(&self.pool, packing, id)
+            while first_unpacked_span(&self.pool, packing, id, limit)
                 .await?
-                .is_some_and(|start| start < limit)
+                .is_some()
             {
                 let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-                // Again inside the transaction: a write may have moved the mark back since.
-                let Some(from) = first_unpacked_span(&mut *tx, packing, id)
-                    .await?
-                    .filter(|&start| start < limit)
+                // Again inside the transaction: a write may have moved a mark back since.
+                let Some(ToPack { from, limit }) =
+                    first_unpacked_span(&mut *tx, packing, id, limit).await?
                 else {
                     tx.commit().await?;
                     break;
@@ -223,9 +258,12 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(&format!(
-            "UPDATE series SET {mark} = ?1 WHERE ({mark} IS NULL OR {mark} < ?1) AND NOT EXISTS                (SELECT 1 FROM {rows} r WHERE r.series_id = series.id AND r.bucket < ?1                 AND r.bucket >= coalesce(series.{mark}, -9223372036854775808))",
+            "UPDATE series SET {mark} = {limit} WHERE ({mark} IS NULL OR {mark} < {limit}) \
+             AND NOT EXISTS (SELECT 1 FROM {rows} r WHERE r.series_id = series.id \
+               AND r.bucket < {limit} AND r.bucket >= coalesce(series.{mark}, -9223372036854775808))",
             mark = packing.mark,
-            rows = packing.rows()
+            rows = packing.rows(),
+            limit = packing.limit_sql(),
         ))
         .bind(limit)
         .execute(&mut *tx)
@@ -239,26 +277,41 @@ impl SqliteStore {
     }
 }
 
-/// The first span of series `id` at or after its mark that has rows: spans without any (before
+/// The first span of series `id` at or after its mark that has rows, if it closes before the
+/// series' limit (`Packing::limit_sql` of `limit`), and that limit: spans without any rows (before
 /// the first, or in a gap) are skipped, not walked through.
 async fn first_unpacked_span<'c, E>(
     db: E,
     packing: Packing,
     id: SeriesId,
-) -> Result<Option<i64>, StoreError>
+    limit: i64,
+) -> Result<Option<ToPack>, StoreError>
 where
     E: sqlx::Executor<'c, Database = Sqlite>,
 {
-    let first: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT min(bucket) FROM {} WHERE series_id = ?1 AND bucket >= \
-           coalesce((SELECT {} FROM series WHERE id = ?1), -9223372036854775808)",
-        packing.rows(),
-        packing.mark
+    let found: FirstSpanRow = sqlx::query_as(&format!(
+        "SELECT (SELECT min(bucket) FROM {rows} WHERE series_id = ?2 AND bucket >= \
+                  coalesce(series.{mark}, -9223372036854775808)) AS \"from\", \
+                {limit} AS \"limit\" \
+         FROM series WHERE id = ?2",
+        rows = packing.rows(),
+        mark = packing.mark,
+        limit = packing.limit_sql(),
     ))
+    .bind(limit)
     .bind(id)
-    .fetch_one(db)
-    .await?;
-    Ok(first.map(|start| bucket(start, packing.span.length())))
+    .fetch_optional(db)
+    .await?
+    .unwrap_or(FirstSpanRow { from: None, limit });
+    let length = packing.span.length();
+    Ok(found
+        .from
+        .map(|start| bucket(start, length))
+        .filter(|&start| start < found.limit)
+        .map(|from| ToPack {
+            from,
+            limit: found.limit,
+        }))
 }
 
 /// A span of rollups packed into one row.
@@ -304,25 +357,30 @@ struct PackedRow {
 }
 
 impl SqliteStore {
-    /// Before a fold merges `rows` (sorted by series) into the rollups: the packed spans they
-    /// write into come back as rows (see migrations 0008 and 0009). Only series written before
-    /// the newest packed span's end are looked up (an ordinary write, into the current hour, is
-    /// not), all of a fold part's at once: a producer catching up writes hours back for every
-    /// signal, and statements of their own cost ~30 µs each.
+    /// Before a fold merges rows into the stored rollups, or forgets them from a series' new mark
+    /// on: the packed spans written into come back as rows (see migrations 0008 and 0009). Only
+    /// series written before the furthest packing mark are looked up (an ordinary write, into the
+    /// current hour, is not), all of a fold part's at once: a producer catching up writes hours
+    /// back for every signal, and statements of their own cost ~30 µs each.
     pub(super) async fn unpack_written(
         &self,
         conn: &mut sqlx::SqliteConnection,
-        rows: &[Row],
+        split: &Split,
     ) -> Result<(), StoreError> {
-        for packing in [MINUTES, HOURS] {
+        // Minute rows are written only by rows kept in the rollups alone; hour rows are also
+        // deleted from a moved-back mark on, so a packed day holding that hour comes back first.
+        for (packing, written) in [
+            (MINUTES, &split.rollups_only),
+            (HOURS, &split.hours_written()),
+        ] {
             let length = packing.span.length();
             let packed_before = self.packed_before.of(packing).load(Ordering::SeqCst);
             // Each series written into a packed span, from that span's start.
-            let written: Vec<SeriesFrom> = rows
-                .chunk_by(|a, b| a.series == b.series)
-                .map(|series| SeriesFrom {
-                    series: series[0].series,
-                    from: bucket(series[0].ts, length),
+            let written: Vec<SeriesFrom> = written
+                .iter()
+                .map(|w| SeriesFrom {
+                    series: w.series,
+                    from: bucket(w.from, length),
                 })
                 .filter(|w| w.from < packed_before)
                 .collect();

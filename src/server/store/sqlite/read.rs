@@ -35,8 +35,10 @@ impl SqliteStore {
             match stretch.source {
                 Source::Raw => runs(&mut answer, &mut tx, &sql, &bounds, block::unpack).await?,
                 Source::Rollup(interval) => {
-                    // Packed spans come before the mark, rows after: in time order.
-                    let packed = Packing::of(interval).packed_sql(signals_sql(named.is_some()));
+                    // Packed spans come before the packing mark, rows after, raw points from the
+                    // rollups' mark on (`built.rs`): in time order.
+                    let signals = signals_sql(named.is_some());
+                    let packed = Packing::of(interval).packed_sql(signals);
                     runs(
                         &mut answer,
                         &mut tx,
@@ -46,6 +48,8 @@ impl SqliteStore {
                     )
                     .await?;
                     rollups(&mut answer, &mut tx, &sql, &bounds).await?;
+                    let raw = raw_after_rollups_sql(signals);
+                    rollups_of_raw(&mut answer, &mut tx, &raw, &bounds, interval).await?;
                 }
             }
             if answer.left() == 0 {
@@ -58,10 +62,12 @@ impl SqliteStore {
 }
 
 /// A run of packed points (a raw block, or a packed span of rollups) of signal `name`, starting at
-/// `first_ts`.
+/// `first_ts`, of which only those from `from_ts` on are read, if given.
 #[derive(sqlx::FromRow)]
 pub(super) struct RunRow {
     name: String,
+    #[sqlx(default)]
+    from_ts: Option<i64>,
     first_ts: i64,
     data: Vec<u8>,
 }
@@ -101,6 +107,7 @@ async fn runs(
     let (start, end) = answer.clip(bounds.stretch);
     let mut points = Vec::new();
     while let Some(run) = rows.try_next().await? {
+        let start = run.from_ts.map_or(start, |from| from.max(start));
         let within = points_within(unpack, run.first_ts, &run.data, start, end, &mut points)?;
         if !answer.push_run(run.name, within) {
             break;
@@ -121,6 +128,60 @@ async fn rollups(
         answer.push_extremes(row.name, &row.extremes);
     }
     Ok(())
+}
+
+/// Adds the first, lowest, highest and last points of each `interval` bucket of the raw points
+/// `sql` selects (`raw_after_rollups_sql`): what the rollups the packer builds from them will hold,
+/// so that an answer is the same before and after.
+async fn rollups_of_raw(
+    answer: &mut Answer,
+    db: &mut sqlx::SqliteConnection,
+    sql: &str,
+    bounds: &Bounds<'_>,
+    interval: Interval,
+) -> Result<(), StoreError> {
+    let mut rows = bounds.bind(sqlx::query_as::<_, RunRow>(sql)).fetch(db);
+    // Whole buckets, as rollups hold them: `push_extremes` keeps what lies in the range.
+    let Stretch { start, end, .. } = bounds.stretch;
+    let mut points = Vec::new();
+    let mut open: Option<OpenBucket> = None;
+    while let Some(run) = rows.try_next().await? {
+        let from = run.from_ts.map_or(start, |mark| mark.max(start));
+        for p in points_within(
+            block::unpack,
+            run.first_ts,
+            &run.data,
+            from,
+            end,
+            &mut points,
+        )? {
+            let at = bucket(p.time, interval.millis());
+            match &mut open {
+                Some(b) if b.start == at && b.name == run.name => b.aggregate.add(p.time, p.value),
+                _ => {
+                    if let Some(done) = open.take() {
+                        answer.push_extremes(done.name, &done.aggregate.into());
+                    }
+                    open = Some(OpenBucket {
+                        name: run.name.clone(),
+                        start: at,
+                        aggregate: Aggregate::of(p.time, p.value),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(done) = open {
+        answer.push_extremes(done.name, &done.aggregate.into());
+    }
+    Ok(())
+}
+
+/// A bucket of a signal's raw points being aggregated.
+struct OpenBucket {
+    name: String,
+    start: i64,
+    aggregate: Aggregate,
 }
 
 /// The SQL choosing signals for a stretch's query: every signal, or (`named`) those in the JSON
@@ -149,9 +210,21 @@ pub(super) fn stretch_sql(source: Source, named: bool) -> String {
             format!(
                 "SELECT s.name, r.first_ts, r.first, r.low_ts, r.low, r.high_ts, r.high, r.last_ts, \
                  r.last FROM series s JOIN {} r ON r.series_id = s.id AND r.bucket >= {from} \
-                 AND r.bucket <= ?2 WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, r.bucket",
+                 AND r.bucket <= ?2 AND r.bucket < coalesce(s.rollups_to, 9223372036854775807) \
+                 WHERE s.last_ts >= ?1 AND {signals} ORDER BY s.name, r.bucket",
                 table(interval)
             )
         }
     }
+}
+
+/// The raw points of a stretch of rollups from each chosen signal's rollups' mark on, where its
+/// rollups are not stored (`built.rs`), as `RunRow`s from the mark.
+fn raw_after_rollups_sql(signals: &str) -> String {
+    format!(
+        "SELECT s.name, max(?1, s.rollups_to) AS from_ts, b.first_ts, b.data FROM series s \
+         JOIN blocks b ON {} WHERE s.rollups_to <= ?2 AND s.last_ts >= ?1 AND {signals} \
+         ORDER BY s.name, b.first_ts",
+        overlapping!("s.id", "max(?1, s.rollups_to)", "?2")
+    )
 }

@@ -68,8 +68,12 @@ impl SqliteStore {
     }
 
     /// Deletes one series' raw points older than `cutoff`: whole blocks a few at a time, then the part
-    /// of the block that straddles the cutoff. Returns the points deleted.
+    /// of the block that straddles the cutoff. Points from the start of the cutoff's hour on stay,
+    /// and so do those from the series' rollups' mark on, until the packer builds them
+    /// (`built.rs`): a late point moves the mark back to its hour's start, and the rollups built
+    /// again from there must find the whole hour. Returns the points deleted.
     async fn expire_points(&self, id: SeriesId, cutoff: i64) -> Result<u64, StoreError> {
+        let cutoff = bucket(cutoff, HOUR);
         let oldest: Option<i64> = sqlx::query_scalar(
             "SELECT first_ts FROM blocks WHERE series_id = ?1 ORDER BY first_ts LIMIT 1",
         )
@@ -82,6 +86,7 @@ impl SqliteStore {
         let mut deleted = 0;
         loop {
             let mut state = self.state.lock().await;
+            let cutoff = cutoff.min(state.marks.get(id));
             let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
             // Blocks never overlap, so those wholly before the cutoff come first.
             let counts: Vec<i64> = sqlx::query_scalar(

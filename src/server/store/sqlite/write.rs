@@ -2,6 +2,7 @@
 //! place points in blocks, queue the statements, commit, update the caches.
 
 use super::super::rows::{Row, SeriesRow};
+use super::built::{forget_built, Split};
 use super::journal::{self, WriteState, FOLD_POINTS, READ_POINTS};
 use super::*;
 use crate::server::domain::SignalName;
@@ -41,10 +42,9 @@ impl SqliteStore {
         } else {
             let mut fold = Fold::default();
             let (rows, created) = (&mut resolved.rows, &resolved.created);
-            self.fold_rows(&mut fold, &mut tx, &state.tails, rows, created)
+            self.fold_rows(&mut fold, &mut tx, &state, rows, created)
                 .await?;
-            self.commit_fold(fold, &mut tx, &mut state.tails, false)
-                .await?;
+            self.commit_fold(fold, &mut tx, &mut state, false).await?;
         }
         // A new signal has no block until a fold writes one: nothing to read then.
         for &id in &resolved.created {
@@ -72,62 +72,65 @@ impl SqliteStore {
         let mut fold = Fold::default();
         for run in journal::runs(tx.begun().await?, READ_POINTS).await? {
             let mut rows = journal::rows_in(&mut tx.conn, run).await?;
-            self.fold_rows(&mut fold, tx, &state.tails, &mut rows, &none_created)
+            self.fold_rows(&mut fold, tx, state, &mut rows, &none_created)
                 .await?;
         }
-        self.commit_fold(fold, tx, &mut state.tails, true).await?;
+        self.commit_fold(fold, tx, state, true).await?;
         state.journaled = 0;
         Ok(())
     }
 
     /// Writes `rows` into blocks, rollups and figures within the fold's transaction, a few thousand
-    /// series at a time (so its memory stays small whatever the width): place their points in
-    /// blocks and work out the rollup and figures changes, queue the statements.
+    /// series at a time (so its memory stays small whatever the width): split them between stored
+    /// rollups and raw points, bring back the packed spans written into and forget the rollups
+    /// built where a raw point lands before its series' mark (`built.rs`), place the raw points
+    /// in blocks and work out the rollup and figures changes, queue the statements.
     async fn fold_rows(
         &self,
         fold: &mut Fold,
         tx: &mut WriteTx,
-        tails: &Tails,
+        state: &WriteState,
         rows: &mut Vec<Row>,
         created: &foldhash::HashSet<SeriesId>,
     ) -> Result<(), StoreError> {
         Row::keep_one_per_key(rows);
-        // The packer cannot commit from here on: its mark is as it will be until this commits.
-        self.unpack_written(tx.begun().await?, rows).await?;
+        let raw_cutoff = self.clock.now().millis() - self.retention.raw_ms;
+        let split = Split::of(rows, &state.marks, raw_cutoff);
+        // The packer cannot commit from here on: its marks are as they will be until this commits.
+        let conn = tx.begun().await?;
+        self.unpack_written(conn, &split).await?;
+        forget_built(conn, &split.late).await?;
         for part in by_series(rows, FOLD_PART_ROWS) {
-            let placed = self.place_rows(tx, tails, part, created).await?;
+            let placed = self
+                .place_rows(tx, &state.tails, part, created, &split)
+                .await?;
             queue(&mut fold.batch, &mut tx.conn, &placed).await?;
-            fold.stale.minutes.extend(placed.changes.stale_minutes);
-            fold.stale.hours.extend(placed.changes.stale_hours);
             fold.tails.extend(placed.tails);
         }
+        fold.marks.extend(split.late);
         Ok(())
     }
 
-    /// Ends a fold: (if it folded the journal) empties the journal, recomputes the buckets where a
-    /// point was replaced, commits, and caches the new tails.
+    /// Ends a fold: (if it folded the journal) empties the journal, commits, and caches the new
+    /// tails and marks.
     async fn commit_fold(
         &self,
         mut fold: Fold,
         tx: &mut WriteTx,
-        tails: &mut Tails,
+        state: &mut WriteState,
         from_journal: bool,
     ) -> Result<(), StoreError> {
         if from_journal {
             fold.batch.sql.push("DELETE FROM journal; ");
         }
         fold.batch.send(&mut tx.conn).await?;
-        // Minutes first, since an hour is rebuilt from them.
-        for &(id, start) in &fold.stale.minutes {
-            recompute_minute(&mut tx.conn, id, start).await?;
-        }
-        for &(id, start) in &fold.stale.hours {
-            recompute_hour(&mut tx.conn, id, start).await?;
-        }
         sqlx::query("COMMIT").execute(&mut *tx.conn).await?;
         tx.begun = false;
         for (id, tail) in fold.tails {
-            tails.set(id, tail);
+            state.tails.set(id, tail);
+        }
+        for mark in fold.marks {
+            state.marks.set(mark.series, mark.from);
         }
         Ok(())
     }
@@ -187,24 +190,24 @@ impl SqliteStore {
         })
     }
 
-    /// Each series' points placed in its blocks (appended to the newest without reading it, where
-    /// they follow it and fit; otherwise merged into the blocks they fall into, read for all such
-    /// series at once), and what that changes in the rollups and figures.
+    /// Each series' raw points placed in its blocks (appended to the newest without reading it,
+    /// where they follow it and fit; otherwise merged into the blocks they fall into, read for all
+    /// such series at once), and what its rows change in the stored rollups and figures.
     async fn place_rows(
         &self,
         tx: &mut WriteTx,
         tails: &Tails,
         rows: &[Row],
         created: &foldhash::HashSet<SeriesId>,
+        split: &Split,
     ) -> Result<Placed, StoreError> {
-        let raw_cutoff = self.clock.now().millis() - self.retention.raw_ms;
         let mut placed = Placed::default();
         let (mut series_points, mut wanted) = (Vec::new(), Vec::new());
         for series in rows.chunk_by(|a, b| a.series == b.series) {
             let id = series[0].series;
             let mut raw: Points = Vec::with_capacity(series.len());
             for row in series {
-                if row.ts < raw_cutoff {
+                if split.rollups_only(id, row.ts) {
                     // Older than raw retention: kept in the rollups only (backfill by the store's
                     // users; the HTTP API refuses such points).
                     placed.changes.added(id, row.ts, row.value);
@@ -252,14 +255,6 @@ impl SqliteStore {
                 placed
                     .tails
                     .extend(placement.tail.map(|tail| (id, Some(tail))));
-            }
-            // `merge` reports replaced timestamps in ascending order.
-            for point in &raw {
-                if replaced.binary_search(&point.time).is_ok() {
-                    placed.changes.replaced(id, point.time);
-                } else {
-                    placed.changes.added(id, point.time, point.value);
-                }
             }
             let newest = &series[series.len() - 1];
             placed.figures.push(Figures {
@@ -325,15 +320,9 @@ struct Placed {
 #[derive(Default)]
 struct Fold {
     batch: Batch,
-    stale: Stale,
     tails: Vec<(SeriesId, Option<Tail>)>,
-}
-
-/// Buckets where a point was replaced, rebuilt from what they hold once everything else is written.
-#[derive(Default)]
-struct Stale {
-    minutes: std::collections::BTreeSet<(SeriesId, i64)>,
-    hours: std::collections::BTreeSet<(SeriesId, i64)>,
+    /// Marks moved back (`Split::late`).
+    marks: Vec<SeriesFrom>,
 }
 
 /// Queues blocks, rollup deltas and signal figures as multi-statement batches (`Batch`): a round
@@ -527,66 +516,6 @@ pub(super) fn push_rollup_merge(
           last = CASE WHEN excluded.last_ts > last_ts THEN excluded.last ELSE last END, \
           last_ts = max(last_ts, excluded.last_ts); ",
     );
-}
-
-/// Rebuilds a minute's rollup row from the raw points, after one of them was replaced.
-pub(super) async fn recompute_minute(
-    tx: &mut sqlx::SqliteConnection,
-    id: SeriesId,
-    start: i64,
-) -> Result<(), StoreError> {
-    let mut minute: Option<Aggregate> = None;
-    each_point(&mut *tx, id, start, start + MINUTE - 1, |t, v| {
-        match &mut minute {
-            Some(a) => a.add(t, v),
-            None => minute = Some(Aggregate::of(t, v)),
-        }
-        true
-    })
-    .await?;
-    let Some(minute) = minute else { return Ok(()) };
-    // Merging into no row at all stores the aggregate as it is.
-    let mut batch = QueryBuilder::<Sqlite>::new("DELETE FROM rollup_1m WHERE series_id = ");
-    batch
-        .push_bind(id)
-        .push(" AND bucket = ")
-        .push_bind(start)
-        .push("; ");
-    let merge = rollup::Merge {
-        series: id,
-        bucket: start,
-        delta: minute,
-    };
-    push_rollup_merge(&mut batch, Interval::Minute, &[merge]);
-    batch.build().execute(&mut *tx).await?;
-    Ok(())
-}
-
-/// Rebuilds an hour's rollup row from its minutes.
-pub(super) async fn recompute_hour(
-    tx: &mut sqlx::SqliteConnection,
-    id: SeriesId,
-    start: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT OR REPLACE INTO rollup_1h \
-         SELECT ?1, ?2, sum(count), sum(sum), \
-           (SELECT low FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY low, low_ts LIMIT 1), \
-           (SELECT low_ts FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY low, low_ts LIMIT 1), \
-           (SELECT high FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY high DESC, high_ts LIMIT 1), \
-           (SELECT high_ts FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY high DESC, high_ts LIMIT 1), \
-           (SELECT first FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket LIMIT 1), \
-           min(first_ts), \
-           (SELECT last FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket DESC LIMIT 1), \
-           max(last_ts) \
-         FROM rollup_1m WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 HAVING count(*) > 0",
-    )
-    .bind(id)
-    .bind(start)
-    .bind(start + HOUR)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 /// What one write changes in a series' figures (its point count, last point and packing mark).

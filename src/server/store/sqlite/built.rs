@@ -1,0 +1,339 @@
+//! Rollups built from the raw points (migration 0010). A signal's rollups are stored only before its
+//! mark, `series.rollups_to`; from the mark on, reads take them from its blocks. So a fold, with
+//! many signals mostly rollup upserts on a page each, writes no rollups at all for ordinary points:
+//! the packer builds each closed hour's packed minutes and hour row once (`build`), and a raw point
+//! written before a signal's mark forgets what was built from its hour on (`forget_built`).
+
+use super::super::packed_rollups::{self, Bucket, Span};
+use super::super::rows::Row;
+use super::pack::MINUTES;
+use super::write::{push_rollup_merge, Batch, ROLLUP_BINDS};
+use super::*;
+use std::sync::atomic::Ordering;
+
+/// Signals one build transaction takes: each may bring hours of points to read, and the writer
+/// waits meanwhile.
+const BUILD_SERIES: usize = 256;
+
+/// A mark meaning every rollup of the signal is stored (`rollups_to` NULL).
+pub(super) const ALL_STORED: i64 = i64::MAX;
+
+/// Each series' mark as committed, by id (see `Tails` for why a vector).
+#[derive(Default)]
+pub(super) struct Marks(Vec<i64>);
+
+impl Marks {
+    pub async fn load(pool: &SqlitePool) -> Result<Marks, StoreError> {
+        let rows: Vec<MarkRow> =
+            sqlx::query_as("SELECT id, rollups_to FROM series WHERE rollups_to IS NOT NULL")
+                .fetch_all(pool)
+                .await?;
+        let mut marks = Marks::default();
+        for row in rows {
+            marks.set(row.id, row.rollups_to);
+        }
+        Ok(marks)
+    }
+
+    /// Series `id`'s mark; ids too far to remember count as every rollup stored, so a write before
+    /// it forgets and writes the mark, which is right, only slower.
+    pub fn get(&self, id: SeriesId) -> i64 {
+        blocks::index(id)
+            .and_then(|i| self.0.get(i))
+            .copied()
+            .unwrap_or(ALL_STORED)
+    }
+
+    pub fn set(&mut self, id: SeriesId, mark: i64) {
+        let Some(i) = blocks::index(id) else { return };
+        if i >= self.0.len() {
+            self.0.resize(i + 1, ALL_STORED);
+        }
+        self.0[i] = mark;
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MarkRow {
+    id: SeriesId,
+    rollups_to: i64,
+}
+
+/// How a fold divides each series' rows between the stored rollups and the blocks, and the marks it
+/// moves back.
+#[derive(Default)]
+pub(super) struct Split {
+    /// Series with rows that go into the stored rollups alone (older than raw retention and before
+    /// the mark), and the time before which a row does.
+    rollups_only_before: HashMap<SeriesId, i64>,
+    /// Those series, from their oldest row: the packed spans they write into come back as rows.
+    pub rollups_only: Vec<SeriesFrom>,
+    /// Series written before their mark, and the mark's new place: the start of the hour of the
+    /// oldest raw point.
+    pub late: Vec<SeriesFrom>,
+}
+
+impl Split {
+    /// `rows` sorted by series and time, of which those before `raw_cutoff` are older than raw
+    /// retention. Such a row is still kept raw from its series' (new) mark on: the packer builds it
+    /// into the rollups before retention deletes it.
+    pub fn of(rows: &[Row], marks: &Marks, raw_cutoff: i64) -> Split {
+        let mut split = Split::default();
+        for series in rows.chunk_by(|a, b| a.series == b.series) {
+            let id = series[0].series;
+            let mark = marks.get(id);
+            let recent = series.partition_point(|row| row.ts < raw_cutoff);
+            let new_mark = series
+                .get(recent)
+                .map_or(mark, |row| mark.min(bucket(row.ts, HOUR)));
+            let before = raw_cutoff.min(new_mark);
+            if series[0].ts < before {
+                split.rollups_only_before.insert(id, before);
+                split.rollups_only.push(SeriesFrom {
+                    series: id,
+                    from: series[0].ts,
+                });
+            }
+            if new_mark < mark {
+                split.late.push(SeriesFrom {
+                    series: id,
+                    from: new_mark,
+                });
+            }
+        }
+        split
+    }
+
+    /// Whether series `id`'s row at `ts` goes into the stored rollups alone.
+    pub fn rollups_only(&self, id: SeriesId, ts: i64) -> bool {
+        self.rollups_only_before
+            .get(&id)
+            .is_some_and(|&before| ts < before)
+    }
+
+    /// The series that write into stored hour rollups or forget them, each from the earliest time
+    /// (once each: `unpack` would merge a span twice).
+    pub fn hours_written(&self) -> Vec<SeriesFrom> {
+        let mut all: Vec<SeriesFrom> = (self.rollups_only.iter().chain(&self.late))
+            .map(|w| SeriesFrom {
+                series: w.series,
+                from: w.from,
+            })
+            .collect();
+        all.sort_unstable_by_key(|w| (w.series, w.from));
+        all.dedup_by_key(|w| w.series);
+        all
+    }
+}
+
+/// Deletes each late series' stored rollups from its new mark on (its packed days were unpacked
+/// first) and moves the mark there: its blocks hold those hours, and the packer builds them again.
+pub(super) async fn forget_built(
+    conn: &mut sqlx::SqliteConnection,
+    late: &[SeriesFrom],
+) -> Result<(), StoreError> {
+    let mut batch = Batch::default();
+    for table in ["minutes_packed", "rollup_1m", "rollup_1h"] {
+        let delete = |sql: &mut QueryBuilder<'static, Sqlite>, chunk: &[SeriesFrom]| {
+            sql.push(format!(
+                "DELETE FROM {table} WHERE (series_id, bucket) IN \
+                 (SELECT r.series_id, r.bucket FROM ("
+            ));
+            push_series_from(sql, chunk);
+            sql.push(format!(
+                ") AS w JOIN {table} r ON r.series_id = w.column1 AND r.bucket >= w.column2); "
+            ));
+        };
+        batch
+            .statements(conn, late, SERIES_FROM_BINDS, delete)
+            .await?;
+    }
+    let marks = |sql: &mut QueryBuilder<'static, Sqlite>, chunk: &[SeriesFrom]| {
+        sql.push("UPDATE series SET rollups_to = d.column2 FROM (SELECT column1, column2 FROM (");
+        push_series_from(sql, chunk);
+        sql.push(")) AS d WHERE series.id = d.column1; ");
+    };
+    batch
+        .statements(conn, late, SERIES_FROM_BINDS, marks)
+        .await?;
+    batch.send(conn).await
+}
+
+impl SqliteStore {
+    /// Builds the rollups of every closed hour before `limit` still taken from raw points: each
+    /// hour's minutes packed in one row, and its hour row; then moves the marks to `limit`. Signals
+    /// whose minute rows are not all packed yet wait for the packer (built spans go after them).
+    /// Returns the hours built.
+    pub(super) async fn build(&self, limit: i64) -> Result<u64, StoreError> {
+        let ids: Vec<SeriesId> = sqlx::query_scalar(
+            "SELECT id FROM series WHERE rollups_to < ?1 AND packed_to >= rollups_to ORDER BY id",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut built = 0;
+        for chunk in ids.chunks(BUILD_SERIES) {
+            let mut state = self.state.lock().await;
+            let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+            // Again inside the transaction: a write may have moved a mark since.
+            let mut select = QueryBuilder::<Sqlite>::new(
+                "SELECT id AS series, rollups_to AS \"from\" FROM series WHERE rollups_to < ",
+            );
+            select
+                .push_bind(limit)
+                .push(" AND packed_to >= rollups_to AND id IN (");
+            let mut list = select.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            select.push(") ORDER BY id");
+            let wanted: Vec<SeriesFrom> = select.build_query_as().fetch_all(&mut *tx).await?;
+            if wanted.is_empty() {
+                tx.commit().await?;
+                continue;
+            }
+            let rollups = rollups_from_blocks(&mut tx, &wanted, limit).await?;
+            built += rollups.spans.len() as u64;
+            let mut batch = Batch::default();
+            let spans = |sql: &mut QueryBuilder<'static, Sqlite>, chunk: &[BuiltSpan]| {
+                sql.push("INSERT OR REPLACE INTO minutes_packed (series_id, bucket, data) ");
+                sql.push_values(chunk, |mut row, span| {
+                    row.push_bind(span.series)
+                        .push_bind(span.start)
+                        .push_bind(span.data.clone());
+                });
+                sql.push("; ");
+            };
+            batch.statements(&mut tx, &rollups.spans, 3, spans).await?;
+            let hours = |sql: &mut _, chunk: &[_]| push_rollup_merge(sql, Interval::Hour, chunk);
+            batch
+                .statements(&mut tx, &rollups.hours, ROLLUP_BINDS, hours)
+                .await?;
+            let marks = |sql: &mut QueryBuilder<'static, Sqlite>, chunk: &[SeriesFrom]| {
+                sql.push("UPDATE series SET rollups_to = ")
+                    .push_bind(limit)
+                    .push(", packed_to = max(packed_to, ")
+                    .push_bind(limit)
+                    .push(") WHERE id IN (");
+                let mut ids = sql.separated(", ");
+                for w in chunk {
+                    ids.push_bind(w.series);
+                }
+                sql.push("); ");
+            };
+            batch.statements(&mut tx, &wanted, 1, marks).await?;
+            batch.send(&mut tx).await?;
+            // Raised before the commit: a write that begins after it unpacks what it writes into.
+            self.packed_before
+                .of(MINUTES)
+                .fetch_max(limit, Ordering::SeqCst);
+            tx.commit().await?;
+            for w in &wanted {
+                state.marks.set(w.series, limit);
+            }
+            drop(state);
+            tokio::task::yield_now().await;
+        }
+        Ok(built)
+    }
+}
+
+/// An hour of one series' minute rollups, built and packed.
+struct BuiltSpan {
+    series: SeriesId,
+    start: i64,
+    data: Vec<u8>,
+}
+
+/// What `rollups_from_blocks` builds.
+#[derive(Default)]
+struct Built {
+    spans: Vec<BuiltSpan>,
+    hours: Vec<rollup::Merge>,
+}
+
+/// The rollups of each wanted series' points from its time until `limit`, read from its blocks in
+/// one statement and aggregated as they stream in: an hour at a time, packed as soon as it ends.
+async fn rollups_from_blocks(
+    conn: &mut sqlx::SqliteConnection,
+    wanted: &[SeriesFrom],
+    limit: i64,
+) -> Result<Built, StoreError> {
+    let join = format!(
+        "JOIN blocks b ON b.series_id = w.column1 AND b.first_ts < {limit} AND b.first_ts >= \
+           coalesce((SELECT first_ts FROM blocks WHERE series_id = w.column1 \
+                     AND first_ts <= w.column2 ORDER BY first_ts DESC LIMIT 1), w.column2) \
+         ORDER BY b.series_id, b.first_ts"
+    );
+    let mut query = for_each_series("b.series_id, b.first_ts, b.data", wanted, &join);
+    let mut rows = query
+        .build_query_as::<SeriesStoredBlock>()
+        .fetch(&mut *conn);
+    let from: HashMap<SeriesId, i64> = wanted.iter().map(|w| (w.series, w.from)).collect();
+    let mut built = Built::default();
+    let mut hour = HourBuilder::default();
+    let mut points = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let start = from.get(&row.series_id).copied().unwrap_or(limit);
+        let block = &row.block;
+        for p in points_within(
+            block::unpack,
+            block.first_ts,
+            &block.data,
+            start,
+            limit - 1,
+            &mut points,
+        )? {
+            hour.add(row.series_id, p.time, p.value, &mut built);
+        }
+    }
+    hour.finish(&mut built);
+    Ok(built)
+}
+
+/// The hour being built: its series, start, minutes so far and the hour's own rollup.
+#[derive(Default)]
+struct HourBuilder {
+    open: Option<(SeriesId, i64, Aggregate)>,
+    minutes: Vec<Bucket>,
+}
+
+impl HourBuilder {
+    /// Adds a point (in series, then time order), packing the hour before once one begins.
+    fn add(&mut self, series: SeriesId, t: i64, v: f64, built: &mut Built) {
+        let start = bucket(t, HOUR);
+        match &mut self.open {
+            Some((s, h, aggregate)) if *s == series && *h == start => aggregate.add(t, v),
+            _ => {
+                self.finish(built);
+                self.open = Some((series, start, Aggregate::of(t, v)));
+            }
+        }
+        let minute = bucket(t, MINUTE);
+        match self.minutes.last_mut() {
+            Some(last) if last.start == minute => last.aggregate.add(t, v),
+            _ => self.minutes.push(Bucket {
+                start: minute,
+                aggregate: Aggregate::of(t, v),
+            }),
+        }
+    }
+
+    fn finish(&mut self, built: &mut Built) {
+        let Some((series, start, aggregate)) = self.open.take() else {
+            return;
+        };
+        let data = packed_rollups::encode(Span::HourOfMinutes, start, &self.minutes);
+        built.spans.push(BuiltSpan {
+            series,
+            start,
+            data,
+        });
+        built.hours.push(rollup::Merge {
+            series,
+            bucket: start,
+            delta: aggregate,
+        });
+        self.minutes.clear();
+    }
+}
