@@ -7,6 +7,7 @@ mod common;
 use common::TestServer;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -301,24 +302,56 @@ async fn new_signals_are_limited_per_request_and_in_total() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_hundred_thousand_new_signals_in_one_request_are_all_stored() {
+// Two threads: parsing the big body in the server must not stop the test's own client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_new_signals_in_one_request_are_all_stored_while_others_write_on() {
     let server = TestServer::start().await;
     let body: String = (0..100_000)
         .map(|i| format!("host{i},dc=eu load=1 {}\n", T0 * 1_000_000))
         .collect();
     let started = Instant::now();
-    let response = server
+    let big = server
         .client
         .post(server.url("/api/v2/write"))
         .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
-    let took = started.elapsed();
+        .send();
+    // Single POSTs one after another while it is stored: its new signals are inserted a thousand
+    // a transaction, so each waits for a few at most, not for all of them.
+    let done = AtomicBool::new(false);
+    let big = async {
+        let response = big.await.unwrap();
+        assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+        done.store(true, Ordering::SeqCst);
+        started.elapsed()
+    };
+    let singles = async {
+        let mut waited = Vec::new();
+        for i in 0.. {
+            if done.load(Ordering::SeqCst) {
+                break;
+            }
+            let sent = Instant::now();
+            let (status, _) = server
+                .post(&json!({"signals": {"single": i}}).to_string())
+                .await;
+            assert_eq!(status, 200);
+            waited.push(sent.elapsed());
+        }
+        waited
+    };
+    let (took, waited) = tokio::join!(big, singles);
+    let longest = waited.iter().max().copied().unwrap_or_default();
+    assert!(
+        waited.len() >= 5,
+        "{} single POSTs in {took:?}",
+        waited.len()
+    );
+    assert!(
+        longest < took / 4,
+        "a single POST waited {longest:?} while the request took {took:?}"
+    );
     let (_, signals) = server.get("/api/signals").await;
-    assert_eq!(signals.as_array().unwrap().len(), 100_000, "took {took:?}");
+    assert_eq!(signals.as_array().unwrap().len(), 100_001, "took {took:?}");
     answers_quickly(&server).await;
     server.stop().await;
 }

@@ -118,6 +118,9 @@ impl Writer {
             .clone()
             .try_acquire_many_owned(room)
             .map_err(|_| ApiError::Overloaded)?;
+        self.store
+            .create_signals(points.iter().map(|p| &p.signal))
+            .await?;
         let (done, committed) = oneshot::channel();
         self.queue
             .send(WriteJob {

@@ -4,7 +4,7 @@
 use super::rows::SeriesRow;
 use super::SeriesId;
 use crate::server::domain::SignalName;
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Default)]
@@ -30,16 +30,17 @@ impl SeriesIds {
         ids.extend(rows.into_iter().map(|row| (row.name.into(), row.id)));
     }
 
-    /// How many distinct names of `names` are not known.
-    pub fn count_new<'a>(&self, names: impl Iterator<Item = &'a SignalName>) -> usize {
-        let ids = self.lock();
-        let mut new: HashSet<&str> = HashSet::default();
-        for name in names {
-            if !ids.contains_key(name.as_str()) {
-                new.insert(name.as_str());
-            }
-        }
-        new.len()
+    /// The distinct names of `names` that are not known, by name.
+    pub fn unknown<'a>(&self, names: impl Iterator<Item = &'a SignalName>) -> Vec<&'a SignalName> {
+        let mut unknown: Vec<&SignalName> = {
+            let ids = self.lock();
+            names
+                .filter(|name| !ids.contains_key(name.as_str()))
+                .collect()
+        };
+        unknown.sort_unstable();
+        unknown.dedup();
+        unknown
     }
 
     pub fn len(&self) -> usize {

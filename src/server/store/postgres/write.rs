@@ -10,7 +10,7 @@ use super::super::rollup::{Changes, Interval, Merge};
 use super::super::rows::{Row, SeriesRow};
 use super::*;
 use crate::model::{HOUR, MINUTE};
-use crate::server::domain::DataPoint;
+use crate::server::domain::{DataPoint, SignalName};
 use sqlx::postgres::PgConnection;
 
 /// Times a write is tried when PostgreSQL cancels it to break a deadlock or a serialisation
@@ -38,33 +38,30 @@ impl PostgresStore {
         }
     }
 
-    /// Step 1: each point's series id, from the cache or from `series` (inserting the new names in
-    /// a statement of their own, committed at once: a signal row without points is listed nowhere,
-    /// and no write waits inside its transaction for another server's new name).
-    async fn resolve_ids(&self, points: &[&DataPoint]) -> Result<Vec<Row>, StoreError> {
-        let mut unknown: Vec<&str> = {
-            let ids = self.ids.lock();
-            points
-                .iter()
-                .map(|p| p.signal.as_str())
-                .filter(|name| !ids.contains_key(*name))
-                .collect()
-        };
-        unknown.sort_unstable();
-        unknown.dedup();
-        if !unknown.is_empty() {
-            sqlx::query(
-                "INSERT INTO series (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-            )
-            .bind(&unknown)
+    /// Inserts the signals of `names` (sorted, distinct, not known here) in a statement of their
+    /// own, committed at once: a signal row without points is listed nowhere, and no write waits
+    /// inside its transaction for another server's new name.
+    pub async fn create_signals(&self, names: &[&SignalName]) -> Result<(), StoreError> {
+        let names: Vec<&str> = names.iter().map(|name| name.as_str()).collect();
+        sqlx::query("INSERT INTO series (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
+            .bind(&names)
             .execute(&self.pool)
             .await?;
-            let rows: Vec<SeriesRow> =
-                sqlx::query_as("SELECT name, id FROM series WHERE name = ANY($1)")
-                    .bind(&unknown)
-                    .fetch_all(&self.pool)
-                    .await?;
-            self.ids.add(rows);
+        let rows: Vec<SeriesRow> =
+            sqlx::query_as("SELECT name, id FROM series WHERE name = ANY($1)")
+                .bind(&names)
+                .fetch_all(&self.pool)
+                .await?;
+        self.ids.add(rows);
+        Ok(())
+    }
+
+    /// Step 1: each point's series id, from the cache or from `series` (inserting the names a
+    /// store's user writes without creating them first).
+    async fn resolve_ids(&self, points: &[&DataPoint]) -> Result<Vec<Row>, StoreError> {
+        let unknown = self.ids.unknown(points.iter().map(|p| &p.signal));
+        if !unknown.is_empty() {
+            self.create_signals(&unknown).await?;
         }
         let ids = self.ids.lock();
         let mut rows = Vec::with_capacity(points.len());

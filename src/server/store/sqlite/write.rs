@@ -135,6 +135,32 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Inserts the signals of `names` (sorted, distinct, not known before) ahead of the write that
+    /// brings their points, `NEW_SIGNALS_AT_ONCE` a transaction: other writes go on in between.
+    /// Each transaction holds the writer's state, as a write does, so a name not in the cache then
+    /// is not in the database either: every id returned is a new signal's, which has no block.
+    pub async fn create_signals(&self, names: &[&SignalName]) -> Result<(), StoreError> {
+        for chunk in names.chunks(NEW_SIGNALS_AT_ONCE) {
+            let mut state = self.state.lock().await;
+            let unknown = self.ids.unknown(chunk.iter().copied());
+            if unknown.is_empty() {
+                continue;
+            }
+            let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+            let texts: Vec<&str> = unknown.iter().map(|name| name.as_str()).collect();
+            let fresh = insert_series(&mut tx, &texts).await?;
+            tx.commit().await?;
+            let mut ids = self.ids.lock();
+            for name in unknown {
+                if let Some(&id) = fresh.get(name.as_str()) {
+                    state.tails.created(id);
+                    ids.insert(name.shared(), id);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Each point's series id, from the cache or inserted (new signals, in one statement per
     /// `BATCH_BINDS` names), as rows sorted by (series, time), one per key: of two points with the
     /// same key in one write the later one wins, as it would in two requests.
@@ -286,6 +312,10 @@ struct Resolved<'p> {
     /// The ids of `fresh`.
     created: foldhash::HashSet<SeriesId>,
 }
+
+/// Signals one transaction of `create_signals` inserts: a request naming 100,000 new signals holds
+/// other writes up a few milliseconds at a time.
+const NEW_SIGNALS_AT_ONCE: usize = 1_024;
 
 /// Rows a fold places before it queues their statements: a few thousand series' worth.
 const FOLD_PART_ROWS: usize = 16_384;
