@@ -7,7 +7,7 @@ use crate::config::Limits;
 use crate::model::{Point, DAY};
 use crate::server::alerts::Alerts;
 use crate::server::clock::SharedClock;
-use crate::server::domain::DataPoint;
+use crate::server::domain::{DataPoint, SignalName};
 use crate::server::error::ApiError;
 use crate::server::live::LiveFeed;
 use crate::server::metrics::{Reason, WriteMetrics};
@@ -103,7 +103,7 @@ impl Writer {
     async fn queue_and_wait(&self, points: Vec<DataPoint>) -> Result<usize, ApiError> {
         let count = points.len();
         self.admit_old_points(&points)?;
-        self.admit_new_signals(&points)?;
+        let new = self.admit_new_signals(&points)?;
         let limit = self.depth.limit;
         let room = u32::try_from(count)
             .ok()
@@ -118,9 +118,9 @@ impl Writer {
             .clone()
             .try_acquire_many_owned(room)
             .map_err(|_| ApiError::Overloaded)?;
-        self.store
-            .create_signals(points.iter().map(|p| &p.signal))
-            .await?;
+        if !new.is_empty() {
+            self.store.create_signals(&new).await?;
+        }
         let (done, committed) = oneshot::channel();
         self.queue
             .send(WriteJob {
@@ -166,14 +166,17 @@ impl Writer {
         }
     }
 
-    /// Refuses a request that would create more signals than one request may, or than the database
-    /// may hold. Requests in flight at once may pass the total by what each creates: a soft ceiling.
-    fn admit_new_signals(&self, points: &[DataPoint]) -> Result<(), ApiError> {
-        let new = self
-            .store
-            .count_new_signals(points.iter().map(|p| &p.signal));
+    /// The new signals `points` name, unless they are more than one request may create, or than
+    /// the database may hold. Requests in flight at once may pass the total by what each creates: a
+    /// soft ceiling.
+    fn admit_new_signals<'p>(
+        &self,
+        points: &'p [DataPoint],
+    ) -> Result<Vec<&'p SignalName>, ApiError> {
+        let names = self.store.new_signals(points.iter().map(|p| &p.signal));
+        let new = names.len();
         if new == 0 {
-            return Ok(());
+            return Ok(names);
         }
         let per_request = self.limits.max_new_signals;
         if new > per_request {
@@ -189,7 +192,7 @@ impl Writer {
                  most {total} (setting max-total-signals)"
             )));
         }
-        Ok(())
+        Ok(names)
     }
 }
 

@@ -398,26 +398,22 @@ impl Store {
         })
     }
 
-    /// How many distinct signals of `names` are not stored yet.
-    pub fn count_new_signals<'a>(&self, names: impl Iterator<Item = &'a SignalName>) -> usize {
-        self.ids().unknown(names).len()
-    }
-
-    /// Stores the signals of `names` not stored yet, ahead of the write that brings their points
-    /// and in transactions of their own: a signal without points is listed nowhere, and a request
-    /// naming 100,000 new signals holds other writes up a few milliseconds at a time (SQLite), not
-    /// for all of them at once.
-    pub async fn create_signals<'a>(
+    /// The distinct signals of `names` not stored yet, by name.
+    pub fn new_signals<'a>(
         &self,
         names: impl Iterator<Item = &'a SignalName>,
-    ) -> Result<(), StoreError> {
-        let unknown = self.ids().unknown(names);
-        if unknown.is_empty() {
-            return Ok(());
-        }
+    ) -> Vec<&'a SignalName> {
+        self.ids().unknown(names)
+    }
+
+    /// Stores `names` (`new_signals`), ahead of the write that brings their points and in
+    /// transactions of their own: a signal without points is listed nowhere, and a request naming
+    /// 100,000 new signals holds other writes up a few milliseconds at a time (SQLite), not for all
+    /// of them at once.
+    pub async fn create_signals(&self, names: &[&SignalName]) -> Result<(), StoreError> {
         match self {
-            Store::Sqlite(s) => s.create_signals(&unknown).await,
-            Store::Postgres(s) => s.create_signals(&unknown).await,
+            Store::Sqlite(s) => s.create_signals(names).await,
+            Store::Postgres(s) => s.create_signals(names).await,
         }
     }
 
