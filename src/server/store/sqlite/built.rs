@@ -337,3 +337,52 @@ impl HourBuilder {
         self.minutes.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(series: i64, ts: i64) -> Row {
+        Row {
+            series: SeriesId(series),
+            ts,
+            value: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_fold_splits_rows_between_stored_rollups_and_blocks_by_mark_and_raw_cutoff() {
+        let cutoff = 100 * HOUR + 30 * MINUTE;
+        let mut marks = Marks::default();
+        // 1: new (every rollup stored, none there); 2: built to hour 103; 3: built to hour 100,
+        // behind the cutoff (the packer has not run since); 4: built to hour 103.
+        marks.set(SeriesId(2), 103 * HOUR);
+        marks.set(SeriesId(3), 100 * HOUR);
+        marks.set(SeriesId(4), 103 * HOUR);
+        let rows = [
+            row(1, 104 * HOUR + 5),
+            row(2, 90 * HOUR),
+            row(2, 100 * HOUR + 40 * MINUTE),
+            row(3, 99 * HOUR),
+            row(3, 100 * HOUR + 10 * MINUTE),
+            row(4, 103 * HOUR + 1),
+        ];
+        let split = Split::of(&rows, &marks, cutoff);
+        let late: Vec<(i64, i64)> = split.late.iter().map(|w| (w.series.0, w.from)).collect();
+        // The mark moves back to the start of the hour of the oldest point kept raw.
+        assert_eq!(late, [(1, 104 * HOUR), (2, 100 * HOUR)]);
+        // Older than raw retention and before the (new) mark: the stored rollups alone.
+        assert!(split.rollups_only(SeriesId(2), 90 * HOUR));
+        assert!(!split.rollups_only(SeriesId(2), 100 * HOUR + 40 * MINUTE));
+        assert!(split.rollups_only(SeriesId(3), 99 * HOUR));
+        // Older than raw retention but from the mark on: kept raw until built.
+        assert!(!split.rollups_only(SeriesId(3), 100 * HOUR + 10 * MINUTE));
+        assert!(!split.rollups_only(SeriesId(4), 103 * HOUR + 1));
+        let unpacked: Vec<(i64, i64)> = split
+            .hours_written()
+            .iter()
+            .map(|w| (w.series.0, w.from))
+            .collect();
+        assert_eq!(unpacked, [(1, 104 * HOUR), (2, 90 * HOUR), (3, 99 * HOUR)]);
+    }
+}
