@@ -13,9 +13,6 @@ impl SqliteStore {
     /// long. Returns the points and rollup rows deleted.
     pub async fn expire(&self, now: i64) -> Result<u64, StoreError> {
         self.settle().await?;
-        let ids: Vec<SeriesId> = sqlx::query_scalar("SELECT id FROM series")
-            .fetch_all(&self.pool)
-            .await?;
         let minutes = now - self.retention.minute_rollups_ms;
         let hours = now - self.retention.hour_rollups_ms;
         let rollups = [
@@ -27,21 +24,18 @@ impl SqliteStore {
             ("hours_packed", hours - DAY),
         ];
         let mut deleted = 0;
-        for id in ids {
-            deleted += self.expire_points(id, now - self.retention.raw_ms).await?;
-            for (table, cutoff) in rollups {
-                // Looked for on a reading connection first: a pass that finds nothing to delete (the
-                // common case, for most signals) takes no write lock at all.
-                let any: Option<i64> = sqlx::query_scalar(&format!(
-                    "SELECT bucket FROM {table} WHERE series_id = ?1 AND bucket < ?2 LIMIT 1"
-                ))
-                .bind(id)
-                .bind(cutoff)
-                .fetch_optional(&self.pool)
-                .await?;
-                if any.is_none() {
-                    continue;
-                }
+        // Raw points go an hour at a time (`expire_points`), and never past a signal's mark.
+        let raw_cutoff = bucket(now - self.retention.raw_ms, HOUR);
+        let blocks =
+            "(SELECT first_ts FROM blocks WHERE series_id = s.id ORDER BY first_ts LIMIT 1) \
+                      < min(?1, coalesce(s.rollups_to, ?1))";
+        for id in self.series_where(blocks, raw_cutoff).await? {
+            deleted += self.expire_points(id, raw_cutoff).await?;
+        }
+        for (table, cutoff) in rollups {
+            let rows =
+                format!("EXISTS (SELECT 1 FROM {table} WHERE series_id = s.id AND bucket < ?1)");
+            for id in self.series_where(&rows, cutoff).await? {
                 loop {
                     // The batch's last bucket; with fewer than a batch left, the cutoff itself.
                     let sql = format!(
@@ -67,22 +61,24 @@ impl SqliteStore {
         Ok(deleted)
     }
 
-    /// Deletes one series' raw points older than `cutoff`: whole blocks a few at a time, then the part
-    /// of the block that straddles the cutoff. Points from the start of the cutoff's hour on stay,
-    /// and so do those from the series' rollups' mark on, until the packer builds them
-    /// (`built.rs`): a late point moves the mark back to its hour's start, and the rollups built
-    /// again from there must find the whole hour. Returns the points deleted.
-    async fn expire_points(&self, id: SeriesId, cutoff: i64) -> Result<u64, StoreError> {
-        let cutoff = bucket(cutoff, HOUR);
-        let oldest: Option<i64> = sqlx::query_scalar(
-            "SELECT first_ts FROM blocks WHERE series_id = ?1 ORDER BY first_ts LIMIT 1",
+    /// The signals for which `condition` (on `series s`, with ?1 bound to `at`) holds, looked for
+    /// in one statement on a reading connection: most signals, most passes, have nothing to delete,
+    /// and a statement a signal and table took ~13 s of CPU a minute at 100,000 signals.
+    async fn series_where(&self, condition: &str, at: i64) -> Result<Vec<SeriesId>, StoreError> {
+        Ok(
+            sqlx::query_scalar(&format!("SELECT s.id FROM series s WHERE {condition}"))
+                .bind(at)
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        if oldest.is_none_or(|first| first >= cutoff) {
-            return Ok(0);
-        }
+    }
+
+    /// Deletes one series' raw points older than `cutoff` (an hour's start: a late point moves a
+    /// mark back to its hour's start, and the rollups built again from there must find the whole
+    /// hour): whole blocks a few at a time, then the part of the block that straddles the cutoff.
+    /// Points from the series' rollups' mark on stay until the packer builds them (`built.rs`).
+    /// Returns the points deleted.
+    async fn expire_points(&self, id: SeriesId, cutoff: i64) -> Result<u64, StoreError> {
         let mut deleted = 0;
         loop {
             let mut state = self.state.lock().await;
