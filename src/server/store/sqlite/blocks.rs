@@ -224,7 +224,7 @@ pub(super) fn append(id: SeriesId, known: Known, new: &[TimeValue]) -> Option<Pl
 }
 
 /// A series and a time: where a fold reads a series' blocks or packed spans from.
-#[derive(sqlx::FromRow)]
+#[derive(Clone, Copy, sqlx::FromRow)]
 pub(super) struct SeriesFrom {
     pub series: SeriesId,
     pub from: i64,

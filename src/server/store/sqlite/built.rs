@@ -115,10 +115,7 @@ impl Split {
     /// (once each: `unpack` would merge a span twice).
     pub fn hours_written(&self) -> Vec<SeriesFrom> {
         let mut all: Vec<SeriesFrom> = (self.rollups_only.iter().chain(&self.late))
-            .map(|w| SeriesFrom {
-                series: w.series,
-                from: w.from,
-            })
+            .copied()
             .collect();
         all.sort_unstable_by_key(|w| (w.series, w.from));
         all.dedup_by_key(|w| w.series);

@@ -62,7 +62,8 @@ impl SqliteStore {
 }
 
 /// A run of packed points (a raw block, or a packed span of rollups) of signal `name`, starting at
-/// `first_ts`, of which only those from `from_ts` on are read, if given.
+/// `first_ts`; `from_ts`, where `raw_after_rollups_sql` gives it, is where its signal's rollups
+/// stop being stored.
 #[derive(sqlx::FromRow)]
 pub(super) struct RunRow {
     name: String,
@@ -107,7 +108,6 @@ async fn runs(
     let (start, end) = answer.clip(bounds.stretch);
     let mut points = Vec::new();
     while let Some(run) = rows.try_next().await? {
-        let start = run.from_ts.map_or(start, |from| from.max(start));
         let within = points_within(unpack, run.first_ts, &run.data, start, end, &mut points)?;
         if !answer.push_run(run.name, within) {
             break;
