@@ -2,10 +2,11 @@
 //!
 //! What differs from SQLite, and why: several servers write at once, so nothing a write needs is
 //! kept in memory between commits except signal ids (a name's id never changes). Points are a row
-//! each in a table partitioned by day (`partitions.rs`), so retention drops days; a write locks its
-//! signals' rows first, so writes of one signal take turns across servers (`write.rs`); rollups are
-//! kept in the write's transaction, as in SQLite. Hours of minutes are not packed: PostgreSQL reads
-//! a day of minute rows in one index scan.
+//! each in a table partitioned by day (`partitions.rs`), so retention drops days; a write copies its
+//! points in, then locks its signals' rows, so the rollups and figures of one signal are updated by
+//! one server at a time (`write.rs`); rollups are kept in the write's transaction (SQLite builds
+//! them from its blocks later). Hours of minutes are not packed: PostgreSQL reads a day of minute
+//! rows in one index scan.
 
 mod partitions;
 mod read;

@@ -1,10 +1,12 @@
 //! A group commit on PostgreSQL, in named steps: resolve signal ids, make the day partitions, then in
-//! one transaction lock the signals, insert the points, merge and recompute rollups, update figures.
+//! one transaction insert the points, lock their signals, merge rollups, update figures.
 //!
-//! Several servers write at once. Locking a write's signal rows first (in id order, so two writes
-//! cannot wait for each other) makes writes of one signal take turns: what a write learns inside its
-//! transaction (which points it replaced) holds until it commits, and rollup deltas add up exactly
-//! as they do with one writer. Writes of different signals do not wait for each other.
+//! Several servers write at once. Writes of one signal take turns on its `series` row (locked in id
+//! order, so two writes cannot wait for each other in a cycle) for what must add up exactly: rollup
+//! deltas, figures, and which points a write replaced. Most writes only add new points: they insert
+//! them first, unlocked, and take the locks just for their short ending, so two servers writing the
+//! same signals copy their points side by side. A write that would replace a stored point fails
+//! that insert on the primary key and starts again locking first (`commit_replacing`).
 
 use super::super::rollup::{Changes, Interval, Merge};
 use super::super::rows::{Row, SeriesRow};
@@ -29,7 +31,13 @@ impl PostgresStore {
             .await?;
         let mut attempt = 1;
         loop {
-            match self.commit(&rows, raw_cutoff).await {
+            let committed = match self.commit_appending(&rows, raw_cutoff).await {
+                Err(StoreError::Unavailable(e)) if sqlstate(&*e) == Some(UNIQUE_VIOLATION) => {
+                    self.commit_replacing(&rows, raw_cutoff).await
+                }
+                done => done,
+            };
+            match committed {
                 Err(StoreError::Unavailable(e)) if attempt < ATTEMPTS && is_conflict(&*e) => {
                     attempt += 1;
                 }
@@ -79,23 +87,35 @@ impl PostgresStore {
         Ok(rows)
     }
 
-    /// Steps 3 to 7, in one transaction. `rows` are by (series, time), one per key; those before
-    /// `raw_cutoff` go to the rollups only.
-    async fn commit(&self, rows: &[Row], raw_cutoff: i64) -> Result<(), StoreError> {
+    /// Steps 3 to 7 for a write that replaces nothing: its points copied in before any lock (a
+    /// stored key, or one another write is adding, fails the copy on the primary key), then its
+    /// signals locked for the rollups and figures. `rows` are by (series, time), one per key; those
+    /// before `raw_cutoff` go to the rollups only.
+    async fn commit_appending(&self, rows: &[Row], raw_cutoff: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let series = dedup_series(rows);
-        let newest: foldhash::HashMap<SeriesId, i64> = sqlx::query_as::<_, Newest>(
-            "SELECT id, last_ts FROM series WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        )
-        .bind(&series)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .filter_map(|row| Some((row.id, row.last_ts?)))
-        .collect();
+        let raw: Vec<&Row> = rows.iter().filter(|r| r.ts >= raw_cutoff).collect();
+        copy_points(&mut tx, &raw).await?;
+        lock_series(&mut tx, rows).await?;
+        let mut changes = Changes::default();
+        for row in rows {
+            changes.added(row.series, row.ts, row.value);
+        }
+        finish(&mut tx, rows, raw_cutoff, &changes, &Default::default()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Steps 3 to 7 for a write that may replace stored points: its signals locked first, so which
+    /// points it replaced holds until it commits; the buckets holding them rebuilt.
+    async fn commit_replacing(&self, rows: &[Row], raw_cutoff: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let newest: foldhash::HashMap<SeriesId, i64> = lock_series(&mut tx, rows)
+            .await?
+            .into_iter()
+            .filter_map(|row| Some((row.id, row.last_ts?)))
+            .collect();
         let (old, raw): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| r.ts < raw_cutoff);
-        // A point after its signal's newest cannot replace one: most writes only append, and
-        // appending is a plain COPY. The others may replace a stored point.
+        // A point after its signal's newest cannot replace one: copied in. The others may.
         let (appended, others): (Vec<&Row>, Vec<&Row>) = raw
             .iter()
             .partition(|r| newest.get(&r.series).is_none_or(|&last| r.ts > last));
@@ -112,14 +132,36 @@ impl PostgresStore {
                 changes.added(row.series, row.ts, row.value);
             }
         }
-        for (interval, merges) in changes.merges() {
-            merge_rollups(&mut tx, interval, &merges).await?;
-        }
-        recompute(&mut tx, &changes).await?;
-        update_figures(&mut tx, rows, raw_cutoff, &replaced).await?;
+        finish(&mut tx, rows, raw_cutoff, &changes, &replaced).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Locks the `series` rows of `rows`' signals, in id order; returns each one's newest point.
+async fn lock_series(conn: &mut PgConnection, rows: &[Row]) -> Result<Vec<Newest>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, last_ts FROM series WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(dedup_series(rows))
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+/// Steps 5 to 7, under the signals' locks: rollup deltas merged, buckets holding a replaced point
+/// rebuilt, figures updated.
+async fn finish(
+    conn: &mut PgConnection,
+    rows: &[Row],
+    raw_cutoff: i64,
+    changes: &Changes,
+    replaced: &foldhash::HashSet<(SeriesId, i64)>,
+) -> Result<(), StoreError> {
+    for (interval, merges) in changes.merges() {
+        merge_rollups(&mut *conn, interval, &merges).await?;
+    }
+    recompute(&mut *conn, changes).await?;
+    update_figures(conn, rows, raw_cutoff, replaced).await
 }
 
 /// The distinct series of `rows` (sorted by series), in order.
@@ -493,11 +535,21 @@ async fn update_figures(
     Ok(())
 }
 
+/// A copied point's key is stored already (or being stored by another write): the write may
+/// replace points, and starts again as one that does.
+const UNIQUE_VIOLATION: &str = "23505";
+
 /// Whether PostgreSQL cancelled the transaction to break a deadlock or a serialisation conflict:
 /// trying again may succeed.
 fn is_conflict(e: &(dyn std::error::Error + 'static)) -> bool {
-    e.downcast_ref::<sqlx::Error>()
-        .and_then(|e| e.as_database_error())
-        .and_then(|db| db.code())
-        .is_some_and(|code| code == "40P01" || code == "40001")
+    matches!(sqlstate(e), Some("40P01" | "40001"))
+}
+
+/// The SQLSTATE code of a PostgreSQL error.
+fn sqlstate<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e str> {
+    let db = e.downcast_ref::<sqlx::Error>()?.as_database_error()?;
+    Some(
+        db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?
+            .code(),
+    )
 }
