@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{point, write};
+use common::{figures, point, write};
 use proptest::prelude::*;
 use signalboard::server::clock;
 use signalboard::server::domain::{DataPoint, SignalName, Timestamp};
@@ -541,28 +541,101 @@ async fn closed_blocks_keep_a_sensor_at_one_hertz_in_about_two_bytes_a_point() {
 async fn the_journal_is_folded_by_its_server_alone() {
     let (_dir, database, store) = keeping_everything("journal.db").await;
     write(&store, &[point("journaled", BASE, 1.5)]).await;
-    let rows = |table: &'static str| {
-        let database = database.clone();
-        async move {
-            let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
-            let sql = format!("SELECT count(*) FROM {table}");
-            let n: i64 = sqlx::query_scalar(&sql).fetch_one(&mut db).await.unwrap();
-            db.close().await.unwrap();
-            n
-        }
+    // The journal is a file of its own beside the database.
+    let rows = |url: String, table: &'static str| async move {
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let sql = format!("SELECT count(*) FROM {table}");
+        let n: i64 = sqlx::query_scalar(&sql).fetch_one(&mut db).await.unwrap();
+        db.close().await.unwrap();
+        n
     };
-    assert_eq!((rows("journal").await, rows("blocks").await), (1, 0));
+    let journaled_and_blocks = || async {
+        (
+            rows(format!("{database}.journal"), "journal").await,
+            rows(database.clone(), "blocks").await,
+        )
+    };
+    assert_eq!(journaled_and_blocks().await, (1, 0));
     let beside = Store::open_shared(&database).await.unwrap();
     beside.close().await;
-    assert_eq!((rows("journal").await, rows("blocks").await), (1, 0));
+    assert_eq!(journaled_and_blocks().await, (1, 0));
     let series = read_raw(&store, 0, 1).await;
     assert_eq!((series[0].timestamps[0], series[0].values[0]), (BASE, 1.5));
-    assert_eq!((rows("journal").await, rows("blocks").await), (0, 1));
+    assert_eq!(journaled_and_blocks().await, (0, 1));
     store.close().await;
 }
 
-/// Under steady writes the WAL still starts over at each checkpoint: it stays a small fraction of
-/// what was written, instead of growing for as long as the writes go on.
+/// A fold commits in the database before it deletes the rows it folded from the journal: a server
+/// stopped in between folds those rows again at its next start, which must change nothing.
+#[tokio::test]
+async fn journal_rows_folded_again_after_a_stop_change_nothing() {
+    let (dir, database, store) = keeping_everything("twice.db").await;
+    write(&store, &[point("a", BASE, 1.0), point("b", BASE, 2.0)]).await;
+    read_raw(&store, 0, 1).await;
+    // In the journal now: a replacement of a folded point, a point replaced within the journal,
+    // and new ones.
+    let journaled = [
+        point("a", BASE, 3.0),
+        point("b", BASE + 5, 5.0),
+        point("a", BASE + 1_000, 4.0),
+    ];
+    write(&store, &journaled).await;
+    write(&store, &[point("b", BASE + 5, 6.0)]).await;
+    let journal = |suffix: &str| dir.path().join(format!("twice.db.journal{suffix}"));
+    let kept = dir.path().join("kept");
+    std::fs::create_dir(&kept).unwrap();
+    for suffix in ["", "-wal"] {
+        std::fs::copy(journal(suffix), kept.join(suffix.len().to_string())).unwrap();
+    }
+    let figures_and_points = |store: Store| async move {
+        let signals = figures(&store).await;
+        let series = read_raw(&store, 0, 2_000).await;
+        let points: Vec<Vec<(i64, f64)>> = series
+            .iter()
+            .map(|s| {
+                s.timestamps
+                    .iter()
+                    .copied()
+                    .zip(s.values.iter().copied())
+                    .collect()
+            })
+            .collect();
+        store.close().await;
+        (signals, points)
+    };
+    let once = figures_and_points(store).await;
+    assert_eq!(
+        once,
+        (
+            vec![("a".into(), 2, 4.0), ("b".into(), 2, 6.0)],
+            vec![
+                vec![(BASE, 3.0), (BASE + 1_000, 4.0)],
+                vec![(BASE, 2.0), (BASE + 5, 6.0)]
+            ]
+        )
+    );
+    // As if the server had stopped between the fold's commit and the journal's delete.
+    let _ = std::fs::remove_file(journal("-shm"));
+    for suffix in ["", "-wal"] {
+        std::fs::copy(kept.join(suffix.len().to_string()), journal(suffix)).unwrap();
+    }
+    let mut db = sqlx::SqliteConnection::connect(&format!("{database}.journal"))
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM journal")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    assert_eq!(rows, 2, "both writes' rows back in the journal");
+    let reopened = Store::open(&database, Durability::Normal, forever(), clock::system())
+        .await
+        .unwrap();
+    assert_eq!(figures_and_points(reopened).await, once);
+}
+
+/// Under steady writes the WALs (the database's and its journal's) still start over: they stay a
+/// small fraction of what was written, instead of growing for as long as the writes go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_keep_the_wal_small_under_steady_writes() {
     let (dir, _, store) = keeping_everything("wal.db").await;
@@ -589,9 +662,10 @@ async fn checkpoints_keep_the_wal_small_under_steady_writes() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writer.await.unwrap();
-    let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
-        .unwrap()
-        .len();
+    let wal: u64 = ["wal.db-wal", "wal.db.journal-wal"]
+        .iter()
+        .map(|file| std::fs::metadata(dir.path().join(file)).unwrap().len())
+        .sum();
     // Each commit writes whole pages: WAL traffic is over a hundred bytes per point here, and a WAL
     // that never started over would hold all of it. One that does holds what came between two
     // checkpoints, a fraction, even if one checkpoint came late.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{point, write};
+use common::{figures, point, write};
 use proptest::prelude::*;
 use signalboard::model::Series;
 use signalboard::server::clock::{FixedClock, SharedClock};
@@ -309,14 +309,8 @@ pub async fn a_failed_commit_stores_nothing_and_the_next_one_works(open: Opener)
     assert_eq!(answer.len(), 2);
     assert_eq!(pairs(&answer[0]), [(HOUR0, 1.0), (HOUR0 + 2_000, 2.0)]);
     assert_eq!(pairs(&answer[1]), [(HOUR0 + 1, 5.0)]);
-    let figures: Vec<(String, u64, f64)> = store
-        .signals()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.signal, s.points, s.last_value))
-        .collect();
-    assert_eq!(figures, [("a".into(), 2, 2.0), ("b".into(), 1, 5.0)]);
+    let expected = [("a".into(), 2, 2.0), ("b".into(), 1, 5.0)];
+    assert_eq!(figures(&store).await, expected);
     let rollups = BTreeMap::from([("a".into(), (1.0, 2.0)), ("b".into(), (5.0, 5.0))]);
     assert_eq!(rolled_up(&store).await, rollups);
     store.close().await;
@@ -648,19 +642,25 @@ impl TestDatabase for SqliteFile {
     fn refuse_last_value_13(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             use sqlx::Connection;
-            let mut db = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            // A write lands in the journal, where 13.0 is its eight little-endian bytes; a fold
-            // updates the signal's figures.
-            for trigger in [
-                "CREATE TRIGGER refuse_13 BEFORE UPDATE ON series WHEN NEW.last_value = 13 \
-                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-                "CREATE TRIGGER journal_13 BEFORE INSERT ON journal \
-                 WHEN instr(NEW.data, x'0000000000002a40') > 0 \
-                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+            // A fold updates the signal's figures. A write lands in the journal, a file of its
+            // own beside the database, where 13.0 is its eight little-endian bytes.
+            for (url, trigger) in [
+                (
+                    self.url.clone(),
+                    "CREATE TRIGGER refuse_13 BEFORE UPDATE ON series WHEN NEW.last_value = 13 \
+                     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+                ),
+                (
+                    format!("{}.journal", self.url),
+                    "CREATE TRIGGER journal_13 BEFORE INSERT ON journal \
+                     WHEN instr(NEW.data, x'0000000000002a40') > 0 \
+                     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+                ),
             ] {
+                let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
                 sqlx::query(trigger).execute(&mut db).await.unwrap();
+                db.close().await.unwrap();
             }
-            db.close().await.unwrap();
         })
     }
 }

@@ -172,6 +172,15 @@ pub async fn write(store: &Store, points: &[DataPoint]) {
         .unwrap();
 }
 
+/// Each signal's name, point count and last value, as the signal list shows them.
+pub async fn figures(store: &Store) -> Vec<(String, u64, f64)> {
+    let signals = store.signals().await.unwrap();
+    signals
+        .into_iter()
+        .map(|s| (s.signal, s.points, s.last_value))
+        .collect()
+}
+
 /// The URL of a new, empty database on the PostgreSQL cluster that `SIGNALBOARD_TEST_POSTGRES`
 /// names (e.g. `postgres://signalboard@127.0.0.1:55432/postgres`; `make test` starts a throwaway
 /// cluster and sets it).

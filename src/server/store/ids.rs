@@ -1,9 +1,9 @@
 //! Signal name → `series.id`, kept in memory by each store, so a write looks its names up without a
 //! query. An id never changes once given, so a cached one stays right whoever wrote it.
 
-use super::rows::SeriesRow;
+use super::rows::{Row, SeriesRow};
 use super::SeriesId;
-use crate::server::domain::SignalName;
+use crate::server::domain::{DataPoint, SignalName};
 use foldhash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -41,6 +41,24 @@ impl SeriesIds {
         unknown.sort_unstable();
         unknown.dedup();
         unknown
+    }
+
+    /// `points` as rows of their series ids, sorted by (series, time), one per key: of two points
+    /// with the same key the later one wins, as it would in two requests. `None` if a name is not
+    /// known.
+    pub fn rows(&self, points: &[&DataPoint]) -> Option<Vec<Row>> {
+        let ids = self.lock();
+        let mut rows = Vec::with_capacity(points.len());
+        for point in points {
+            let series = *ids.get(point.signal.as_str())?;
+            rows.push(Row {
+                series,
+                ts: point.timestamp.millis(),
+                value: point.value.get(),
+            });
+        }
+        Row::keep_one_per_key(&mut rows);
+        Some(rows)
     }
 
     pub fn len(&self) -> usize {

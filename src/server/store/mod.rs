@@ -371,11 +371,21 @@ impl Store {
     }
 
     /// Stores every point in one transaction, raw points and rollups together: all of them or, on
-    /// error, none. A point whose (signal, timestamp) is already stored replaces it.
+    /// error, none. A point whose (signal, timestamp) is already stored replaces it. Signals not
+    /// stored before are inserted first, in transactions of their own (`create_signals`).
     pub async fn write(&self, points: &[&DataPoint]) -> Result<(), StoreError> {
+        let rows = match self.ids().rows(points) {
+            Some(rows) => rows,
+            None => {
+                let unknown = self.ids().unknown(points.iter().map(|p| &p.signal));
+                self.create_signals(&unknown).await?;
+                let rows = self.ids().rows(points);
+                rows.ok_or_else(|| StoreError::damaged(sqlx::Error::RowNotFound))?
+            }
+        };
         match self {
-            Store::Sqlite(s) => s.write(points).await,
-            Store::Postgres(s) => s.write(points).await,
+            Store::Sqlite(s) => s.write(rows).await,
+            Store::Postgres(s) => s.write(rows).await,
         }
     }
 

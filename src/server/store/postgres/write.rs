@@ -1,5 +1,5 @@
-//! A group commit on PostgreSQL, in named steps: resolve signal ids, make the day partitions, then in
-//! one transaction insert the points, lock their signals, merge rollups, update figures.
+//! A group commit on PostgreSQL, in named steps: make the day partitions, then in one transaction
+//! insert the points, lock their signals, merge rollups, update figures.
 //!
 //! Several servers write at once. Writes of one signal take turns on its `series` row (locked in id
 //! order, so two writes cannot wait for each other in a cycle) for what must add up exactly: rollup
@@ -12,7 +12,7 @@ use super::super::rollup::{Changes, Interval, Merge};
 use super::super::rows::{Row, SeriesRow};
 use super::*;
 use crate::model::{HOUR, MINUTE};
-use crate::server::domain::{DataPoint, SignalName};
+use crate::server::domain::SignalName;
 use sqlx::postgres::PgConnection;
 
 /// Times a write is tried when PostgreSQL cancels it to break a deadlock or a serialisation
@@ -20,11 +20,12 @@ use sqlx::postgres::PgConnection;
 const ATTEMPTS: usize = 3;
 
 impl PostgresStore {
-    /// Stores every point in one transaction (all of them or, on error, none).
-    pub async fn write(&self, points: &[&DataPoint]) -> Result<(), StoreError> {
-        let rows = self.resolve_ids(points).await?;
+    /// Stores `rows` (by series and time, one per key) in one transaction: all of them or, on
+    /// error, none.
+    pub(in crate::server::store) async fn write(&self, rows: Vec<Row>) -> Result<(), StoreError> {
         let now = self.clock.now().millis();
         let raw_cutoff = now - self.retention.raw_ms;
+        // Step 1: the day partitions the points go to, made outside the transaction.
         let times = rows.iter().map(|row| row.ts);
         self.partitions
             .ensure(&self.pool, times, raw_cutoff, now)
@@ -64,30 +65,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Step 1: each point's series id, from the cache or from `series` (inserting the names a
-    /// store's user writes without creating them first).
-    async fn resolve_ids(&self, points: &[&DataPoint]) -> Result<Vec<Row>, StoreError> {
-        let unknown = self.ids.unknown(points.iter().map(|p| &p.signal));
-        if !unknown.is_empty() {
-            self.create_signals(&unknown).await?;
-        }
-        let ids = self.ids.lock();
-        let mut rows = Vec::with_capacity(points.len());
-        for point in points {
-            let series = *ids
-                .get(point.signal.as_str())
-                .ok_or_else(|| StoreError::damaged(sqlx::Error::RowNotFound))?;
-            rows.push(Row {
-                series,
-                ts: point.timestamp.millis(),
-                value: point.value.get(),
-            });
-        }
-        Row::keep_one_per_key(&mut rows);
-        Ok(rows)
-    }
-
-    /// Steps 3 to 7 for a write that replaces nothing: its points copied in before any lock (a
+    /// Steps 2 to 6 for a write that replaces nothing: its points copied in before any lock (a
     /// stored key, or one another write is adding, fails the copy on the primary key), then its
     /// signals locked for the rollups and figures. `rows` are by (series, time), one per key; those
     /// before `raw_cutoff` go to the rollups only.
@@ -105,7 +83,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Steps 3 to 7 for a write that may replace stored points: its signals locked first, so which
+    /// Steps 2 to 6 for a write that may replace stored points: its signals locked first, so which
     /// points it replaced holds until it commits; the buckets holding them rebuilt.
     async fn commit_replacing(&self, rows: &[Row], raw_cutoff: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -138,7 +116,7 @@ impl PostgresStore {
     }
 }
 
-/// Locks the `series` rows of `rows`' signals, in id order; returns each one's newest point.
+/// Step 2: locks the `series` rows of `rows`' signals, in id order; returns each one's newest point.
 async fn lock_series(conn: &mut PgConnection, rows: &[Row]) -> Result<Vec<Newest>, StoreError> {
     Ok(
         sqlx::query_as("SELECT id, last_ts FROM series WHERE id = ANY($1) ORDER BY id FOR UPDATE")
@@ -148,7 +126,7 @@ async fn lock_series(conn: &mut PgConnection, rows: &[Row]) -> Result<Vec<Newest
     )
 }
 
-/// Steps 5 to 7, under the signals' locks: rollup deltas merged, buckets holding a replaced point
+/// Steps 4 to 6, under the signals' locks: rollup deltas merged, buckets holding a replaced point
 /// rebuilt, figures updated.
 async fn finish(
     conn: &mut PgConnection,
@@ -185,7 +163,7 @@ struct Newest {
     last_ts: Option<i64>,
 }
 
-/// Step 4a: stores points that replace nothing, with COPY in PostgreSQL's binary format: no text
+/// Step 3a: stores points that replace nothing, with COPY in PostgreSQL's binary format: no text
 /// to format here and parse there, and every value exactly as it is.
 async fn copy_points(conn: &mut PgConnection, rows: &[&Row]) -> Result<(), StoreError> {
     if rows.is_empty() {
@@ -217,7 +195,7 @@ async fn copy_points(conn: &mut PgConnection, rows: &[&Row]) -> Result<(), Store
     Ok(())
 }
 
-/// Step 4b: stores points that may replace stored ones of the same key. Returns the keys replaced.
+/// Step 3b: stores points that may replace stored ones of the same key. Returns the keys replaced.
 /// The statement's parts share one snapshot: the update sees only the rows stored before it, the
 /// ones the insert skipped. (The signals are locked, so no other write adds any meanwhile.)
 async fn upsert_points(
@@ -291,7 +269,7 @@ impl RollupColumns {
     }
 }
 
-/// Step 5: adds each write's deltas to its rollup rows (or creates them).
+/// Step 4: adds each write's deltas to its rollup rows (or creates them).
 async fn merge_rollups(
     conn: &mut PgConnection,
     interval: Interval,
@@ -406,7 +384,7 @@ const REPLACE_ROW: &str = "ON CONFLICT (series_id, bucket) DO UPDATE SET count =
      high_ts = excluded.high_ts, first = excluded.first, first_ts = excluded.first_ts, \
      last = excluded.last, last_ts = excluded.last_ts";
 
-/// Step 6: rebuilds the buckets holding a replaced point: minutes from the raw points, then hours
+/// Step 5: rebuilds the buckets holding a replaced point: minutes from the raw points, then hours
 /// from their minutes.
 async fn recompute(conn: &mut PgConnection, changes: &Changes) -> Result<(), StoreError> {
     let minutes_from_points = rebuilt!(
@@ -497,7 +475,7 @@ fn keys(keys: &std::collections::BTreeSet<(SeriesId, i64)>) -> (Vec<SeriesId>, V
     keys.iter().copied().unzip()
 }
 
-/// Step 7: each signal's raw points added (not replacing stored ones) and its newest point. Last,
+/// Step 6: each signal's raw points added (not replacing stored ones) and its newest point. Last,
 /// as in SQLite: a commit refused here has sent everything else.
 async fn update_figures(
     conn: &mut PgConnection,

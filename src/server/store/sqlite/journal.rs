@@ -1,10 +1,16 @@
 //! The journal: a write commits its points as one row of `journal`, a few bytes a point, instead of
 //! updating the newest block, a minute and an hour rollup and the figures of every signal it
 //! touches. With a point for each of a thousand signals, that was four thousand rows on as many
-//! pages for a thousand points. Journaled points wait in the file, not in memory, until enough have
+//! pages for a thousand points. Journaled points wait on disk, not in memory, until enough have
 //! gathered; then a fold reads them back, a few hundred thousand at a time, and writes them into
-//! blocks, rollups and figures in one transaction that also empties the journal: each signal's rows
-//! once per fold, not once per write.
+//! blocks, rollups and figures in one transaction: each signal's rows once per fold, not once per
+//! write.
+//!
+//! The journal is a SQLite file of its own beside the database (`PATH.journal`), so appending to it
+//! and folding out of it do not take turns on one write lock: a fold runs in the background while
+//! writes go on. A fold commits in the database first and then deletes the rows it folded from the
+//! journal; should the server stop in between, the next start folds them again, which changes
+//! nothing (a point written again over itself is the same point, counted once).
 //!
 //! A read folds first, so it sees every committed point; opening folds what a crash left.
 
@@ -13,11 +19,16 @@ use super::super::dense::{unzigzag, zigzag};
 use super::super::rows::Row;
 use super::*;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Points the journal gathers before the write that would pass them folds them first. The fewer
-/// folds, the fewer times each signal's rows are written; a read may wait for one fold of this
-/// many. A write of as many points on its own is folded at once.
+/// Points the journal gathers before a fold starts in the background. The fewer folds, the fewer
+/// times each signal's rows are written; a read may wait for one fold of this many. A write of as
+/// many points on its own is folded at once.
 pub(super) const FOLD_POINTS: usize = 2_000_000;
+
+/// Points the journal may hold while a fold runs before writes wait for it: folds that cannot keep
+/// up slow writes down instead of letting the journal (and the next fold) grow without end.
+const MOST_POINTS: usize = 2 * FOLD_POINTS;
 
 /// Points a fold reads back from the journal at once (24 bytes each in memory), a series never
 /// split between two reads.
@@ -26,8 +37,8 @@ pub(super) const READ_POINTS: usize = 524_288;
 /// The first byte of a journal row: the encoding below.
 const VERSION: u8 = 1;
 
-/// What the writer keeps in memory between commits. Locked through a whole write (and by
-/// retention, which may cut a tail), so it always matches what is committed.
+/// What the writer keeps in memory between folds. Locked through a whole fold (and by retention,
+/// which may cut a tail, and by the builder), so it always matches what is committed.
 #[derive(Default)]
 pub(super) struct WriteState {
     /// Series id → its newest block (`None`: no block yet), which nearly every fold appends to,
@@ -35,51 +46,172 @@ pub(super) struct WriteState {
     pub tails: Tails,
     /// Series id → its `rollups_to`, which says whether a fold writes before it (`built.rs`).
     pub marks: Marks,
+}
+
+/// The journal file and what this server knows of it.
+#[derive(Clone)]
+pub(super) struct Journal {
+    /// Two connections: the writer appends on one while a fold reads on the other.
+    pool: SqlitePool,
     /// Points the journal holds, waiting to be folded.
-    pub journaled: usize,
+    points: Arc<AtomicUsize>,
+    /// A fold is on its way in the background: no second one is started meanwhile.
+    folding: Arc<AtomicBool>,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal file beside the database `options` opens.
+    pub async fn open(options: &SqliteConnectOptions) -> Result<Journal, StoreError> {
+        let file = options.get_filename();
+        let options = if file.to_str() == Some(":memory:") {
+            // A database of its own, in memory too.
+            SqliteConnectOptions::from_str("sqlite::memory:")?
+        } else {
+            let mut name = file.as_os_str().to_owned();
+            name.push(".journal");
+            options.clone().filename(name)
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .test_before_acquire(false)
+            .connect_with(
+                options
+                    // Rows are appended and read back in order: a small cache serves.
+                    .pragma("cache_size", "-2048")
+                    .pragma("wal_autocheckpoint", "1000"),
+            )
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(Journal {
+            pool,
+            points: Arc::default(),
+            folding: Arc::default(),
+        })
+    }
+
+    /// Counts what the journal holds (left by a crash or a stop), to be folded.
+    pub async fn load(&self) -> Result<(), StoreError> {
+        let points = count(&mut *self.pool.acquire().await?, i64::MAX).await?;
+        self.points.store(points, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Points the journal holds.
+    pub fn points(&self) -> usize {
+        self.points.load(Ordering::Relaxed)
+    }
+
+    /// Commits `rows` as one journal row.
+    pub async fn append(&self, rows: &[Row]) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO journal (data) VALUES (?1)")
+            .bind(encode(rows))
+            .execute(&self.pool)
+            .await?;
+        self.points.fetch_add(rows.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Appends rows `encode` wrote, in one transaction (an old database's journal, moved here).
+    pub async fn insert(&self, entries: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for data in entries {
+            sqlx::query("INSERT INTO journal (data) VALUES (?1)")
+                .bind(data)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The last row's id: a fold takes the rows up to it, those appended meanwhile wait.
+    pub async fn last(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM journal")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Deletes the rows up to `last`, `points` points, folded and committed in the database.
+    pub async fn forget(&self, last: i64, points: usize) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM journal WHERE id <= ?1")
+            .bind(last)
+            .execute(&self.pool)
+            .await?;
+        self.points.fetch_sub(points, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 impl SqliteStore {
     /// Folds the journal's points into blocks, rollups and figures, if it holds any: what a read
     /// does first, so it sees every committed point.
     pub async fn settle(&self) -> Result<(), StoreError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
         let mut state = self.state.lock().await;
-        if state.journaled == 0 || !self.owns_journal {
+        if journal.points() == 0 {
             return Ok(());
         }
         let mut tx = WriteTx {
             conn: self.writes.acquire().await?,
             begun: false,
         };
-        self.fold_journal(&mut tx, &mut state).await
+        self.fold_journal(journal, &mut tx, &mut state).await
     }
 
-    /// Counts what the journal holds (left by a crash or a stop), to be folded.
-    pub(super) async fn load_journal(&self) -> Result<(), StoreError> {
-        let journaled = count(&mut *self.writes.acquire().await?).await?;
-        self.state.lock().await.journaled = journaled;
+    /// After an append: starts a fold in the background once the journal holds `FOLD_POINTS`
+    /// (unless one is on its way), and waits for folds while it holds `MOST_POINTS`.
+    pub(super) async fn fold_when_full(&self, journal: &Journal) -> Result<(), StoreError> {
+        let points = journal.points();
+        if points >= MOST_POINTS {
+            return self.settle().await;
+        }
+        if points >= FOLD_POINTS && !journal.folding.swap(true, Ordering::AcqRel) {
+            let store = self.clone();
+            let folding = journal.folding.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.settle().await {
+                    tracing::warn!("folding the journal failed; the next write tries again: {e}");
+                }
+                folding.store(false, Ordering::Release);
+            });
+        }
         Ok(())
     }
 }
 
-/// Calls `f` with each of the journal's rows, oldest first, as they are read: a fold reads the
-/// journal more than once rather than hold all of it.
+/// Calls `f` with each of the journal's rows up to `last`, oldest first, as they are read: a fold
+/// reads the journal more than once rather than hold all of it.
 async fn each_entry(
     conn: &mut sqlx::SqliteConnection,
+    last: i64,
     mut f: impl FnMut(&[u8]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut entries =
-        sqlx::query_scalar::<_, Vec<u8>>("SELECT data FROM journal ORDER BY id").fetch(conn);
+        sqlx::query_scalar::<_, Vec<u8>>("SELECT data FROM journal WHERE id <= ?1 ORDER BY id")
+            .bind(last)
+            .fetch(conn);
     while let Some(data) = entries.try_next().await? {
         f(&data)?;
     }
     Ok(())
 }
 
-/// Points the journal holds.
-pub(super) async fn count(conn: &mut sqlx::SqliteConnection) -> Result<usize, StoreError> {
+/// Points the journal holds up to row `last`.
+async fn count(conn: &mut sqlx::SqliteConnection, last: i64) -> Result<usize, StoreError> {
     let mut points = 0;
-    each_entry(conn, |data| each_row(data, |_| points += 1)).await?;
+    each_entry(conn, last, |data| each_row(data, |_| points += 1)).await?;
     Ok(points)
 }
 
@@ -91,24 +223,30 @@ pub(super) struct SeriesRun {
     points: usize,
 }
 
-/// The journal's series cut into runs of about `size` points each (more where one series has more).
-pub(super) async fn runs(
-    conn: &mut sqlx::SqliteConnection,
-    size: usize,
-) -> Result<Vec<SeriesRun>, StoreError> {
-    let mut counts = BTreeMap::new();
-    each_entry(conn, |data| count_by_series(data, &mut counts)).await?;
-    Ok(cut(&counts, size))
+impl SeriesRun {
+    pub fn points(&self) -> usize {
+        self.points
+    }
 }
 
-/// The journal's points of the series in `run`, in the order they were committed.
-pub(super) async fn rows_in(
-    conn: &mut sqlx::SqliteConnection,
-    run: SeriesRun,
-) -> Result<Vec<Row>, StoreError> {
-    let mut rows = Vec::with_capacity(run.points);
-    each_entry(conn, |data| rows_of(data, run, &mut rows)).await?;
-    Ok(rows)
+impl Journal {
+    /// The series of the journal's rows up to `last`, cut into runs of about `size` points each
+    /// (more where one series has more).
+    pub async fn runs(&self, last: i64, size: usize) -> Result<Vec<SeriesRun>, StoreError> {
+        let mut counts = BTreeMap::new();
+        let conn = &mut *self.pool.acquire().await?;
+        each_entry(conn, last, |data| count_by_series(data, &mut counts)).await?;
+        Ok(cut(&counts, size))
+    }
+
+    /// The points of the series in `run` of the journal's rows up to `last`, in the order they
+    /// were committed.
+    pub async fn rows_in(&self, last: i64, run: SeriesRun) -> Result<Vec<Row>, StoreError> {
+        let mut rows = Vec::with_capacity(run.points);
+        let conn = &mut *self.pool.acquire().await?;
+        each_entry(conn, last, |data| rows_of(data, run, &mut rows)).await?;
+        Ok(rows)
+    }
 }
 
 /// Adds the points of each series in the journal row `data` to `counts`.
@@ -149,18 +287,6 @@ fn rows_of(data: &[u8], run: SeriesRun, rows: &mut Vec<Row>) -> Result<(), Store
             rows.push(row);
         }
     })
-}
-
-/// Commits `rows` as one journal row (with the signals `tx` has inserted, if it has begun).
-pub(super) async fn append(tx: &mut WriteTx, rows: &[Row]) -> Result<(), StoreError> {
-    let insert = sqlx::query("INSERT INTO journal (data) VALUES (?1)").bind(encode(rows));
-    // Alone, the insert is a transaction of its own.
-    insert.execute(&mut *tx.conn).await?;
-    if tx.begun {
-        sqlx::query("COMMIT").execute(&mut *tx.conn).await?;
-        tx.begun = false;
-    }
-    Ok(())
 }
 
 /// Each row as three numbers: its series and timestamp as zigzag varints of the difference from the

@@ -50,3 +50,22 @@ struct PointRow {
     ts: i64,
     value: f64,
 }
+
+/// Databases written before the journal had a file of its own kept it in a table of theirs: moves
+/// its rows over once. Should the server stop between the two commits, the rows are in both, and
+/// are folded twice, which changes nothing (`journal.rs`).
+pub(super) async fn move_journal(pool: &SqlitePool, journal: &Journal) -> Result<(), StoreError> {
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM journal ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    journal.insert(&rows).await?;
+    sqlx::query("DELETE FROM journal").execute(pool).await?;
+    tracing::info!(
+        rows = rows.len(),
+        "moved the journal into a file of its own"
+    );
+    Ok(())
+}

@@ -13,7 +13,6 @@ use super::{Durability, Hold, Range, Retention, SeriesId, Shape, StoreError, Sto
 use crate::downsample::TimeValue;
 use crate::model::Series;
 use crate::server::clock::SharedClock;
-use crate::server::domain::DataPoint;
 use blocks::{
     append, blocks_from, cut_block, for_each_series, merge_into, points_within, push_series_from,
     Append, Known, Placement, SeriesFrom, SeriesStoredBlock, Tail, Tails, Unpack,
@@ -21,7 +20,7 @@ use blocks::{
 };
 use built::Marks;
 use futures::TryStreamExt;
-use journal::WriteState;
+use journal::{Journal, WriteState};
 use pack::PackedBefore;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
@@ -102,6 +101,24 @@ impl Drop for WriteTx {
     }
 }
 
+/// Frames the WAL may hold before a checkpoint holds up the writer to start it over: 64 MiB of
+/// 4 KiB pages, as `journal_size_limit` cuts it back to.
+const WAL_FRAMES: i64 = 16_384;
+
+/// What `PRAGMA wal_checkpoint` reports: frames in the WAL, and how many of them are copied.
+#[derive(sqlx::FromRow)]
+struct Checkpointed {
+    log: i64,
+    checkpointed: i64,
+}
+
+impl Checkpointed {
+    /// Every frame copied: the next commit starts the WAL over.
+    fn all(&self) -> bool {
+        self.checkpointed == self.log
+    }
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     /// Reads: several connections, so requests are read side by side.
@@ -112,15 +129,16 @@ pub struct SqliteStore {
     /// Signal name → `series.id`, so a write looks names up in memory, not in the database.
     /// Only filled after a commit, so it never holds an id that a rolled-back transaction invented.
     pub(super) ids: Arc<SeriesIds>,
-    /// The newest block and rollups mark of each series and the journal's points, as committed.
+    /// The newest block and rollups mark of each series, as committed.
     state: Arc<tokio::sync::Mutex<WriteState>>,
     pub(super) retention: Retention,
     clock: SharedClock,
     /// This process' hold on the file, released by `close`.
     lock: Arc<Mutex<Option<DatabaseLock>>>,
-    /// `Hold::Exclusive`: this store is the server's, whose memory holds the journal and the newest
-    /// blocks; a `token` command's store beside it must leave both alone.
-    pub(super) owns_journal: bool,
+    /// Where writes wait to be folded (`journal.rs`). Only with `Hold::Exclusive`: the server's
+    /// store, whose memory holds the newest blocks; a `token` command's store beside it leaves the
+    /// journal alone.
+    journal: Option<Journal>,
     /// Where packed spans end, so a write knows whether it may land in one.
     packed_before: Arc<PackedBefore>,
 }
@@ -177,13 +195,22 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(CONCURRENT_READS as u32)
             .test_before_acquire(false)
-            .connect_with(options.row_buffer_size(4096))
+            .connect_with(options.clone().row_buffer_size(4096))
             .await?;
         let ids = SeriesIds::of(sqlx::query_as(SERIES_SQL).fetch_all(&pool).await?);
         let packed_before = PackedBefore::load(&pool).await?;
         let state = WriteState {
             marks: Marks::load(&pool).await?,
             ..WriteState::default()
+        };
+        let journal = match hold {
+            Hold::Exclusive => {
+                let journal = Journal::open(&options).await?;
+                legacy::move_journal(&writes, &journal).await?;
+                journal.load().await?;
+                Some(journal)
+            }
+            Hold::Shared => None,
         };
         let store = SqliteStore {
             pool,
@@ -193,25 +220,13 @@ impl SqliteStore {
             retention,
             clock,
             lock: Arc::new(Mutex::new(lock)),
-            owns_journal: hold == Hold::Exclusive,
+            journal,
             packed_before: Arc::new(packed_before),
         };
-        if store.owns_journal {
-            store.load_journal().await?;
-            store.settle().await?;
-        }
+        store.settle().await?;
         Ok(store)
     }
 
-    /// Copies committed pages from the WAL into the database file without waiting for anyone
-    /// (PASSIVE), so the WAL stays small and commits never pay for it.
-    ///
-    /// Under steady writes that pass never catches up: the writer commits more while it copies, and
-    /// SQLite only starts the WAL over once every frame is copied. The WAL would grow for as long as
-    /// the load lasts (half a gigabyte a minute at full speed), every commit extending the file. So a
-    /// second pass runs on the writer's own connection, between two commits: it copies only what was
-    /// committed during the first, and the next commit starts the WAL over at its beginning, writing
-    /// into file pages the system already holds.
     /// The database file and its WAL, as the file system counts them.
     pub async fn size(&self) -> Result<StoreSize, StoreError> {
         let file: String =
@@ -225,11 +240,26 @@ impl SqliteStore {
         })
     }
 
+    /// Copies committed pages from the WAL into the database file without waiting for anyone
+    /// (PASSIVE), so the WAL stays small and commits never pay for it.
+    ///
+    /// SQLite starts the WAL over at the first commit after every frame is copied. Under steady
+    /// writes a pass rarely gets there: the writer commits more while it copies. A second pass
+    /// copies only what came meanwhile and usually gets there. If the WAL still grows past
+    /// `WAL_FRAMES` (it would for as long as the load lasts, every commit extending the file), a pass
+    /// runs on the writer's own connection, between two commits, so nothing comes meanwhile — but
+    /// the writer waits for it, so only then.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        for connections in [&self.pool, &self.writes] {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(connections)
-                .await?;
+        let pass = |connections| {
+            sqlx::query_as::<_, Checkpointed>("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(connections)
+        };
+        let mut copied = pass(&self.pool).await?;
+        if !copied.all() {
+            copied = pass(&self.pool).await?;
+        }
+        if !copied.all() && copied.log > WAL_FRAMES {
+            pass(&self.writes).await?;
         }
         Ok(())
     }
@@ -243,7 +273,11 @@ impl SqliteStore {
         if let Err(e) = self.settle().await {
             tracing::warn!("the journal's points were left to fold at the next start: {e}");
         }
-        for pool in [&self.pool, &self.writes] {
+        let journal = self.journal.as_ref().map(Journal::pool);
+        for pool in [Some(&self.pool), journal, Some(&self.writes)]
+            .into_iter()
+            .flatten()
+        {
             let closed = tokio::time::timeout(Duration::from_secs(5), async {
                 while pool.size() > 0 {
                     pool.close().await;

@@ -3,7 +3,7 @@
 
 use super::super::rows::{Row, SeriesRow};
 use super::built::{forget_built, Split};
-use super::journal::{self, WriteState, FOLD_POINTS, READ_POINTS};
+use super::journal::{Journal, WriteState, FOLD_POINTS, READ_POINTS};
 use super::*;
 use crate::server::domain::SignalName;
 
@@ -21,62 +21,60 @@ pub(super) const ROLLUP_BINDS: usize = 12;
 pub(super) const FIGURES_BINDS: usize = 5;
 
 impl SqliteStore {
-    /// A group commit: fold the journal first if these points would take it past `FOLD_POINTS`;
-    /// resolve each point's signal id (inserting new signals); append the points to the journal, or
-    /// fold them straight away if they alone fill it. Caches change only after the commit: a
-    /// rolled-back write leaves them as they were.
-    pub async fn write(&self, points: &[&DataPoint]) -> Result<(), StoreError> {
-        // Held until the caches match the commit: retention, which may cut a tail, waits for it.
-        let mut state = self.state.lock().await;
-        let mut tx = WriteTx {
-            conn: self.writes.acquire().await?,
-            begun: false,
-        };
-        if state.journaled > 0 && state.journaled + points.len() > FOLD_POINTS {
-            self.fold_journal(&mut tx, &mut state).await?;
+    /// A group commit of `rows` (by series and time, one per key): append them to the journal,
+    /// or, if they alone would fill it, fold the journal and then them straight away. A fold starts
+    /// in the background once the journal is full (`journal.rs`).
+    pub(in crate::server::store) async fn write(
+        &self,
+        mut rows: Vec<Row>,
+    ) -> Result<(), StoreError> {
+        match &self.journal {
+            Some(journal) if rows.len() < FOLD_POINTS => {
+                journal.append(&rows).await?;
+                self.fold_when_full(journal).await
+            }
+            _ => {
+                self.settle().await?;
+                // Held until the caches match the commit: retention, which may cut a tail, waits.
+                let mut state = self.state.lock().await;
+                let mut tx = WriteTx {
+                    conn: self.writes.acquire().await?,
+                    begun: false,
+                };
+                let mut fold = Fold::default();
+                self.fold_rows(&mut fold, &mut tx, &state, &mut rows)
+                    .await?;
+                self.commit_fold(fold, &mut tx, &mut state).await
+            }
         }
-        let mut resolved = self.resolve_ids(&mut tx, points).await?;
-        if resolved.rows.len() < FOLD_POINTS {
-            journal::append(&mut tx, &resolved.rows).await?;
-            state.journaled += resolved.rows.len();
-        } else {
-            let mut fold = Fold::default();
-            let (rows, created) = (&mut resolved.rows, &resolved.created);
-            self.fold_rows(&mut fold, &mut tx, &state, rows, created)
-                .await?;
-            self.commit_fold(fold, &mut tx, &mut state, false).await?;
-        }
-        // A new signal has no block until a fold writes one: nothing to read then.
-        for &id in &resolved.created {
-            state.tails.created(id);
-        }
-        let mut ids = self.ids.lock();
-        ids.extend(
-            resolved
-                .fresh
-                .into_iter()
-                .map(|(name, id)| (name.shared(), id)),
-        );
-        Ok(())
     }
 
-    /// Folds the journal's points and empties it, reading them back a run of series at a time so
-    /// that memory holds a few hundred thousand points, not the whole journal. Should that fail,
-    /// the journal keeps its rows: the transaction rolls back.
+    /// Folds the journal's rows up to the last one now, and then deletes them from it, reading
+    /// them back a run of series at a time so that memory holds a few hundred thousand points, not
+    /// the whole journal. Should the fold fail, the journal keeps its rows: the transaction rolls
+    /// back.
     pub(super) async fn fold_journal(
         &self,
+        journal: &Journal,
         tx: &mut WriteTx,
         state: &mut WriteState,
     ) -> Result<(), StoreError> {
-        let none_created = Default::default();
+        let started = std::time::Instant::now();
+        let last = journal.last().await?;
         let mut fold = Fold::default();
-        for run in journal::runs(tx.begun().await?, READ_POINTS).await? {
-            let mut rows = journal::rows_in(&mut tx.conn, run).await?;
-            self.fold_rows(&mut fold, tx, state, &mut rows, &none_created)
-                .await?;
+        let mut points = 0;
+        for run in journal.runs(last, READ_POINTS).await? {
+            let mut rows = journal.rows_in(last, run).await?;
+            points += run.points();
+            self.fold_rows(&mut fold, tx, state, &mut rows).await?;
         }
-        self.commit_fold(fold, tx, state, true).await?;
-        state.journaled = 0;
+        self.commit_fold(fold, tx, state).await?;
+        journal.forget(last, points).await?;
+        tracing::debug!(
+            points,
+            seconds = started.elapsed().as_secs_f64(),
+            "folded the journal"
+        );
         Ok(())
     }
 
@@ -91,7 +89,6 @@ impl SqliteStore {
         tx: &mut WriteTx,
         state: &WriteState,
         rows: &mut Vec<Row>,
-        created: &foldhash::HashSet<SeriesId>,
     ) -> Result<(), StoreError> {
         Row::keep_one_per_key(rows);
         let raw_cutoff = self.clock.now().millis() - self.retention.raw_ms;
@@ -101,9 +98,7 @@ impl SqliteStore {
         self.unpack_written(conn, &split).await?;
         forget_built(conn, &split.late).await?;
         for part in by_series(rows, FOLD_PART_ROWS) {
-            let placed = self
-                .place_rows(tx, &state.tails, part, created, &split)
-                .await?;
+            let placed = self.place_rows(tx, &state.tails, part, &split).await?;
             queue(&mut fold.batch, &mut tx.conn, &placed).await?;
             fold.tails.extend(placed.tails);
         }
@@ -111,18 +106,13 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Ends a fold: (if it folded the journal) empties the journal, commits, and caches the new
-    /// tails and marks.
+    /// Ends a fold: commits, and caches the new tails and marks.
     async fn commit_fold(
         &self,
         mut fold: Fold,
         tx: &mut WriteTx,
         state: &mut WriteState,
-        from_journal: bool,
     ) -> Result<(), StoreError> {
-        if from_journal {
-            fold.batch.sql.push("DELETE FROM journal; ");
-        }
         fold.batch.send(&mut tx.conn).await?;
         sqlx::query("COMMIT").execute(&mut *tx.conn).await?;
         tx.begun = false;
@@ -161,61 +151,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Each point's series id, from the cache or inserted (new signals, in one statement per
-    /// `BATCH_BINDS` names), as rows sorted by (series, time), one per key: of two points with the
-    /// same key in one write the later one wins, as it would in two requests.
-    async fn resolve_ids<'p>(
-        &self,
-        tx: &mut WriteTx,
-        points: &[&'p DataPoint],
-    ) -> Result<Resolved<'p>, StoreError> {
-        let cached: Vec<Option<SeriesId>> = {
-            let ids = self.ids.lock();
-            points
-                .iter()
-                .map(|p| ids.get(p.signal.as_str()).copied())
-                .collect()
-        };
-        let mut unknown: Vec<&'p SignalName> = points
-            .iter()
-            .zip(&cached)
-            .filter(|(_, cached)| cached.is_none())
-            .map(|(point, _)| &point.signal)
-            .collect();
-        unknown.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
-        unknown.dedup_by(|a, b| a.as_str() == b.as_str());
-        let fresh = if unknown.is_empty() {
-            HashMap::default()
-        } else {
-            let names: Vec<&str> = unknown.iter().map(|name| name.as_str()).collect();
-            insert_series(tx.begun().await?, &names).await?
-        };
-        // Names missing from the cache are missing from the database (the cache holds every
-        // committed name), so every id just returned belongs to a new signal.
-        let created = fresh.values().copied().collect();
-        let mut rows = Vec::with_capacity(points.len());
-        for (point, cached) in points.iter().zip(cached) {
-            let series = cached
-                .or_else(|| fresh.get(point.signal.as_str()).copied())
-                .ok_or_else(|| StoreError::damaged(sqlx::Error::RowNotFound))?;
-            rows.push(Row {
-                series,
-                ts: point.timestamp.millis(),
-                value: point.value.get(),
-            });
-        }
-        Row::keep_one_per_key(&mut rows);
-        let fresh = unknown
-            .into_iter()
-            .filter_map(|name| Some((name, *fresh.get(name.as_str())?)))
-            .collect();
-        Ok(Resolved {
-            rows,
-            fresh,
-            created,
-        })
-    }
-
     /// Each series' raw points placed in its blocks (appended to the newest without reading it,
     /// where they follow it and fit; otherwise merged into the blocks they fall into, read for all
     /// such series at once), and what its rows change in the stored rollups and figures.
@@ -224,7 +159,6 @@ impl SqliteStore {
         tx: &mut WriteTx,
         tails: &Tails,
         rows: &[Row],
-        created: &foldhash::HashSet<SeriesId>,
         split: &Split,
     ) -> Result<Placed, StoreError> {
         let mut placed = Placed::default();
@@ -243,11 +177,7 @@ impl SqliteStore {
             }
             let mut appended = None;
             if !raw.is_empty() {
-                let known = match tails.get(id) {
-                    // A signal created by this write has no block yet: nothing to read.
-                    Known::Unknown if created.contains(&id) => Known::NoBlock,
-                    known => known,
-                };
+                let known = tails.get(id);
                 appended = append(id, known, &raw);
                 if appended.is_none() && !matches!(known, Known::NoBlock) {
                     let from = raw[0].time;
@@ -301,16 +231,6 @@ struct SeriesPoints<'r> {
     rows: &'r [Row],
     raw: Points,
     appended: Option<Placement>,
-}
-
-/// A write's points with their series ids.
-struct Resolved<'p> {
-    /// By (series, time), one per key.
-    rows: Vec<Row>,
-    /// Names inserted by this write, and their ids: cached once it commits.
-    fresh: Vec<(&'p SignalName, SeriesId)>,
-    /// The ids of `fresh`.
-    created: foldhash::HashSet<SeriesId>,
 }
 
 /// Signals one transaction of `create_signals` inserts: a request naming 100,000 new signals holds
