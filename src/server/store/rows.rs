@@ -94,7 +94,10 @@ impl Row {
     /// the later one wins, as it would in two requests.
     pub fn keep_one_per_key(rows: &mut Vec<Row>) {
         // A stable sort keeps arrival order within a key: the last of each key is the one kept.
-        rows.sort_by_key(|row| (row.series, row.ts));
+        // Rows read back from SQLite's journal come sorted already.
+        if !rows.is_sorted_by_key(|row| (row.series, row.ts)) {
+            rows.sort_by_key(|row| (row.series, row.ts));
+        }
         rows.dedup_by(|next, kept| {
             let same = (next.series, next.ts) == (kept.series, kept.ts);
             if same {

@@ -18,7 +18,6 @@ use super::super::block::{put_varint, take_varint};
 use super::super::dense::{unzigzag, zigzag};
 use super::super::rows::Row;
 use super::*;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Points the journal gathers before a fold starts in the background. The fewer folds, the fewer
@@ -215,11 +214,17 @@ async fn count(conn: &mut sqlx::SqliteConnection, last: i64) -> Result<usize, St
     Ok(points)
 }
 
-/// A run of series ids, both ends included, and the journal's points of those series.
+/// A series and how many of the journal's points are its.
 #[derive(Clone, Copy, Debug, PartialEq)]
+struct SeriesCount {
+    series: SeriesId,
+    points: usize,
+}
+
+/// Series in id order, and the journal's points of each: what one read of the journal brings back.
+#[derive(Debug, Default)]
 pub(super) struct SeriesRun {
-    first: SeriesId,
-    last: SeriesId,
+    series: Vec<SeriesCount>,
     points: usize,
 }
 
@@ -233,60 +238,142 @@ impl Journal {
     /// The series of the journal's rows up to `last`, cut into runs of about `size` points each
     /// (more where one series has more).
     pub async fn runs(&self, last: i64, size: usize) -> Result<Vec<SeriesRun>, StoreError> {
-        let mut counts = BTreeMap::new();
+        let mut counts = HashMap::default();
         let conn = &mut *self.pool.acquire().await?;
         each_entry(conn, last, |data| count_by_series(data, &mut counts)).await?;
-        Ok(cut(&counts, size))
+        let mut counts: Vec<SeriesCount> = counts
+            .into_iter()
+            .map(|(series, points)| SeriesCount { series, points })
+            .collect();
+        counts.sort_unstable_by_key(|count| count.series);
+        Ok(cut(counts, size))
     }
 
-    /// The points of the series in `run` of the journal's rows up to `last`, in the order they
-    /// were committed.
-    pub async fn rows_in(&self, last: i64, run: SeriesRun) -> Result<Vec<Row>, StoreError> {
-        let mut rows = Vec::with_capacity(run.points);
+    /// The points of the series in `run` of the journal's rows up to `last`, by series and time;
+    /// points of one key in the order they were committed.
+    pub async fn rows_in(&self, last: i64, run: &SeriesRun) -> Result<Vec<Row>, StoreError> {
+        let mut placed = Placement::of(run);
         let conn = &mut *self.pool.acquire().await?;
-        each_entry(conn, last, |data| rows_of(data, run, &mut rows)).await?;
+        each_entry(conn, last, |data| placed.add(data)).await?;
+        let mut rows = placed.rows()?;
+        // Already in time order where a series' writes came in order. The sort is stable: of one
+        // key, the last committed stays last.
+        for series in rows.chunk_by_mut(|a, b| a.series == b.series) {
+            if !series.is_sorted_by_key(|row| row.ts) {
+                series.sort_by_key(|row| row.ts);
+            }
+        }
         Ok(rows)
     }
 }
 
-/// Adds the points of each series in the journal row `data` to `counts`.
-fn count_by_series(data: &[u8], counts: &mut BTreeMap<SeriesId, usize>) -> Result<(), StoreError> {
-    each_row(data, |row| *counts.entry(row.series).or_default() += 1)
+/// Adds the points of each series in the journal row `data` to `counts` (a row's points come by
+/// series: one addition per series).
+fn count_by_series(data: &[u8], counts: &mut HashMap<SeriesId, usize>) -> Result<(), StoreError> {
+    let mut current: Option<SeriesCount> = None;
+    each_row(data, |row| match &mut current {
+        Some(count) if count.series == row.series => count.points += 1,
+        _ => {
+            let next = SeriesCount {
+                series: row.series,
+                points: 1,
+            };
+            if let Some(done) = current.replace(next) {
+                *counts.entry(done.series).or_default() += done.points;
+            }
+        }
+    })?;
+    if let Some(done) = current {
+        *counts.entry(done.series).or_default() += done.points;
+    }
+    Ok(())
 }
 
-/// Series (with their points) in runs of about `size` points.
-fn cut(counts: &BTreeMap<SeriesId, usize>, size: usize) -> Vec<SeriesRun> {
+/// Series (in id order, with their points) in runs of about `size` points.
+fn cut(counts: Vec<SeriesCount>, size: usize) -> Vec<SeriesRun> {
     let mut runs = Vec::new();
-    let (mut first, mut points) = (None, 0);
-    for (&series, &count) in counts {
-        let start = *first.get_or_insert(series);
-        points += count;
-        if points >= size {
-            runs.push(SeriesRun {
-                first: start,
-                last: series,
-                points,
-            });
-            (first, points) = (None, 0);
+    let mut run = SeriesRun::default();
+    for count in counts {
+        run.points += count.points;
+        run.series.push(count);
+        if run.points >= size {
+            runs.push(std::mem::take(&mut run));
         }
     }
-    if let (Some(start), Some((&last, _))) = (first, counts.last_key_value()) {
-        runs.push(SeriesRun {
-            first: start,
-            last,
-            points,
-        });
+    if !run.series.is_empty() {
+        runs.push(run);
     }
     runs
 }
 
-/// Appends the points of the journal row `data` whose series are in `run`.
-fn rows_of(data: &[u8], run: SeriesRun, rows: &mut Vec<Row>) -> Result<(), StoreError> {
-    each_row(data, |row| {
-        if (run.first..=run.last).contains(&row.series) {
-            rows.push(row);
+/// A run's points placed as the journal is read: each series' points together, in the order they
+/// were committed, where the counts say they go. Sorting the run instead took a second buffer of
+/// up to 8 MB beside the run's rows.
+struct Placement {
+    rows: Vec<Row>,
+    /// Series → where its next point goes and where its points end.
+    slots: HashMap<SeriesId, Slot>,
+}
+
+/// Where a series' points go in a `Placement`.
+struct Slot {
+    next: usize,
+    end: usize,
+}
+
+impl Placement {
+    fn of(run: &SeriesRun) -> Placement {
+        let mut slots = HashMap::default();
+        let mut end = 0;
+        for count in &run.series {
+            let next = end;
+            end += count.points;
+            slots.insert(count.series, Slot { next, end });
         }
-    })
+        let unset = Row {
+            series: SeriesId(0),
+            ts: 0,
+            value: 0.0,
+        };
+        Placement {
+            rows: vec![unset; end],
+            slots,
+        }
+    }
+
+    /// Places the points of the journal row `data` whose series are in the run.
+    fn add(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        let mut overflow = false;
+        each_row(data, |row| {
+            if let Some(slot) = self.slots.get_mut(&row.series) {
+                if slot.next < slot.end {
+                    self.rows[slot.next] = row;
+                    slot.next += 1;
+                } else {
+                    overflow = true;
+                }
+            }
+        })?;
+        if overflow {
+            return Err(changed());
+        }
+        Ok(())
+    }
+
+    /// The run's rows, once every one counted was placed.
+    fn rows(self) -> Result<Vec<Row>, StoreError> {
+        if self.slots.values().any(|slot| slot.next != slot.end) {
+            return Err(changed());
+        }
+        Ok(self.rows)
+    }
+}
+
+/// The journal's rows did not hold, read again, the points counted in them.
+fn changed() -> StoreError {
+    StoreError::damaged(sqlx::Error::Decode(
+        "the journal's rows changed between two reads".into(),
+    ))
 }
 
 /// Each row as three numbers: its series and timestamp as zigzag varints of the difference from the
@@ -389,20 +476,18 @@ mod tests {
                     encode(&rows)
                 })
                 .collect();
-            let mut counts = BTreeMap::new();
-            for data in &entries {
-                count_by_series(data, &mut counts).unwrap();
-            }
-            let runs = cut(&counts, size);
+            let runs = cut(counted(&entries), size);
             let mut back = Vec::new();
             for pair in runs.windows(2) {
-                prop_assert!(pair[0].last < pair[1].first, "{runs:?}");
+                let (end, start) = (pair[0].series.last().unwrap(), pair[1].series[0]);
+                prop_assert!(end.series < start.series, "{runs:?}");
             }
-            for &run in &runs {
-                let mut rows = Vec::new();
+            for run in &runs {
+                let mut placed = Placement::of(run);
                 for data in &entries {
-                    rows_of(data, run, &mut rows).unwrap();
+                    placed.add(data).unwrap();
                 }
+                let rows = placed.rows().unwrap();
                 prop_assert_eq!(rows.len(), run.points);
                 prop_assert!(!rows.is_empty());
                 // A run ends with the series that takes it to `size`.
@@ -417,5 +502,40 @@ mod tests {
             let values = |rows: &[Row]| rows.iter().map(|r| (r.series, r.value)).collect::<Vec<_>>();
             prop_assert_eq!(values(&back), values(&all));
         }
+    }
+
+    /// The series of `entries` with their points, in id order, as `Journal::runs` counts them.
+    fn counted(entries: &[Vec<u8>]) -> Vec<SeriesCount> {
+        let mut counts = HashMap::default();
+        for data in entries {
+            count_by_series(data, &mut counts).unwrap();
+        }
+        let mut counts: Vec<SeriesCount> = counts
+            .into_iter()
+            .map(|(series, points)| SeriesCount { series, points })
+            .collect();
+        counts.sort_unstable_by_key(|count| count.series);
+        counts
+    }
+
+    #[test]
+    fn a_journal_read_back_other_than_counted_is_refused_not_misplaced() {
+        let row = |series, ts| Row {
+            series: SeriesId(series),
+            ts,
+            value: 1.0,
+        };
+        let first = encode(&[row(1, 10), row(2, 10)]);
+        let second = encode(&[row(1, 20)]);
+        let runs = cut(counted(std::slice::from_ref(&first)), 100);
+        // A row more than counted.
+        let mut placed = Placement::of(&runs[0]);
+        placed.add(&first).unwrap();
+        assert!(placed.add(&second).is_err());
+        // A row fewer.
+        let runs = cut(counted(&[first.clone(), second.clone()]), 100);
+        let mut placed = Placement::of(&runs[0]);
+        placed.add(&first).unwrap();
+        assert!(placed.rows().is_err());
     }
 }

@@ -194,7 +194,10 @@ impl SqliteStore {
         // of thousands of rows) reads a third faster; what may wait in it stays under a megabyte.
         // A read touches few pages, and the system keeps the file's pages anyway: a 4 MiB page cache
         // each, as listing 100,000 signals filled 16 MiB in every reading connection it took.
-        let reads = options.clone().row_buffer_size(4096).pragma("cache_size", "-4096");
+        let reads = options
+            .clone()
+            .row_buffer_size(4096)
+            .pragma("cache_size", "-4096");
         let pool = SqlitePoolOptions::new()
             .max_connections(CONCURRENT_READS as u32)
             .test_before_acquire(false)

@@ -64,7 +64,7 @@ impl SqliteStore {
         let mut fold = Fold::default();
         let mut points = 0;
         for run in journal.runs(last, READ_POINTS).await? {
-            let mut rows = journal.rows_in(last, run).await?;
+            let mut rows = journal.rows_in(last, &run).await?;
             points += run.points();
             self.fold_rows(&mut fold, tx, state, &mut rows).await?;
         }
