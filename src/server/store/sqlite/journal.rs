@@ -21,8 +21,8 @@ use super::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Points the journal gathers before a fold starts in the background. The fewer folds, the fewer
-/// times each signal's rows are written; a read may wait for one fold of this many. A write of as
-/// many points on its own is folded at once.
+/// times each signal's rows are written; a read may wait for the fold under way and one more of
+/// up to this many. A write of as many points on its own is folded at once.
 pub(super) const FOLD_POINTS: usize = 2_000_000;
 
 /// Points the journal may hold while a fold runs before writes wait for it: folds that cannot keep
