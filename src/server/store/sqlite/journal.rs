@@ -104,13 +104,15 @@ impl Journal {
         self.points.load(Ordering::Relaxed)
     }
 
-    /// Commits `rows` as one journal row.
+    /// Commits `rows` as one journal row. Counted before the commit: a fold that starts between
+    /// the commit and this task's next turn takes the row, and takes its points off the count.
     pub async fn append(&self, rows: &[Row]) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO journal (data) VALUES (?1)")
-            .bind(encode(rows))
-            .execute(&self.pool)
-            .await?;
         self.points.fetch_add(rows.len(), Ordering::Relaxed);
+        let insert = sqlx::query("INSERT INTO journal (data) VALUES (?1)").bind(encode(rows));
+        if let Err(e) = insert.execute(&self.pool).await {
+            self.points.fetch_sub(rows.len(), Ordering::Relaxed);
+            return Err(e.into());
+        }
         Ok(())
     }
 
