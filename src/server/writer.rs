@@ -11,7 +11,7 @@ use crate::server::domain::{DataPoint, SignalName};
 use crate::server::error::ApiError;
 use crate::server::live::LiveFeed;
 use crate::server::metrics::{Reason, WriteMetrics};
-use crate::server::store::{Relay, Store, StoreError};
+use crate::server::store::{Relay, Rows, Store, StoreError};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -22,6 +22,8 @@ const MAX_GROUP_POINTS: usize = 50_000;
 
 struct WriteJob {
     points: Vec<DataPoint>,
+    /// The points as rows of their signals' ids.
+    rows: Rows,
     done: oneshot::Sender<Result<(), StoreError>>,
     /// This job's share of the queue's room, given back once it is committed (or failed).
     _room: OwnedSemaphorePermit,
@@ -103,7 +105,6 @@ impl Writer {
     async fn queue_and_wait(&self, points: Vec<DataPoint>) -> Result<usize, ApiError> {
         let count = points.len();
         self.admit_old_points(&points)?;
-        let new = self.admit_new_signals(&points)?;
         let limit = self.depth.limit;
         let room = u32::try_from(count)
             .ok()
@@ -118,13 +119,15 @@ impl Writer {
             .clone()
             .try_acquire_many_owned(room)
             .map_err(|_| ApiError::Overloaded)?;
-        if !new.is_empty() {
-            self.store.create_signals(&new).await?;
-        }
+        let rows = self
+            .store
+            .to_rows(points.iter(), |new| self.admit_new_signals(new))
+            .await?;
         let (done, committed) = oneshot::channel();
         self.queue
             .send(WriteJob {
                 points,
+                rows,
                 done,
                 _room: room,
             })
@@ -166,18 +169,11 @@ impl Writer {
         }
     }
 
-    /// The new signals `points` name, unless they are more than one request may create, or than
-    /// the database may hold. Requests in flight at once may pass the total by what each creates: a
-    /// soft ceiling.
-    fn admit_new_signals<'p>(
-        &self,
-        points: &'p [DataPoint],
-    ) -> Result<Vec<&'p SignalName>, ApiError> {
-        let names = self.store.new_signals(points.iter().map(|p| &p.signal));
-        let new = names.len();
-        if new == 0 {
-            return Ok(names);
-        }
+    /// Lets the signals `new` (distinct) be created, unless they are more than one request may
+    /// create, or than the database may hold. Requests in flight at once may pass the total by
+    /// what each creates: a soft ceiling.
+    fn admit_new_signals(&self, new: &[&SignalName]) -> Result<(), ApiError> {
+        let new = new.len();
         let per_request = self.limits.max_new_signals;
         if new > per_request {
             return Err(ApiError::BadRequest(format!(
@@ -192,7 +188,7 @@ impl Writer {
                  most {total} (setting max-total-signals)"
             )));
         }
-        Ok(names)
+        Ok(())
     }
 }
 
@@ -234,9 +230,9 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let all: Vec<&DataPoint> = group.iter().flat_map(|job| &job.points).collect();
+        let rows = Rows::concat(group.iter_mut().map(|job| std::mem::take(&mut job.rows)));
         let started = Instant::now();
-        let result = store.write(&all).await;
+        let result = store.write_rows(rows).await;
         metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -245,6 +241,7 @@ async fn run(
             // Rules are evaluated on what is committed, before anyone hears of it.
             Ok(()) => {
                 metrics.accepted.inc_by(points as u64);
+                let all: Vec<&DataPoint> = group.iter().flat_map(|job| &job.points).collect();
                 alerts.observe(&all);
             }
             Err(e) => {

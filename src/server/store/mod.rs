@@ -32,6 +32,7 @@ pub fn unpack_block(
     Ok(block::unpack(first, data, out)?)
 }
 use rollup::{bucket, Interval, Source, MINUTE};
+pub use rows::Rows;
 use rows::{FiguresRow, SIGNALS_SQL, TOKENS_SQL, TOKEN_DELETE_SQL, TOKEN_INSERT_SQL};
 use std::sync::Arc;
 
@@ -374,18 +375,36 @@ impl Store {
     /// error, none. A point whose (signal, timestamp) is already stored replaces it. Signals not
     /// stored before are inserted first, in transactions of their own (`create_signals`).
     pub async fn write(&self, points: &[&DataPoint]) -> Result<(), StoreError> {
-        let rows = match self.ids().rows(points) {
-            Some(rows) => rows,
-            None => {
-                let unknown = self.ids().unknown(points.iter().map(|p| &p.signal));
+        let rows = self
+            .to_rows(points.iter().copied(), |_| Ok::<_, StoreError>(()))
+            .await?;
+        self.write_rows(rows).await
+    }
+
+    /// `write` for points made rows (`to_rows`).
+    pub async fn write_rows(&self, rows: Rows) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.write(rows.into_vec()).await,
+            Store::Postgres(s) => s.write(rows.into_vec()).await,
+        }
+    }
+
+    /// `points` as rows of their signals' ids, for `write_rows`. Signals not stored yet are
+    /// stored first (`create_signals`), if `admit` lets them in. Handlers resolve their own
+    /// points, all at once, so the one writer looks up no names.
+    pub async fn to_rows<'p, E: From<StoreError>>(
+        &self,
+        points: impl Iterator<Item = &'p DataPoint> + Clone,
+        admit: impl FnOnce(&[&SignalName]) -> Result<(), E>,
+    ) -> Result<Rows, E> {
+        match self.ids().rows(points.clone()) {
+            Ok(rows) => Ok(rows),
+            Err(unknown) => {
+                admit(&unknown)?;
                 self.create_signals(&unknown).await?;
                 let rows = self.ids().rows(points);
-                rows.ok_or_else(|| StoreError::damaged(sqlx::Error::RowNotFound))?
+                Ok(rows.map_err(|_| StoreError::damaged(sqlx::Error::RowNotFound))?)
             }
-        };
-        match self {
-            Store::Sqlite(s) => s.write(rows).await,
-            Store::Postgres(s) => s.write(rows).await,
         }
     }
 
@@ -408,19 +427,11 @@ impl Store {
         })
     }
 
-    /// The distinct signals of `names` not stored yet, by name.
-    pub fn new_signals<'a>(
-        &self,
-        names: impl Iterator<Item = &'a SignalName>,
-    ) -> Vec<&'a SignalName> {
-        self.ids().unknown(names)
-    }
-
-    /// Stores `names` (`new_signals`), ahead of the write that brings their points and in
-    /// transactions of their own: a signal without points is listed nowhere, and a request naming
-    /// 100,000 new signals holds other writes up a few milliseconds at a time (SQLite), not for all
-    /// of them at once.
-    pub async fn create_signals(&self, names: &[&SignalName]) -> Result<(), StoreError> {
+    /// Stores `names` (distinct, by name, not stored yet), ahead of the write that brings their
+    /// points and in transactions of their own: a signal without points is listed nowhere, and a
+    /// request naming 100,000 new signals holds other writes up a few milliseconds at a time
+    /// (SQLite), not for all of them at once.
+    async fn create_signals(&self, names: &[&SignalName]) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.create_signals(names).await,
             Store::Postgres(s) => s.create_signals(names).await,

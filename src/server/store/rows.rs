@@ -89,6 +89,34 @@ pub(super) struct Row {
     pub value: f64,
 }
 
+/// A write's points as rows of their signals' ids, by (series, time), one per key: what handlers
+/// hand the writer, so that it looks up no names (`Store::to_rows`).
+#[derive(Debug, Default)]
+pub struct Rows(Vec<Row>);
+
+impl Rows {
+    pub(super) fn of(mut rows: Vec<Row>) -> Rows {
+        Row::keep_one_per_key(&mut rows);
+        Rows(rows)
+    }
+
+    /// The rows of several writes as one, each kept in order: of two points with the same key, the
+    /// one of the later write wins.
+    pub fn concat(writes: impl IntoIterator<Item = Rows>) -> Rows {
+        let mut writes = writes.into_iter();
+        let mut all = writes.next().unwrap_or_default().0;
+        for Rows(rows) in writes {
+            all.extend(rows);
+        }
+        // Sorted runs, one a write: the stable sort merges them.
+        Rows::of(all)
+    }
+
+    pub(super) fn into_vec(self) -> Vec<Row> {
+        self.0
+    }
+}
+
 impl Row {
     /// Sorts `rows` by (series, time), one per key: of two points with the same key in one write
     /// the later one wins, as it would in two requests.

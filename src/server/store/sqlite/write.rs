@@ -140,7 +140,7 @@ impl SqliteStore {
             let texts: Vec<&str> = unknown.iter().map(|name| name.as_str()).collect();
             let fresh = insert_series(&mut tx, &texts).await?;
             tx.commit().await?;
-            let mut ids = self.ids.lock();
+            let mut ids = self.ids.write();
             for name in unknown {
                 if let Some(&id) = fresh.get(name.as_str()) {
                     state.tails.created(id);
