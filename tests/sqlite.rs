@@ -634,6 +634,55 @@ async fn journal_rows_folded_again_after_a_stop_change_nothing() {
     assert_eq!(figures_and_points(reopened).await, once);
 }
 
+/// A fold that fails leaves the rows it took in the journal, and the next fold takes them with those
+/// written since: none lost, none refused as other than counted.
+#[tokio::test]
+async fn a_failed_fold_leaves_its_points_to_the_next() {
+    let (_dir, database, store) = keeping_everything("failed.db").await;
+    let execute = |sql: &'static str| {
+        let database = database.clone();
+        async move {
+            let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+            sqlx::query(sql).execute(&mut db).await.unwrap();
+            db.close().await.unwrap();
+        }
+    };
+    write(&store, &[point("a", BASE, 1.0)]).await;
+    execute(
+        "CREATE TRIGGER refuse_2 BEFORE UPDATE ON series WHEN NEW.last_value = 2 \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .await;
+    write(&store, &[point("a", BASE + 1, 2.0), point("b", BASE, 2.0)]).await;
+    // Listing the signals folds first: the fold fails, and so does the listing.
+    assert!(store.signals().await.is_err());
+    execute("DROP TRIGGER refuse_2").await;
+    write(&store, &[point("b", BASE + 1, 3.0)]).await;
+    let points: Vec<Vec<(i64, f64)>> = read_raw(&store, 0, 2)
+        .await
+        .iter()
+        .map(|s| {
+            s.timestamps
+                .iter()
+                .copied()
+                .zip(s.values.iter().copied())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        points,
+        vec![
+            vec![(BASE, 1.0), (BASE + 1, 2.0)],
+            vec![(BASE, 2.0), (BASE + 1, 3.0)]
+        ]
+    );
+    assert_eq!(
+        figures(&store).await,
+        vec![("a".into(), 2, 2.0), ("b".into(), 2, 3.0)]
+    );
+    store.close().await;
+}
+
 /// Under steady writes the WALs (the database's and its journal's) still start over: they stay a
 /// small fraction of what was written, instead of growing for as long as the writes go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,16 +18,21 @@ use super::super::block::{put_varint, take_varint};
 use super::super::dense::{unzigzag, zigzag};
 use super::super::rows::Row;
 use super::*;
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Points the journal gathers before a fold starts in the background. The fewer folds, the fewer
-/// times each signal's rows are written; a read may wait for the fold under way and one more of
-/// up to this many. A write of as many points on its own is folded at once.
+/// times each signal's rows are written; a read may wait for the fold under way and one more.
+/// A write of as many points on its own is folded at once.
 pub(super) const FOLD_POINTS: usize = 2_000_000;
 
-/// Points the journal may hold while a fold runs before writes wait for it: folds that cannot keep
-/// up slow writes down instead of letting the journal (and the next fold) grow without end.
-const MOST_POINTS: usize = 2 * FOLD_POINTS;
+/// Points a fold takes at least for each series the journal holds, up to `LARGEST_FOLD`: a fold
+/// writes each series' newest block and figures once whatever its points, so where the journal
+/// holds a hundred thousand series, those rows were most of a fold of `FOLD_POINTS`.
+const POINTS_PER_SERIES: usize = 40;
+
+/// The most points a fold waits for.
+const LARGEST_FOLD: usize = 4 * FOLD_POINTS;
 
 /// Points a fold reads back from the journal at once (24 bytes each in memory), a series never
 /// split between two reads.
@@ -56,6 +61,70 @@ pub(super) struct Journal {
     points: Arc<AtomicUsize>,
     /// A fold is on its way in the background: no second one is started meanwhile.
     folding: Arc<AtomicBool>,
+    /// The series of the last fold's rows, or of `counts` where more: how wide the next fold is,
+    /// and the one under way (whose points still count in `points`).
+    series: Arc<AtomicUsize>,
+    /// The points of each series in the rows no fold has taken yet, counted as they are appended,
+    /// so a fold need not read the journal once more to count them. Locked through an append, so a
+    /// fold's take sees each row counted or not there yet. `None` after a failed fold, whose rows
+    /// stay in the journal uncounted: the next fold counts them from the journal.
+    counts: Arc<tokio::sync::Mutex<Option<Counts>>>,
+}
+
+/// Points by series. Ids are SQLite's rowids, given in order from 1: a vector indexed by id holds
+/// nearly all of them without hashing (a map of a hundred thousand series, updated for each write's
+/// points, missed the processor's cache at nearly every update), a map the few others.
+#[derive(Default)]
+struct Counts {
+    by_id: Vec<usize>,
+    others: HashMap<SeriesId, usize>,
+    /// Series with points.
+    series: usize,
+}
+
+impl Counts {
+    fn add(&mut self, series: SeriesId, points: usize) {
+        let count = match blocks::index(series) {
+            Some(i) => {
+                if i >= self.by_id.len() {
+                    self.by_id.resize(i + 1, 0);
+                }
+                &mut self.by_id[i]
+            }
+            None => self.others.entry(series).or_default(),
+        };
+        if *count == 0 {
+            self.series += 1;
+        }
+        *count += points;
+    }
+
+    fn points(&self) -> usize {
+        self.by_id.iter().sum::<usize>() + self.others.values().sum::<usize>()
+    }
+
+    /// The series with points, in id order.
+    fn in_order(self) -> Vec<SeriesCount> {
+        let mut counts: Vec<SeriesCount> = (self.by_id.into_iter().enumerate())
+            .filter(|&(_, points)| points > 0)
+            .map(|(i, points)| SeriesCount {
+                series: SeriesId(i as i64),
+                points,
+            })
+            .collect();
+        if !self.others.is_empty() {
+            let others = self.others.into_iter();
+            counts.extend(others.map(|(series, points)| SeriesCount { series, points }));
+            counts.sort_unstable_by_key(|count| count.series);
+        }
+        counts
+    }
+}
+
+/// What a fold takes from the journal: its rows up to `last`, their series in runs.
+pub(super) struct Taken {
+    pub last: i64,
+    pub runs: Vec<SeriesRun>,
 }
 
 impl Journal {
@@ -89,13 +158,18 @@ impl Journal {
             pool,
             points: Arc::default(),
             folding: Arc::default(),
+            series: Arc::default(),
+            counts: Arc::default(),
         })
     }
 
     /// Counts what the journal holds (left by a crash or a stop), to be folded.
     pub async fn load(&self) -> Result<(), StoreError> {
-        let points = count(&mut *self.pool.acquire().await?, i64::MAX).await?;
-        self.points.store(points, Ordering::Relaxed);
+        let mut counts = self.counts.lock().await;
+        let held = count(&mut *self.pool.acquire().await?, i64::MAX).await?;
+        self.points.store(held.points(), Ordering::Relaxed);
+        self.series.store(held.series, Ordering::Relaxed);
+        *counts = Some(held);
         Ok(())
     }
 
@@ -104,14 +178,31 @@ impl Journal {
         self.points.load(Ordering::Relaxed)
     }
 
+    /// Points at which a fold starts: `FOLD_POINTS`, or more where the journal holds many series.
+    fn fold_at(&self) -> usize {
+        let series = self.series.load(Ordering::Relaxed);
+        series
+            .saturating_mul(POINTS_PER_SERIES)
+            .clamp(FOLD_POINTS, LARGEST_FOLD)
+    }
+
     /// Commits `rows` as one journal row. Counted before the commit: a fold that starts between
     /// the commit and this task's next turn takes the row, and takes its points off the count.
     pub async fn append(&self, rows: &[Row]) -> Result<(), StoreError> {
+        let mut counts = self.counts.lock().await;
         self.points.fetch_add(rows.len(), Ordering::Relaxed);
         let insert = sqlx::query("INSERT INTO journal (data) VALUES (?1)").bind(encode(rows));
         if let Err(e) = insert.execute(&self.pool).await {
             self.points.fetch_sub(rows.len(), Ordering::Relaxed);
             return Err(e.into());
+        }
+        if let Some(counts) = counts.as_mut() {
+            let mut counting = Counting::default();
+            for row in rows {
+                counting.add(row.series, counts);
+            }
+            counting.end(counts);
+            self.series.fetch_max(counts.series, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -129,13 +220,29 @@ impl Journal {
         Ok(())
     }
 
-    /// The last row's id: a fold takes the rows up to it, those appended meanwhile wait.
-    pub async fn last(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM journal")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+    /// The rows up to the last one now, for a fold (those appended meanwhile wait for the next),
+    /// their series cut into runs of about `size` points each (more where one series has more).
+    pub async fn take(&self, size: usize) -> Result<Taken, StoreError> {
+        let mut counted = self.counts.lock().await;
+        let last = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM journal")
+            .fetch_one(&self.pool)
+            .await?;
+        let counts = match counted.take() {
+            Some(counts) => counts,
+            None => count(&mut *self.pool.acquire().await?, last).await?,
+        };
+        *counted = Some(Counts::default());
+        self.series.store(counts.series, Ordering::Relaxed);
+        drop(counted);
+        Ok(Taken {
+            last,
+            runs: cut(counts.in_order(), size),
+        })
+    }
+
+    /// After a fold failed: the rows it took stay, and are counted again by the next.
+    pub async fn recount(&self) {
+        *self.counts.lock().await = None;
     }
 
     /// Deletes the rows up to `last`, `points` points, folded and committed in the database.
@@ -171,14 +278,16 @@ impl SqliteStore {
         self.fold_journal(journal, &mut tx, &mut state).await
     }
 
-    /// After an append: starts a fold in the background once the journal holds `FOLD_POINTS`
-    /// (unless one is on its way), and waits for folds while it holds `MOST_POINTS`.
+    /// After an append: starts a fold in the background once the journal holds enough points
+    /// (`fold_at`; unless one is on its way), and waits for folds while it holds twice as many:
+    /// folds that cannot keep up slow writes down instead of letting the journal (and the next
+    /// fold) grow without end.
     pub(super) async fn fold_when_full(&self, journal: &Journal) -> Result<(), StoreError> {
-        let points = journal.points();
-        if points >= MOST_POINTS {
+        let (points, fold_at) = (journal.points(), journal.fold_at());
+        if points >= 2 * fold_at {
             return self.settle().await;
         }
-        if points >= FOLD_POINTS && !journal.folding.swap(true, Ordering::AcqRel) {
+        if points >= fold_at && !journal.folding.swap(true, Ordering::AcqRel) {
             let store = self.clone();
             let folding = journal.folding.clone();
             tokio::spawn(async move {
@@ -209,11 +318,11 @@ async fn each_entry(
     Ok(())
 }
 
-/// Points the journal holds up to row `last`.
-async fn count(conn: &mut sqlx::SqliteConnection, last: i64) -> Result<usize, StoreError> {
-    let mut points = 0;
-    each_entry(conn, last, |data| each_row(data, |_| points += 1)).await?;
-    Ok(points)
+/// The points of each series in the journal's rows up to `last`.
+async fn count(conn: &mut sqlx::SqliteConnection, last: i64) -> Result<Counts, StoreError> {
+    let mut counts = Counts::default();
+    each_entry(conn, last, |data| count_by_series(data, &mut counts)).await?;
+    Ok(counts)
 }
 
 /// A series and how many of the journal's points are its.
@@ -237,20 +346,6 @@ impl SeriesRun {
 }
 
 impl Journal {
-    /// The series of the journal's rows up to `last`, cut into runs of about `size` points each
-    /// (more where one series has more).
-    pub async fn runs(&self, last: i64, size: usize) -> Result<Vec<SeriesRun>, StoreError> {
-        let mut counts = HashMap::default();
-        let conn = &mut *self.pool.acquire().await?;
-        each_entry(conn, last, |data| count_by_series(data, &mut counts)).await?;
-        let mut counts: Vec<SeriesCount> = counts
-            .into_iter()
-            .map(|(series, points)| SeriesCount { series, points })
-            .collect();
-        counts.sort_unstable_by_key(|count| count.series);
-        Ok(cut(counts, size))
-    }
-
     /// The points of the series in `run` of the journal's rows up to `last`, by series and time;
     /// points of one key in the order they were committed.
     pub async fn rows_in(&self, last: i64, run: &SeriesRun) -> Result<Vec<Row>, StoreError> {
@@ -269,26 +364,39 @@ impl Journal {
     }
 }
 
-/// Adds the points of each series in the journal row `data` to `counts` (a row's points come by
-/// series: one addition per series).
-fn count_by_series(data: &[u8], counts: &mut HashMap<SeriesId, usize>) -> Result<(), StoreError> {
-    let mut current: Option<SeriesCount> = None;
-    each_row(data, |row| match &mut current {
-        Some(count) if count.series == row.series => count.points += 1,
-        _ => {
-            let next = SeriesCount {
-                series: row.series,
-                points: 1,
-            };
-            if let Some(done) = current.replace(next) {
-                *counts.entry(done.series).or_default() += done.points;
+/// Adds the points of each series in the journal row `data` to `counts`.
+fn count_by_series(data: &[u8], counts: &mut Counts) -> Result<(), StoreError> {
+    let mut counting = Counting::default();
+    each_row(data, |row| counting.add(row.series, counts))?;
+    counting.end(counts);
+    Ok(())
+}
+
+/// Counts a write's points by series into `Counts`: its points come by series, so one addition to
+/// the map per series, not per point.
+#[derive(Default)]
+struct Counting {
+    current: Option<SeriesCount>,
+}
+
+impl Counting {
+    fn add(&mut self, series: SeriesId, counts: &mut Counts) {
+        match &mut self.current {
+            Some(count) if count.series == series => count.points += 1,
+            _ => {
+                let next = SeriesCount { series, points: 1 };
+                if let Some(done) = self.current.replace(next) {
+                    counts.add(done.series, done.points);
+                }
             }
         }
-    })?;
-    if let Some(done) = current {
-        *counts.entry(done.series).or_default() += done.points;
     }
-    Ok(())
+
+    fn end(self, counts: &mut Counts) {
+        if let Some(done) = self.current {
+            counts.add(done.series, done.points);
+        }
+    }
 }
 
 /// Series (in id order, with their points) in runs of about `size` points.
@@ -313,6 +421,9 @@ fn cut(counts: Vec<SeriesCount>, size: usize) -> Vec<SeriesRun> {
 /// up to 8 MB beside the run's rows.
 struct Placement {
     rows: Vec<Row>,
+    /// The run's first and last series: runs are cut in id order, so a point of a series outside
+    /// them is passed over without a lookup (most points, where a fold reads several runs).
+    span: RangeInclusive<SeriesId>,
     /// Series → where its next point goes and where its points end.
     slots: HashMap<SeriesId, Slot>,
 }
@@ -337,8 +448,13 @@ impl Placement {
             ts: 0,
             value: 0.0,
         };
+        let span = match (run.series.first(), run.series.last()) {
+            (Some(first), Some(last)) => first.series..=last.series,
+            _ => SeriesId(1)..=SeriesId(0),
+        };
         Placement {
             rows: vec![unset; end],
+            span,
             slots,
         }
     }
@@ -347,6 +463,9 @@ impl Placement {
     fn add(&mut self, data: &[u8]) -> Result<(), StoreError> {
         let mut overflow = false;
         each_row(data, |row| {
+            if !self.span.contains(&row.series) {
+                return;
+            }
             if let Some(slot) = self.slots.get_mut(&row.series) {
                 if slot.next < slot.end {
                     self.rows[slot.next] = row;
@@ -506,18 +625,45 @@ mod tests {
         }
     }
 
-    /// The series of `entries` with their points, in id order, as `Journal::runs` counts them.
+    /// The series of `entries` with their points, in id order, as `Journal::take` counts them.
     fn counted(entries: &[Vec<u8>]) -> Vec<SeriesCount> {
-        let mut counts = HashMap::default();
+        let mut counts = Counts::default();
         for data in entries {
             count_by_series(data, &mut counts).unwrap();
         }
-        let mut counts: Vec<SeriesCount> = counts
-            .into_iter()
-            .map(|(series, points)| SeriesCount { series, points })
-            .collect();
-        counts.sort_unstable_by_key(|count| count.series);
-        counts
+        counts.in_order()
+    }
+
+    #[tokio::test]
+    async fn a_fold_waits_for_more_points_where_the_journal_holds_more_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("width.db"))
+            .create_if_missing(true);
+        let journal = Journal::open(&options).await.unwrap();
+        journal.load().await.unwrap();
+        let rows = |series: std::ops::Range<i64>| -> Vec<Row> {
+            let row = |series| Row {
+                series: SeriesId(series),
+                ts: 0,
+                value: 0.0,
+            };
+            series.map(row).collect()
+        };
+        journal.append(&rows(0..1_000)).await.unwrap();
+        assert_eq!(journal.fold_at(), FOLD_POINTS);
+        journal.append(&rows(0..100_000)).await.unwrap();
+        assert_eq!(journal.fold_at(), 4_000_000);
+        journal.append(&rows(0..1_000_000)).await.unwrap();
+        assert_eq!(journal.fold_at(), LARGEST_FOLD);
+        // A fold under way keeps its width, whatever is written meanwhile; the next has its own.
+        let taken = journal.take(READ_POINTS).await.unwrap();
+        journal.append(&rows(0..5)).await.unwrap();
+        assert_eq!(journal.fold_at(), LARGEST_FOLD);
+        let folded = taken.runs.iter().map(SeriesRun::points).sum();
+        journal.forget(taken.last, folded).await.unwrap();
+        journal.take(READ_POINTS).await.unwrap();
+        assert_eq!(journal.fold_at(), FOLD_POINTS);
     }
 
     #[test]

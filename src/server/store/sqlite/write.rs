@@ -3,7 +3,7 @@
 
 use super::super::rows::{Row, SeriesRow};
 use super::built::{forget_built, Split};
-use super::journal::{Journal, WriteState, FOLD_POINTS, READ_POINTS};
+use super::journal::{Journal, SeriesRun, WriteState, FOLD_POINTS, READ_POINTS};
 use super::*;
 use crate::server::domain::SignalName;
 
@@ -60,16 +60,21 @@ impl SqliteStore {
         state: &mut WriteState,
     ) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let last = journal.last().await?;
-        let mut fold = Fold::default();
-        let mut points = 0;
-        for run in journal.runs(last, READ_POINTS).await? {
-            let mut rows = journal.rows_in(last, &run).await?;
-            points += run.points();
-            self.fold_rows(&mut fold, tx, state, &mut rows).await?;
+        let taken = journal.take(READ_POINTS).await?;
+        let folded = async {
+            let mut fold = Fold::default();
+            for run in &taken.runs {
+                let mut rows = journal.rows_in(taken.last, run).await?;
+                self.fold_rows(&mut fold, tx, state, &mut rows).await?;
+            }
+            self.commit_fold(fold, tx, state).await
+        };
+        if let Err(e) = folded.await {
+            journal.recount().await;
+            return Err(e);
         }
-        self.commit_fold(fold, tx, state).await?;
-        journal.forget(last, points).await?;
+        let points = taken.runs.iter().map(SeriesRun::points).sum();
+        journal.forget(taken.last, points).await?;
         tracing::debug!(
             points,
             seconds = started.elapsed().as_secs_f64(),
