@@ -2,7 +2,8 @@
 //! neither server's client) at 1, 4, 8, 16 and 32 connections, into Signalboard and VictoriaMetrics
 //! taking turns, `--seconds` each. wrk builds every request in Lua: 1,000 lines, the `--signals`
 //! taking turns as `bench --victoria-metrics` sends them, numbered across requests and threads so no
-//! point is sent twice. Then the time to list the signals, as the dashboard does.
+//! point is sent twice. A turn ends once Signalboard has folded its journal (a fold left running
+//! would take VictoriaMetrics' cores). Then the time to list the signals, as the dashboard does.
 
 use super::history::interleaved_medians;
 use super::ingest::day_ago;
@@ -49,12 +50,17 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "| connections | Signalboard, {} signals | VictoriaMetrics | ratio |\n|---|---|---|---|",
         args.signals
     );
+    let client = reqwest::Client::builder().gzip(true).build()?;
+    // A read folds what the journal holds first: Signalboard's turn ends with its journal
+    // folded, not with a fold left to share the cores with VictoriaMetrics' turn.
+    let folded = format!("{}/api/telemetry?signals=bench.batch.0", server.url);
     for connections in CONNECTIONS {
         let mut rates = Vec::new();
         for url in [format!("{}/api/v2/write", server.url), victoria.write_url()] {
             // An hour of timestamps a run: more rounds of the signals than any run sends.
             let base = clock.fetch_add(3_600_000, Ordering::Relaxed);
             rates.push(wrk(script.path(), &url, connections, args, base).await?);
+            client.get(&folded).send().await?.error_for_status()?;
         }
         println!(
             "| {connections} | {:.2} M points/s | {:.2} M | {:.2} |",
@@ -64,7 +70,6 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     // The signal list at this width, as the dashboard loads it.
-    let client = reqwest::Client::builder().gzip(true).build()?;
     let list = [format!("{}/api/signals", server.url)];
     let timed = interleaved_medians(&client, &list).await?;
     let signals: Vec<signalboard::model::SignalInfo> = serde_json::from_slice(&timed[0].1)?;
