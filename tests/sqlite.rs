@@ -70,6 +70,16 @@ async fn read_raw(store: &Store, from: i64, to: i64) -> Vec<signalboard::model::
         .unwrap()
 }
 
+/// Each signal's raw points from `BASE + from` to `BASE + to`, as (time, value) pairs.
+async fn raw_pairs(store: &Store, from: i64, to: i64) -> Vec<Vec<(i64, f64)>> {
+    let series = read_raw(store, from, to).await;
+    let pairs = |s: &signalboard::model::Series| {
+        let values = s.values.iter().copied();
+        s.timestamps.iter().copied().zip(values).collect()
+    };
+    series.iter().map(pairs).collect()
+}
+
 /// One rollup row as stored: (series name, bucket) → (count, sum, low, high, first, first_ts, last, last_ts).
 type Row = (i64, f64, f64, f64, f64, i64, f64, i64);
 
@@ -589,17 +599,7 @@ async fn journal_rows_folded_again_after_a_stop_change_nothing() {
     }
     let figures_and_points = |store: Store| async move {
         let signals = figures(&store).await;
-        let series = read_raw(&store, 0, 2_000).await;
-        let points: Vec<Vec<(i64, f64)>> = series
-            .iter()
-            .map(|s| {
-                s.timestamps
-                    .iter()
-                    .copied()
-                    .zip(s.values.iter().copied())
-                    .collect()
-            })
-            .collect();
+        let points = raw_pairs(&store, 0, 2_000).await;
         store.close().await;
         (signals, points)
     };
@@ -658,19 +658,8 @@ async fn a_failed_fold_leaves_its_points_to_the_next() {
     assert!(store.signals().await.is_err());
     execute("DROP TRIGGER refuse_2").await;
     write(&store, &[point("b", BASE + 1, 3.0)]).await;
-    let points: Vec<Vec<(i64, f64)>> = read_raw(&store, 0, 2)
-        .await
-        .iter()
-        .map(|s| {
-            s.timestamps
-                .iter()
-                .copied()
-                .zip(s.values.iter().copied())
-                .collect()
-        })
-        .collect();
     assert_eq!(
-        points,
+        raw_pairs(&store, 0, 2).await,
         vec![
             vec![(BASE, 1.0), (BASE + 1, 2.0)],
             vec![(BASE, 2.0), (BASE + 1, 3.0)]
