@@ -61,20 +61,21 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let taken = journal.take(READ_POINTS).await?;
+        let points = taken.runs.iter().map(SeriesRun::points).sum();
+        // Until the rows are deleted, a failure leaves them in the journal, their counts gone.
         let folded = async {
             let mut fold = Fold::default();
             for run in &taken.runs {
                 let mut rows = journal.rows_in(taken.last, run).await?;
                 self.fold_rows(&mut fold, tx, state, &mut rows).await?;
             }
-            self.commit_fold(fold, tx, state).await
+            self.commit_fold(fold, tx, state).await?;
+            journal.forget(taken.last, points).await
         };
         if let Err(e) = folded.await {
             journal.recount().await;
             return Err(e);
         }
-        let points = taken.runs.iter().map(SeriesRun::points).sum();
-        journal.forget(taken.last, points).await?;
         tracing::debug!(
             points,
             seconds = started.elapsed().as_secs_f64(),
