@@ -79,9 +79,13 @@ pub struct BenchArgs {
     pub metrics: bool,
     /// Benchmark line-protocol ingest with `wrk` (Debian package) instead, an independent load
     /// generator: 1, 4, 8, 16 and 32 connections, `--seconds` each, Signalboard and VictoriaMetrics
-    /// taking turns.
+    /// taking turns, `--rounds` turns each at every step.
     #[arg(long, conflicts_with_all = ["query", "edge", "rules", "metrics"])]
     pub sweep: bool,
+    /// Turns each server takes at every step of `--sweep`, the table showing their medians.
+    #[arg(long, default_value_t = 3, requires = "sweep",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub rounds: usize,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {

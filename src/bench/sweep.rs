@@ -1,16 +1,17 @@
 //! `bench --sweep`: line-protocol batches from `wrk` (Debian's, an HTTP load generator that is
 //! neither server's client) at 1, 4, 8, 16 and 32 connections, into Signalboard and VictoriaMetrics
-//! taking turns, `--seconds` each. wrk builds every request in Lua: 1,000 lines, the `--signals`
-//! taking turns as `bench --victoria-metrics` sends them, numbered across requests and threads so no
-//! point is sent twice. A turn ends once Signalboard has folded its journal (a fold left running
-//! would take VictoriaMetrics' cores). Then the time to list the signals, as the dashboard does.
+//! taking turns, `--seconds` each, `--rounds` turns each per step: the table shows medians, as
+//! single turns on a shared machine scatter. wrk builds every request in Lua: 1,000 lines, the
+//! `--signals` taking turns as `bench --victoria-metrics` sends them, numbered across requests and
+//! threads so no point is sent twice. A turn ends once Signalboard has folded its journal (a fold
+//! left running would take VictoriaMetrics' cores). Then the time to list the signals, as the
+//! dashboard does.
 
 use super::history::interleaved_medians;
-use super::ingest::day_ago;
 use super::servers::{BenchDatabase, OwnServer, Victoria};
-use super::{ms, BenchArgs};
+use super::{median, ms, BenchArgs};
 use anyhow::{bail, Context};
-use std::sync::atomic::Ordering;
+use signalboard::model::HOUR;
 
 /// Connections at each step of the sweep.
 const CONNECTIONS: [usize; 5] = [1, 4, 8, 16, 32];
@@ -45,7 +46,10 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let database = BenchDatabase::new(args.database_url.as_deref()).await?;
     let server = OwnServer::start(&database.url, args.durability).await?;
     let victoria = Victoria::start().await?;
-    let clock = day_ago();
+    // An hour of timestamps a turn (more rounds of the signals than any turn sends), the last
+    // ending an hour ago: every point in the past, none overwriting another.
+    let turns = (CONNECTIONS.len() * args.rounds * 2) as i64;
+    let mut base = chrono::Utc::now().timestamp_millis() - (turns + 1) * HOUR;
     println!(
         "| connections | Signalboard, {} signals | VictoriaMetrics | ratio |\n|---|---|---|---|",
         args.signals
@@ -54,19 +58,22 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     // A read folds what the journal holds first: Signalboard's turn ends with its journal
     // folded, not with a fold left to share the cores with VictoriaMetrics' turn.
     let folded = format!("{}/api/telemetry?signals=bench.batch.0", server.url);
+    let urls = [format!("{}/api/v2/write", server.url), victoria.write_url()];
     for connections in CONNECTIONS {
-        let mut rates = Vec::new();
-        for url in [format!("{}/api/v2/write", server.url), victoria.write_url()] {
-            // An hour of timestamps a run: more rounds of the signals than any run sends.
-            let base = clock.fetch_add(3_600_000, Ordering::Relaxed);
-            rates.push(wrk(script.path(), &url, connections, args, base).await?);
-            client.get(&folded).send().await?.error_for_status()?;
+        let mut rates = [Vec::new(), Vec::new()];
+        for _ in 0..args.rounds {
+            for (url, rates) in urls.iter().zip(&mut rates) {
+                rates.push(wrk(script.path(), url, connections, args, base).await?);
+                base += HOUR;
+                client.get(&folded).send().await?.error_for_status()?;
+            }
         }
+        let [ours, theirs] = rates.map(|rates| median(&rates));
         println!(
             "| {connections} | {:.2} M points/s | {:.2} M | {:.2} |",
-            rates[0] / 1e6,
-            rates[1] / 1e6,
-            rates[0] / rates[1]
+            ours / 1e6,
+            theirs / 1e6,
+            ours / theirs
         );
     }
     // The signal list at this width, as the dashboard loads it.

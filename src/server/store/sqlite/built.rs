@@ -15,6 +15,10 @@ use std::sync::atomic::Ordering;
 /// waits meanwhile.
 const BUILD_SERIES: usize = 256;
 
+/// Points one build transaction reads before it stops at the next hour: a producer catching up
+/// may leave millions in one signal's closed hours, and the writer waits while they are read.
+pub(super) const BUILD_POINTS: usize = 1 << 20;
+
 /// A mark meaning every rollup of the signal is stored (`rollups_to` NULL).
 pub(super) const ALL_STORED: i64 = i64::MAX;
 
@@ -160,8 +164,8 @@ impl SqliteStore {
     /// Builds the rollups of every closed hour before `limit` still taken from raw points: each
     /// hour's minutes packed in one row, and its hour row; then moves the marks to `limit`. Signals
     /// whose minute rows are not all packed yet wait for the packer (built spans go after them).
-    /// Returns the hours built.
-    pub(super) async fn build(&self, limit: i64) -> Result<u64, StoreError> {
+    /// A transaction stops at the first hour past `budget` points read. Returns the hours built.
+    pub(super) async fn build(&self, limit: i64, budget: usize) -> Result<u64, StoreError> {
         let ids: Vec<SeriesId> = sqlx::query_scalar(
             "SELECT id FROM series WHERE rollups_to < ?1 AND packed_to >= rollups_to ORDER BY id",
         )
@@ -170,68 +174,81 @@ impl SqliteStore {
         .await?;
         let mut built = 0;
         for chunk in ids.chunks(BUILD_SERIES) {
-            let mut state = self.state.lock().await;
-            let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-            // Again inside the transaction: a write may have moved a mark since.
-            let mut select = QueryBuilder::<Sqlite>::new(
-                "SELECT id AS series, rollups_to AS \"from\" FROM series WHERE rollups_to < ",
-            );
-            select
-                .push_bind(limit)
-                .push(" AND packed_to >= rollups_to AND id IN (");
-            let mut list = select.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
+            // Until every series of the chunk is built: a transaction may stop at an hour.
+            while let Some(spans) = self.build_some(chunk, limit, budget).await? {
+                built += spans;
             }
-            select.push(") ORDER BY id");
-            let wanted: Vec<SeriesFrom> = select.build_query_as().fetch_all(&mut *tx).await?;
-            if wanted.is_empty() {
-                tx.commit().await?;
-                continue;
-            }
-            let rollups = rollups_from_blocks(&mut tx, &wanted, limit).await?;
-            built += rollups.spans.len() as u64;
-            let mut batch = Batch::default();
-            let spans = |sql: &mut QueryBuilder<'static, Sqlite>, chunk: &[BuiltSpan]| {
-                sql.push("INSERT OR REPLACE INTO minutes_packed (series_id, bucket, data) ");
-                sql.push_values(chunk, |mut row, span| {
-                    row.push_bind(span.series)
-                        .push_bind(span.start)
-                        .push_bind(span.data.clone());
-                });
-                sql.push("; ");
-            };
-            batch.statements(&mut tx, &rollups.spans, 3, spans).await?;
-            let hours = |sql: &mut _, chunk: &[_]| push_rollup_merge(sql, Interval::Hour, chunk);
-            batch
-                .statements(&mut tx, &rollups.hours, ROLLUP_BINDS, hours)
-                .await?;
-            let marks = |sql: &mut QueryBuilder<'static, Sqlite>, chunk: &[SeriesFrom]| {
-                sql.push("UPDATE series SET rollups_to = ")
-                    .push_bind(limit)
-                    .push(", packed_to = max(packed_to, ")
-                    .push_bind(limit)
-                    .push(") WHERE id IN (");
-                let mut ids = sql.separated(", ");
-                for w in chunk {
-                    ids.push_bind(w.series);
-                }
-                sql.push("); ");
-            };
-            batch.statements(&mut tx, &wanted, 1, marks).await?;
-            batch.send(&mut tx).await?;
-            // Raised before the commit: a write that begins after it unpacks what it writes into.
-            self.packed_before
-                .of(MINUTES)
-                .fetch_max(limit, Ordering::SeqCst);
-            tx.commit().await?;
-            for w in &wanted {
-                state.marks.set(w.series, limit);
-            }
-            drop(state);
-            tokio::task::yield_now().await;
         }
         Ok(built)
+    }
+
+    /// One build transaction over the series of `chunk` not yet built to `limit`, stopping at the
+    /// first hour past `budget` points; returns the hours built, or `None` once none is left.
+    async fn build_some(
+        &self,
+        chunk: &[SeriesId],
+        limit: i64,
+        budget: usize,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut state = self.state.lock().await;
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+        // Again inside the transaction: a write may have moved a mark since.
+        let mut select = QueryBuilder::<Sqlite>::new(
+            "SELECT id AS series, rollups_to AS \"from\" FROM series WHERE rollups_to < ",
+        );
+        select
+            .push_bind(limit)
+            .push(" AND packed_to >= rollups_to AND id IN (");
+        let mut list = select.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        select.push(") ORDER BY id");
+        let wanted: Vec<SeriesFrom> = select.build_query_as().fetch_all(&mut *tx).await?;
+        if wanted.is_empty() {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let rollups = rollups_from_blocks(&mut tx, &wanted, limit, budget).await?;
+        let marks = rollups.marks(&wanted, limit);
+        let mut batch = Batch::default();
+        let spans = |sql: &mut QueryBuilder<'static, Sqlite>, chunk: &[BuiltSpan]| {
+            sql.push("INSERT OR REPLACE INTO minutes_packed (series_id, bucket, data) ");
+            sql.push_values(chunk, |mut row, span| {
+                row.push_bind(span.series)
+                    .push_bind(span.start)
+                    .push_bind(span.data.clone());
+            });
+            sql.push("; ");
+        };
+        batch.statements(&mut tx, &rollups.spans, 3, spans).await?;
+        let hours = |sql: &mut _, chunk: &[_]| push_rollup_merge(sql, Interval::Hour, chunk);
+        batch
+            .statements(&mut tx, &rollups.hours, ROLLUP_BINDS, hours)
+            .await?;
+        let set_marks = |sql: &mut QueryBuilder<'static, Sqlite>, chunk: &[SeriesFrom]| {
+            sql.push(
+                "UPDATE series SET rollups_to = d.column2, packed_to = max(packed_to, d.column2) \
+                 FROM (SELECT column1, column2 FROM (",
+            );
+            push_series_from(sql, chunk);
+            sql.push(")) AS d WHERE series.id = d.column1; ");
+        };
+        batch
+            .statements(&mut tx, &marks, SERIES_FROM_BINDS, set_marks)
+            .await?;
+        batch.send(&mut tx).await?;
+        // Raised before the commit: a write that begins after it unpacks what it writes into.
+        self.packed_before
+            .of(MINUTES)
+            .fetch_max(limit, Ordering::SeqCst);
+        tx.commit().await?;
+        for w in &marks {
+            state.marks.set(w.series, w.from);
+        }
+        drop(state);
+        tokio::task::yield_now().await;
+        Ok(Some(rollups.spans.len() as u64))
     }
 }
 
@@ -247,14 +264,37 @@ struct BuiltSpan {
 struct Built {
     spans: Vec<BuiltSpan>,
     hours: Vec<rollup::Merge>,
+    /// Where it stopped, past its budget: the series, and the hour it did not build.
+    stopped: Option<SeriesFrom>,
+}
+
+impl Built {
+    /// The new marks of `wanted` (by id, as read): `limit` for the series built through, the
+    /// stopping hour for the one stopped in; those after it keep theirs.
+    fn marks(&self, wanted: &[SeriesFrom], limit: i64) -> Vec<SeriesFrom> {
+        let through = |w: &SeriesFrom| SeriesFrom {
+            series: w.series,
+            from: limit,
+        };
+        match self.stopped {
+            None => wanted.iter().map(through).collect(),
+            Some(stopped) => (wanted.iter())
+                .take_while(|w| w.series < stopped.series)
+                .map(through)
+                .chain(std::iter::once(stopped))
+                .collect(),
+        }
+    }
 }
 
 /// The rollups of each wanted series' points from its time until `limit`, read from its blocks in
-/// one statement and aggregated as they stream in: an hour at a time, packed as soon as it ends.
+/// one statement and aggregated as they stream in: an hour at a time, packed as soon as it ends;
+/// past `budget` points, only until the next hour begins.
 async fn rollups_from_blocks(
     conn: &mut sqlx::SqliteConnection,
     wanted: &[SeriesFrom],
     limit: i64,
+    budget: usize,
 ) -> Result<Built, StoreError> {
     let join = format!(
         "JOIN blocks b ON b.series_id = w.column1 AND b.first_ts < {limit} AND b.first_ts >= \
@@ -270,7 +310,8 @@ async fn rollups_from_blocks(
     let mut built = Built::default();
     let mut hour = HourBuilder::default();
     let mut points = Vec::new();
-    while let Some(row) = rows.try_next().await? {
+    let mut read = 0;
+    'blocks: while let Some(row) = rows.try_next().await? {
         let start = from.get(&row.series_id).copied().unwrap_or(limit);
         let block = &row.block;
         for p in points_within(
@@ -281,6 +322,14 @@ async fn rollups_from_blocks(
             limit - 1,
             &mut points,
         )? {
+            if read >= budget && hour.begins_another(row.series_id, p.time) {
+                built.stopped = Some(SeriesFrom {
+                    series: row.series_id,
+                    from: bucket(p.time, HOUR),
+                });
+                break 'blocks;
+            }
+            read += 1;
             hour.add(row.series_id, p.time, p.value, &mut built);
         }
     }
@@ -296,6 +345,13 @@ struct HourBuilder {
 }
 
 impl HourBuilder {
+    /// Whether a point of `series` at `t` would end the hour being built.
+    fn begins_another(&self, series: SeriesId, t: i64) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|(s, h, _)| *s != series || *h != bucket(t, HOUR))
+    }
+
     /// Adds a point (in series, then time order), packing the hour before once one begins.
     fn add(&mut self, series: SeriesId, t: i64, v: f64, built: &mut Built) {
         let start = bucket(t, HOUR);
@@ -337,7 +393,108 @@ impl HourBuilder {
 
 #[cfg(test)]
 mod tests {
+    use super::super::pack::closed_before;
     use super::*;
+    use crate::server::clock;
+    use crate::server::domain::{DataPoint, SignalName, Timestamp, Value};
+    use crate::server::store::{Durability, Store};
+
+    /// A store on a new file in `dir` holding 20 points an hour of `a`, `b` and `c` over three
+    /// closed hours, its minute rows packed: ready to build.
+    async fn three_hours_of_three_signals(dir: &std::path::Path, now: i64) -> Store {
+        let url = format!("sqlite://{}", dir.join("build.db").display());
+        let store = Store::open(
+            &url,
+            Durability::Normal,
+            Retention::default(),
+            clock::system(),
+        )
+        .await
+        .unwrap();
+        let first_hour = bucket(now, HOUR) - 10 * HOUR;
+        let points: Vec<DataPoint> = ["a", "b", "c"]
+            .into_iter()
+            .flat_map(|name| (0..60).map(move |i| (name, i)))
+            .map(|(name, i)| DataPoint {
+                signal: SignalName::parse(name).unwrap(),
+                timestamp: Timestamp::from_millis(first_hour + i / 20 * HOUR + i * 1_000).unwrap(),
+                value: Value::new(i as f64).unwrap(),
+            })
+            .collect();
+        store
+            .write(&points.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let sqlite = sqlite(&store);
+        sqlite.settle().await.unwrap();
+        sqlite.pack_spans(MINUTES, now).await.unwrap();
+        store
+    }
+
+    fn sqlite(store: &Store) -> &SqliteStore {
+        match store {
+            Store::Sqlite(sqlite) => sqlite,
+            _ => unreachable!("a sqlite:// URL opens SQLite"),
+        }
+    }
+
+    /// Each series' mark, by name, and every built row: the packed minutes and the hour rows.
+    async fn marks_and_rollups(store: &SqliteStore) -> Vec<String> {
+        let marks: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, rollups_to FROM series ORDER BY name")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        let minutes: Vec<(i64, i64, Vec<u8>)> =
+            sqlx::query_as("SELECT series_id, bucket, data FROM minutes_packed ORDER BY 1, 2")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        let hours: Vec<(i64, i64, i64, f64, f64, f64)> = sqlx::query_as(
+            "SELECT series_id, bucket, count, sum, low, high FROM rollup_1h ORDER BY 1, 2",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        vec![
+            format!("{marks:?}"),
+            format!("{minutes:?}"),
+            format!("{hours:?}"),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_build_past_its_budget_stops_at_an_hour_and_the_next_goes_on_from_there() {
+        let now = Timestamp::now().millis();
+        let limit = closed_before(MINUTES, now);
+        let (whole_dir, part_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let whole = three_hours_of_three_signals(whole_dir.path(), now).await;
+        let parts = three_hours_of_three_signals(part_dir.path(), now).await;
+        assert_eq!(sqlite(&whole).build(limit, usize::MAX).await.unwrap(), 9);
+
+        // 25 points: a's first two hours (40 points), then a stop where its third begins.
+        let (parts, first_hour) = (sqlite(&parts), bucket(now, HOUR) - 10 * HOUR);
+        let ids: Vec<SeriesId> = sqlx::query_scalar("SELECT id FROM series ORDER BY name")
+            .fetch_all(&parts.pool)
+            .await
+            .unwrap();
+        assert_eq!(parts.build_some(&ids, limit, 25).await.unwrap(), Some(2));
+        let marks: Vec<i64> = sqlx::query_scalar("SELECT rollups_to FROM series ORDER BY name")
+            .fetch_all(&parts.pool)
+            .await
+            .unwrap();
+        assert_eq!(marks, [first_hour + 2 * HOUR, first_hour, first_hour]);
+        assert_eq!(
+            parts.state.lock().await.marks.get(ids[0]),
+            first_hour + 2 * HOUR
+        );
+        // The rest, a few hours a transaction, ends where one build would.
+        assert_eq!(parts.build(limit, 25).await.unwrap(), 7);
+        assert_eq!(
+            marks_and_rollups(parts).await,
+            marks_and_rollups(sqlite(&whole)).await
+        );
+    }
 
     fn row(series: i64, ts: i64) -> Row {
         Row {

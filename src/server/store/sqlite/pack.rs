@@ -3,7 +3,7 @@
 
 use super::super::packed_rollups::{self, Bucket, Span};
 use super::super::PackedSpans;
-use super::built::Split;
+use super::built::{Split, BUILD_POINTS};
 use super::write::{push_rollup_merge, BATCH_BINDS, ROLLUP_BINDS};
 use super::*;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -86,7 +86,7 @@ impl Packing {
 
 /// Where the closed spans of `packing` end, as of `now`: before the current span and the one
 /// before.
-fn closed_before(packing: Packing, now: i64) -> i64 {
+pub(super) fn closed_before(packing: Packing, now: i64) -> i64 {
     let length = packing.span.length();
     bucket(now, length) - length
 }
@@ -147,7 +147,9 @@ impl SqliteStore {
     pub async fn pack(&self, now: i64) -> Result<PackedSpans, StoreError> {
         self.settle().await?;
         let minutes = self.pack_spans(MINUTES, now).await?;
-        let built = self.build(closed_before(MINUTES, now)).await?;
+        let built = self
+            .build(closed_before(MINUTES, now), BUILD_POINTS)
+            .await?;
         Ok(PackedSpans {
             hours: minutes + built,
             days: self.pack_spans(HOURS, now).await?,
@@ -156,7 +158,7 @@ impl SqliteStore {
 
     /// Packs the closed spans of `packing`, each signal from its mark on, in transactions of at
     /// most `PACK_ROWS` rows. Returns the spans packed.
-    async fn pack_spans(&self, packing: Packing, now: i64) -> Result<u64, StoreError> {
+    pub(super) async fn pack_spans(&self, packing: Packing, now: i64) -> Result<u64, StoreError> {
         let length = packing.span.length();
         let limit = closed_before(packing, now);
         self.mark_empty_spans_packed(packing, limit).await?;
