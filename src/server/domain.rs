@@ -1,8 +1,11 @@
 //! Validated domain types. Raw input is turned into these at the edge (ingest, query parameters); past that
 //! point nothing re-checks, because a `SignalName` or a `Timestamp` that exists is valid by construction.
 
+use std::cmp::Ordering;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::AtomicU64;
+use triomphe::HeaderSlice;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Longest accepted signal name, in characters.
@@ -14,9 +17,11 @@ use crate::model::LAST_TIMESTAMP_MS;
 /// A signal's name: 1 to 200 characters, none of them a control character or an invisible format
 /// character (Unicode category Cf: bidirectional overrides, zero-width spaces and joiners), which
 /// would let two different names look the same. Shared, not copied: a body names a few signals
-/// thousands of times, and each point holds its name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SignalName(Arc<str>);
+/// thousands of times, and each point holds its name. Beside the text, one word a store may note
+/// on the name (`store::ids`: the id it gave the name's series), so that a name kept between
+/// requests, as line protocol's are, is looked up in the store once rather than at every point.
+#[derive(Clone)]
+pub struct SignalName(triomphe::Arc<HeaderSlice<AtomicU64, str>>);
 
 impl SignalName {
     pub fn parse(raw: &str) -> Result<SignalName, String> {
@@ -46,7 +51,8 @@ impl SignalName {
                 u32::from(c)
             ));
         }
-        Ok(SignalName(raw.into()))
+        let note = AtomicU64::new(0);
+        Ok(SignalName(triomphe::Arc::from_header_and_str(note, raw)))
     }
 
     /// Parses `a,b,c`, the syntax of every `signals=` parameter (`model::split_signal_list`: a
@@ -67,22 +73,55 @@ impl SignalName {
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.0.slice
     }
 
-    /// The name's text, shared rather than copied: a store's map of names keeps it.
-    pub fn shared(&self) -> Arc<str> {
-        self.0.clone()
+    /// The store's note (see above): 0 until one is written.
+    pub fn note(&self) -> &AtomicU64 {
+        &self.0.header
     }
 
     pub fn into_string(self) -> String {
-        self.0.to_string()
+        self.as_str().to_owned()
     }
 }
 
 impl fmt::Display for SignalName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+// Names compare, order and hash as their text: the note is not part of what a name is.
+impl PartialEq for SignalName {
+    fn eq(&self, other: &SignalName) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SignalName {}
+
+impl PartialOrd for SignalName {
+    fn partial_cmp(&self, other: &SignalName) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SignalName {
+    fn cmp(&self, other: &SignalName) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for SignalName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for SignalName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SignalName").field(&self.as_str()).finish()
     }
 }
 

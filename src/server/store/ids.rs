@@ -1,23 +1,50 @@
 //! Signal name → `series.id`, kept in memory by each store, so a write looks its names up without a
-//! query. An id never changes once given, so a cached one stays right whoever wrote it.
+//! query. An id never changes once given, so a cached one stays right whoever wrote it; and so a
+//! store also notes each id on the name it looked up (`SignalName::note`), tagged with the store:
+//! a name kept between requests (line protocol's) is then looked up once, not at every point.
 
 use super::rows::{Row, Rows, SeriesRow};
 use super::SeriesId;
 use crate::server::domain::{DataPoint, SignalName};
 use foldhash::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-#[derive(Default)]
+/// A note is the store's tag above `ID_BITS` bits of id.
+const ID_BITS: u32 = 40;
+const ID_END: u64 = 1 << ID_BITS;
+
+/// The tag of the next store opened in this process (tests and `bench` open many).
+static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
+
 pub(super) struct SeriesIds {
     /// Read by every request's handler at once; written only when signals are created.
     by_name: RwLock<HashMap<Arc<str>, SeriesId>>,
+    /// This store's tag in the notes it leaves on names; 0 (past 2^24 stores) leaves none.
+    tag: u64,
 }
 
 impl SeriesIds {
     pub fn of(rows: Vec<SeriesRow>) -> SeriesIds {
         let ids = rows.into_iter().map(|row| (row.name.into(), row.id));
+        let tag = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
         SeriesIds {
             by_name: RwLock::new(ids.collect()),
+            tag: if tag < 1 << (64 - ID_BITS) { tag } else { 0 },
+        }
+    }
+
+    /// The id this store noted on `name`, if it did.
+    fn noted(&self, name: &SignalName) -> Option<SeriesId> {
+        let note = name.note().load(Ordering::Relaxed);
+        (self.tag != 0 && note >> ID_BITS == self.tag).then_some(SeriesId((note % ID_END) as i64))
+    }
+
+    /// Notes `id` on `name` for this store (ids too large for a note are looked up every time).
+    fn note(&self, name: &SignalName, SeriesId(id): SeriesId) {
+        if let (1.., Ok(id @ 0..ID_END)) = (self.tag, u64::try_from(id)) {
+            name.note()
+                .store(self.tag << ID_BITS | id, Ordering::Relaxed);
         }
     }
 
@@ -59,15 +86,22 @@ impl SeriesIds {
         let mut rows = Vec::with_capacity(points.size_hint().0);
         let mut unknown = Vec::new();
         {
-            let ids = self.read();
+            // Taken at the first name not noted: with every name noted, the lock is not touched.
+            let mut ids = None;
             for point in points {
-                match ids.get(point.signal.as_str()) {
-                    Some(&series) => rows.push(Row {
+                let name = &point.signal;
+                let series = self.noted(name).or_else(|| {
+                    let id = *ids.get_or_insert_with(|| self.read()).get(name.as_str())?;
+                    self.note(name, id);
+                    Some(id)
+                });
+                match series {
+                    Some(series) => rows.push(Row {
                         series,
                         ts: point.timestamp.millis(),
                         value: point.value.get(),
                     }),
-                    None => unknown.push(&point.signal),
+                    None => unknown.push(name),
                 }
             }
         }
@@ -81,5 +115,57 @@ impl SeriesIds {
 
     pub fn len(&self) -> usize {
         self.read().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::domain::{Timestamp, Value};
+
+    fn ids(names: &[(&str, i64)]) -> SeriesIds {
+        let rows = names.iter().map(|&(name, id)| SeriesRow {
+            name: name.into(),
+            id: SeriesId(id),
+        });
+        SeriesIds::of(rows.collect())
+    }
+
+    fn series(ids: &SeriesIds, points: &[DataPoint]) -> Vec<SeriesId> {
+        let rows = ids.rows(points.iter()).unwrap_or_else(|_| panic!("known"));
+        rows.into_vec().iter().map(|row| row.series).collect()
+    }
+
+    #[test]
+    fn a_name_noted_by_one_store_is_looked_up_afresh_by_another() {
+        let point = |name: &str, t| DataPoint {
+            signal: SignalName::parse(name).unwrap(),
+            timestamp: Timestamp::from_millis(t).unwrap(),
+            value: Value::new(1.0).unwrap(),
+        };
+        // The same names, kept between writes as line protocol keeps them, and two stores that
+        // gave them different ids (as two databases of one process do: tests, `bench`).
+        let a = point("a", 1);
+        let points = [
+            a.clone(),
+            point("b", 1),
+            DataPoint {
+                timestamp: Timestamp::from_millis(2).unwrap(),
+                ..a
+            },
+        ];
+        let (one, other) = (ids(&[("a", 1), ("b", 2)]), ids(&[("a", 7), ("b", 1 << 41)]));
+        assert_eq!(points[0].signal.note().load(Ordering::Relaxed), 0);
+        for _ in 0..2 {
+            assert_eq!(series(&one, &points), [1, 1, 2].map(SeriesId));
+            assert_eq!(series(&other, &points), [7, 7, 1 << 41].map(SeriesId));
+        }
+        // Each store's note is its own: the last to look a name up wins it, and `b`'s id is too
+        // large to note, so `one`'s note stays on it.
+        let noted = |point: &DataPoint| point.signal.note().load(Ordering::Relaxed) & 0xffff;
+        assert_eq!([noted(&points[0]), noted(&points[1])], [7, 2]);
+        assert_eq!(other.noted(&points[0].signal), Some(SeriesId(7)));
+        assert_eq!(one.noted(&points[0].signal), None);
+        assert_eq!(one.noted(&points[1].signal), Some(SeriesId(2)));
     }
 }
