@@ -1,6 +1,7 @@
 //! Validated domain types. Raw input is turned into these at the edge (ingest, query parameters); past that
 //! point nothing re-checks, because a `SignalName` or a `Timestamp` that exists is valid by construction.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -116,6 +117,13 @@ impl Ord for SignalName {
 impl Hash for SignalName {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
+    }
+}
+
+// So that a map by name is looked up by text.
+impl Borrow<str> for SignalName {
+    fn borrow(&self) -> &str {
+        self.as_str()
     }
 }
 

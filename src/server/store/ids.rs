@@ -8,7 +8,7 @@ use super::SeriesId;
 use crate::server::domain::{DataPoint, SignalName};
 use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A note is the store's tag above `ID_BITS` bits of id.
 const ID_BITS: u32 = 40;
@@ -19,14 +19,16 @@ static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 
 pub(super) struct SeriesIds {
     /// Read by every request's handler at once; written only when signals are created.
-    by_name: RwLock<HashMap<Arc<str>, SeriesId>>,
+    /// Keyed by the names themselves: the map shares each name's text with the writes that
+    /// created it and with line protocol's cache.
+    by_name: RwLock<HashMap<SignalName, SeriesId>>,
     /// This store's tag in the notes it leaves on names; 0 (past 2^24 stores) leaves none.
     tag: u64,
 }
 
 impl SeriesIds {
     pub fn of(rows: Vec<SeriesRow>) -> SeriesIds {
-        let ids = rows.into_iter().map(|row| (row.name.into(), row.id));
+        let ids = named(rows);
         let tag = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
         SeriesIds {
             by_name: RwLock::new(ids.collect()),
@@ -50,18 +52,18 @@ impl SeriesIds {
 
     /// The map to look names up in (a panic elsewhere while holding it leaves it whole: it is
     /// only ever added to).
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, SeriesId>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<SignalName, SeriesId>> {
         self.by_name.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The map to add to.
-    pub fn write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, SeriesId>> {
+    pub fn write(&self) -> RwLockWriteGuard<'_, HashMap<SignalName, SeriesId>> {
         self.by_name.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn add(&self, rows: impl IntoIterator<Item = SeriesRow>) {
         let mut ids = self.write();
-        ids.extend(rows.into_iter().map(|row| (row.name.into(), row.id)));
+        ids.extend(named(rows));
     }
 
     /// The distinct names of `names` that are not known, by name.
@@ -116,6 +118,15 @@ impl SeriesIds {
     pub fn len(&self) -> usize {
         self.read().len()
     }
+}
+
+/// Stored series by name. A name stored before a rule that now refuses it cannot be written to
+/// any more, so it is left out.
+fn named(
+    rows: impl IntoIterator<Item = SeriesRow>,
+) -> impl Iterator<Item = (SignalName, SeriesId)> {
+    let name = |row: SeriesRow| Some((SignalName::parse(&row.name).ok()?, row.id));
+    rows.into_iter().filter_map(name)
 }
 
 #[cfg(test)]

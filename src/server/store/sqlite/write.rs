@@ -150,7 +150,7 @@ impl SqliteStore {
             for name in unknown {
                 if let Some(&id) = fresh.get(name.as_str()) {
                     state.tails.created(id);
-                    ids.insert(name.as_str().into(), id);
+                    ids.insert(name.clone(), id);
                 }
             }
         }
