@@ -55,7 +55,8 @@ pub(super) struct WriteState {
 /// The journal file and what this server knows of it.
 #[derive(Clone)]
 pub(super) struct Journal {
-    /// Two connections: the writer appends on one while a fold reads on the other.
+    /// Three connections: the writer appends on one while a fold reads on another and the upkeep
+    /// checkpoints on the third.
     pool: SqlitePool,
     /// Points the journal holds, waiting to be folded.
     points: Arc<AtomicUsize>,
@@ -139,15 +140,13 @@ impl Journal {
             name.push(".journal");
             options.clone().filename(name)
         };
+        // Like the database, the journal never checkpoints inside a commit (`wal_autocheckpoint`
+        // is 0 in `options`): the checkpoint's two fsyncs held up every request waiting on it.
         let pool = SqlitePoolOptions::new()
-            .max_connections(2)
+            .max_connections(3)
             .test_before_acquire(false)
-            .connect_with(
-                options
-                    // Rows are appended and read back in order: a small cache serves.
-                    .pragma("cache_size", "-2048")
-                    .pragma("wal_autocheckpoint", "1000"),
-            )
+            // Rows are appended and read back in order: a small cache serves.
+            .connect_with(options.pragma("cache_size", "-2048"))
             .await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
@@ -252,6 +251,26 @@ impl Journal {
             .execute(&self.pool)
             .await?;
         self.points.fetch_sub(points, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Copies the journal's WAL into its file as `SqliteStore::checkpoint` does the database's.
+    /// Every frame copied is not enough here: SQLite starts a WAL over only when no reader is
+    /// inside it, and under full ingest a fold reads the journal nearly all the time. So past
+    /// `WAL_FRAMES` the appends wait (through `counts`) while a RESTART pass waits for the read
+    /// under way to end, and the next append starts the WAL over.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.checkpoint_past(WAL_FRAMES).await
+    }
+
+    /// `checkpoint`, holding appends up once the WAL is longer than `frames`.
+    async fn checkpoint_past(&self, frames: i64) -> Result<(), StoreError> {
+        if passes(&self.pool).await?.log > frames {
+            let _appends = self.counts.lock().await;
+            sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(())
     }
 
@@ -538,6 +557,8 @@ fn each_row(data: &[u8], mut f: impl FnMut(Row)) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::clock;
+    use crate::server::store::{Durability, Retention};
     use proptest::prelude::*;
 
     proptest! {
@@ -664,6 +685,75 @@ mod tests {
         journal.forget(taken.last, folded).await.unwrap();
         journal.take(READ_POINTS).await.unwrap();
         assert_eq!(journal.fold_at(), FOLD_POINTS);
+    }
+
+    /// A store on a new file in `dir`, with its journal.
+    async fn store_in(dir: &std::path::Path) -> SqliteStore {
+        let url = format!("sqlite://{}", dir.join("wal.db").display());
+        let (retention, hold) = (Retention::default(), Hold::Exclusive);
+        SqliteStore::open(&url, Durability::Normal, retention, hold, clock::system())
+            .await
+            .unwrap()
+    }
+
+    /// 1,000 rows of one series: 12 KB in the journal, three pages and more.
+    fn a_thousand_rows() -> Vec<Row> {
+        let row = |ts| Row {
+            series: SeriesId(1),
+            ts,
+            value: 0.5,
+        };
+        (0..1_000).map(row).collect()
+    }
+
+    /// Frames in the journal's WAL (a checkpoint pass counts them, and copies what it can).
+    async fn wal_frames(journal: &Journal) -> i64 {
+        pass(&journal.pool).await.unwrap().log
+    }
+
+    #[tokio::test]
+    async fn appends_leave_the_journals_checkpoints_to_the_upkeep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(dir.path()).await;
+        let journal = store.journal.as_ref().unwrap();
+        for _ in 0..1_000 {
+            journal.append(&a_thousand_rows()).await.unwrap();
+        }
+        // 12 MB in 4 KiB pages: no append copied them out and started the WAL over.
+        assert!(wal_frames(journal).await > 3_000);
+        store.checkpoint().await.unwrap();
+        journal.append(&a_thousand_rows()).await.unwrap();
+        assert!(wal_frames(journal).await < 10);
+    }
+
+    #[tokio::test]
+    async fn a_long_journal_wal_starts_over_though_a_fold_was_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(dir.path()).await;
+        let journal = store.journal.clone().unwrap();
+        journal.append(&a_thousand_rows()).await.unwrap();
+        // A fold's read, under way when the checkpoint starts: no pass can copy what came after it.
+        let mut reader = journal.pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+        let count = "SELECT count(*) FROM journal";
+        let _: i64 = sqlx::query_scalar(count)
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            journal.append(&a_thousand_rows()).await.unwrap();
+        }
+        let checkpoint = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.checkpoint_past(100).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!checkpoint.is_finished(), "it waits for the read to end");
+        sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
+        drop(reader);
+        checkpoint.await.unwrap().unwrap();
+        journal.append(&a_thousand_rows()).await.unwrap();
+        assert!(wal_frames(&journal).await < 10);
     }
 
     #[test]

@@ -117,6 +117,34 @@ impl Checkpointed {
     fn all(&self) -> bool {
         self.checkpointed == self.log
     }
+
+    /// Frames left over, in a WAL past `WAL_FRAMES`: a pass must hold the writes up to catch up.
+    fn is_long(&self) -> bool {
+        !self.all() && self.log > WAL_FRAMES
+    }
+}
+
+/// Copies committed pages from a WAL into its database file without waiting for anyone (PASSIVE),
+/// so the WAL stays small and commits never pay for it.
+///
+/// SQLite starts the WAL over at the first commit after every frame is copied. Under steady
+/// writes a pass rarely gets there: the writer commits more while it copies. A second pass
+/// copies only what came meanwhile and usually gets there. If the WAL still grows past
+/// `WAL_FRAMES` (it would for as long as the load lasts, every commit extending the file), the
+/// caller runs a pass with the writes held up (`Checkpointed::is_long`).
+async fn passes(connections: &SqlitePool) -> Result<Checkpointed, StoreError> {
+    let copied = pass(connections).await?;
+    if copied.all() {
+        return Ok(copied);
+    }
+    pass(connections).await
+}
+
+async fn pass(connections: &SqlitePool) -> Result<Checkpointed, StoreError> {
+    let copied = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(connections)
+        .await?;
+    Ok(copied)
 }
 
 #[derive(Clone)]
@@ -246,26 +274,15 @@ impl SqliteStore {
         })
     }
 
-    /// Copies committed pages from the WAL into the database file without waiting for anyone
-    /// (PASSIVE), so the WAL stays small and commits never pay for it.
-    ///
-    /// SQLite starts the WAL over at the first commit after every frame is copied. Under steady
-    /// writes a pass rarely gets there: the writer commits more while it copies. A second pass
-    /// copies only what came meanwhile and usually gets there. If the WAL still grows past
-    /// `WAL_FRAMES` (it would for as long as the load lasts, every commit extending the file), a pass
-    /// runs on the writer's own connection, between two commits, so nothing comes meanwhile — but
-    /// the writer waits for it, so only then.
+    /// Copies committed pages from the database's WAL, then the journal's, into their files: see
+    /// `passes`. When the database's WAL stays long, a pass runs on the writer's own connection,
+    /// between two commits, so nothing comes meanwhile — but the writer waits for it, so only then.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        let pass = |connections| {
-            sqlx::query_as::<_, Checkpointed>("PRAGMA wal_checkpoint(PASSIVE)")
-                .fetch_one(connections)
-        };
-        let mut copied = pass(&self.pool).await?;
-        if !copied.all() {
-            copied = pass(&self.pool).await?;
-        }
-        if !copied.all() && copied.log > WAL_FRAMES {
+        if passes(&self.pool).await?.is_long() {
             pass(&self.writes).await?;
+        }
+        if let Some(journal) = &self.journal {
+            journal.checkpoint().await?;
         }
         Ok(())
     }
