@@ -13,6 +13,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// A note is the store's tag above `ID_BITS` bits of id.
 const ID_BITS: u32 = 40;
 const ID_END: u64 = 1 << ID_BITS;
+const TAG_END: u64 = 1 << (64 - ID_BITS);
 
 /// The tag of the next store opened in this process (tests and `bench` open many).
 static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
@@ -32,7 +33,7 @@ impl SeriesIds {
         let tag = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
         SeriesIds {
             by_name: RwLock::new(ids.collect()),
-            tag: if tag < 1 << (64 - ID_BITS) { tag } else { 0 },
+            tag: if tag < TAG_END { tag } else { 0 },
         }
     }
 

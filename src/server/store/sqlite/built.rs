@@ -337,11 +337,24 @@ async fn rollups_from_blocks(
     Ok(built)
 }
 
-/// The hour being built: its series, start, minutes so far and the hour's own rollup.
+/// The hour being built, and its minutes so far.
 #[derive(Default)]
 struct HourBuilder {
-    open: Option<(SeriesId, i64, Aggregate)>,
+    open: Option<OpenHour>,
     minutes: Vec<Bucket>,
+}
+
+/// A series' hour with points: where it starts, and its own rollup so far.
+struct OpenHour {
+    series: SeriesId,
+    start: i64,
+    aggregate: Aggregate,
+}
+
+impl OpenHour {
+    fn holds(&self, series: SeriesId, t: i64) -> bool {
+        self.series == series && self.start == bucket(t, HOUR)
+    }
 }
 
 impl HourBuilder {
@@ -349,17 +362,20 @@ impl HourBuilder {
     fn begins_another(&self, series: SeriesId, t: i64) -> bool {
         self.open
             .as_ref()
-            .is_some_and(|(s, h, _)| *s != series || *h != bucket(t, HOUR))
+            .is_some_and(|hour| !hour.holds(series, t))
     }
 
     /// Adds a point (in series, then time order), packing the hour before once one begins.
     fn add(&mut self, series: SeriesId, t: i64, v: f64, built: &mut Built) {
-        let start = bucket(t, HOUR);
         match &mut self.open {
-            Some((s, h, aggregate)) if *s == series && *h == start => aggregate.add(t, v),
+            Some(hour) if hour.holds(series, t) => hour.aggregate.add(t, v),
             _ => {
                 self.finish(built);
-                self.open = Some((series, start, Aggregate::of(t, v)));
+                self.open = Some(OpenHour {
+                    series,
+                    start: bucket(t, HOUR),
+                    aggregate: Aggregate::of(t, v),
+                });
             }
         }
         let minute = bucket(t, MINUTE);
@@ -373,7 +389,12 @@ impl HourBuilder {
     }
 
     fn finish(&mut self, built: &mut Built) {
-        let Some((series, start, aggregate)) = self.open.take() else {
+        let Some(OpenHour {
+            series,
+            start,
+            aggregate,
+        }) = self.open.take()
+        else {
             return;
         };
         let data = packed_rollups::encode(Span::HourOfMinutes, start, &self.minutes);
