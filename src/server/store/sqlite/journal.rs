@@ -67,8 +67,9 @@ pub(super) struct Journal {
     series: Arc<AtomicUsize>,
     /// The points of each series in the rows no fold has taken yet, counted as they are appended,
     /// so a fold need not read the journal once more to count them. Locked through an append, so a
-    /// fold's take sees each row counted or not there yet. `None` after a failed fold, whose rows
-    /// stay in the journal uncounted: the next fold counts them from the journal.
+    /// fold's take sees each row counted or not there yet, and so `checkpoint` can hold appends
+    /// up. `None` after a failed fold, whose rows stay in the journal uncounted: the next fold
+    /// counts them from the journal.
     counts: Arc<tokio::sync::Mutex<Option<Counts>>>,
 }
 

@@ -131,7 +131,8 @@ impl Checkpointed {
 /// writes a pass rarely gets there: the writer commits more while it copies. A second pass
 /// copies only what came meanwhile and usually gets there. If the WAL still grows past
 /// `WAL_FRAMES` (it would for as long as the load lasts, every commit extending the file), the
-/// caller runs a pass with the writes held up (`Checkpointed::is_long`).
+/// caller runs a pass with the writes held up: the database's when frames are left over
+/// (`Checkpointed::is_long`), the journal's whenever the WAL is that long (`Journal::checkpoint`).
 async fn passes(connections: &SqlitePool) -> Result<Checkpointed, StoreError> {
     let copied = pass(connections).await?;
     if copied.all() {
